@@ -1,0 +1,40 @@
+"""Wiring: settings in, a ready `Core` out. No module-level instances."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from importlib import resources
+
+from sqlalchemy import Engine
+
+from bot.clock import Clock, SystemClock
+from bot.core.context import Ctx
+from bot.core.service import Core
+from bot.roster import ImportReport, import_roster, parse_roster
+from config.settings import Settings
+from storage.db import create_db_engine, transaction, upgrade
+
+
+def build_core(settings: Settings, *, clock: Clock | None = None,
+               engine: Engine | None = None, migrate: bool = True) -> Core:
+    engine = engine or create_db_engine(settings.database_url)
+    if migrate:
+        upgrade(engine)
+    return Core(engine=engine, settings=settings, clock=clock or SystemClock())
+
+
+def sample_roster_text(today: date) -> str:
+    text = resources.files("config").joinpath("sample_roster.toml").read_text("utf-8")
+    return text.replace("RECENT_DATE", (today - timedelta(days=30)).isoformat()).replace(
+        "EXPIRED_DATE", (today - timedelta(days=400)).isoformat()
+    )
+
+
+def load_roster_text(core: Core, text: str, *, actor: str, source: str) -> ImportReport:
+    """Validate the whole file, then import it in one transaction (nothing half-written)."""
+    now = core.clock.now()
+    roster = parse_roster(text, today=now.date())
+    with transaction(core.engine) as session:
+        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=actor, now=now)
+        ctx.record("admin", "command.roster_import", source=source)
+        return import_roster(ctx, roster, source=source)

@@ -1,0 +1,1 @@
+"""The workflow core: the directive's rules, platform-neutral. See `bot.core.service.Core`."""

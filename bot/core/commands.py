@@ -1,0 +1,212 @@
+"""`/notice` subcommands, parsed once for every surface."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlmodel import col, select
+
+from bot.core import access, steps, thread
+from bot.core.context import Ctx
+from bot.core.errors import Refused
+from bot.core.forms import open_case_form
+from bot.messages import Action, ActionId, ActionValue, Message, Outcome
+from storage.models import (
+    Approval,
+    ApprovalStatus,
+    Case,
+    Delegation,
+    Person,
+    Role,
+    Stage,
+    UsncbRequest,
+)
+
+HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusion
+`/notice show ID` details of a case (authorized users only)
+`/notice list` your open cases and approvals waiting for you
+`/notice training` your training status (supervisors and managers: their AOR's)
+`/notice delegate @user until YYYY-MM-DD` lend your approval authority to a designee
+`/notice hold ID REASON` litigation hold (records officers)
+`/notice digest` your weekly digest now (managers)
+`/notice help` this text"""
+
+USER_MENTION = re.compile(r"^<?@?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
+MAX_DELEGATION_DAYS = 365
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    args: tuple[str, ...] = ()
+    case_id: str | None = None
+
+
+KNOWN = {"open", "show", "list", "training", "delegate", "hold", "digest", "help"}
+
+
+def parse(text: str) -> Command:
+    words = text.strip().split()
+    if words and words[0] == "/notice":
+        words = words[1:]
+    if not words:
+        return Command("help")
+    name, args = words[0].lower(), tuple(words[1:])
+    if name not in KNOWN:
+        return Command("unknown", (name,))
+    case_id = args[0].upper() if name in ("show", "hold") and args else None
+    return Command(name, args, case_id)
+
+
+def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
+    if command.name == "open":
+        steps.check_may_open(ctx)
+        return Outcome(form=open_case_form())
+    if command.name == "show":
+        return show_case(ctx, command.case_id)
+    if command.name == "list":
+        return list_cases(ctx)
+    if command.name == "training":
+        return training(ctx)
+    if command.name == "delegate":
+        return delegate(ctx, command.args)
+    if command.name == "hold":
+        access.require_role(ctx.session, ctx.actor, Role.records)
+        raise Refused("Litigation holds are not available yet in this version.", code="todo")
+    if command.name == "digest":
+        access.require_role(ctx.session, ctx.actor, Role.manager)
+        raise Refused("The weekly digest is not available yet in this version.", code="todo")
+    prefix = "" if command.name == "help" else f"Unknown command '{command.args[0]}'.\n"
+    return Outcome(ok=command.name == "help",
+                   private=[Message(title="noticebot", text=prefix + HELP)])
+
+
+def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
+    """Subject details, privately, to authorized users only; the read itself is recorded."""
+    access.require_person(ctx.session, ctx.actor)
+    case = steps.load_case(ctx, case_id, lock=False)
+    if not access.may_view_details(ctx.session, case, ctx.actor, today=ctx.today):
+        raise Refused(f"You are not authorized to see the details of {case.id}.",
+                      code="not_authorized")
+    ctx.record("read", "case.viewed", case_id=case.id)
+    requests = ctx.session.exec(
+        select(UsncbRequest).where(UsncbRequest.case_id == case.id)
+        .order_by(col(UsncbRequest.id))
+    ).all()
+    notes = [
+        f"USNCB {r.kind} request sent {r.sent_on}: "
+        + (f"answer '{r.answer}' on {r.answered_on}" if r.answer else r.status)
+        for r in requests
+    ]
+    approvals = ctx.session.exec(
+        select(Approval).where(Approval.case_id == case.id).order_by(col(Approval.id))
+    ).all()
+    notes += [f"{a.kind} approval routed to <@{a.routed_to}>: {a.status}"
+              + (f" ({a.justification})" if a.justification else "") for a in approvals]
+    return Outcome(case_id=case.id, private=[Message(
+        title=f"{case.id} (private)",
+        text=case.offense_summary,
+        fields=(
+            ("Subject", case.subject_name),
+            ("Identifiers", case.subject_identifiers or "-"),
+            ("Issuing country", case.issuing_country),
+            ("Notice reference", case.notice_reference),
+            ("Published", case.published_on.isoformat() if case.published_on else "unknown"),
+            ("Intended use", case.intended_use),
+            ("Extradition pending", "yes" if case.extradition_pending else "no"),
+            ("Stage", thread.STAGE_LABELS.get(case.stage, case.stage)),
+            ("Notes", case.notes or "-"),
+        ),
+        notes=tuple(notes),
+    )])
+
+
+def list_cases(ctx: Ctx) -> Outcome:
+    access.require_person(ctx.session, ctx.actor)
+    mine = ctx.session.exec(
+        select(Case).where(Case.officer == ctx.actor, col(Case.stage) != Stage.closed)
+        .order_by(col(Case.opened_at))
+    ).all()
+    waiting = ctx.session.exec(
+        select(Approval).where(Approval.routed_to == ctx.actor,
+                               Approval.status == ApprovalStatus.pending)
+        .order_by(col(Approval.requested_at))
+    ).all()
+    lines = [f"{c.id} · {thread.STAGE_LABELS.get(c.stage, c.stage)}" for c in mine]
+    actions = tuple(
+        Action(f"{a.case_id}: review {a.kind} approval",
+               ActionValue(ActionId.show_case, a.case_id)) for a in waiting
+    )
+    text = "Your open cases:\n" + ("\n".join(lines) if lines else "none")
+    text += f"\nApprovals waiting for you: {len(waiting) or 'none'}"
+    return Outcome(private=[Message(title="Your cases", text=text, actions=actions)])
+
+
+def training(ctx: Ctx) -> Outcome:
+    """Your own status; an FRO, designee or manager also sees their AOR's (§4.2(1), O6)."""
+    me = access.require_person(ctx.session, ctx.actor)
+    days = ctx.settings.training_validity_days
+    own = access.training_status(ctx.session, ctx.actor, today=ctx.today, validity_days=days)
+    text = f"Your training: {own.describe()}."
+    roles = access.roles_of(ctx.session, ctx.actor)
+    if me.aor_id and roles & {Role.supervisor.value, Role.manager.value}:
+        people = ctx.session.exec(
+            select(Person).where(Person.aor_id == me.aor_id, col(Person.active).is_(True))
+            .order_by(col(Person.user_id))
+        ).all()
+        rows = []
+        for person in people:
+            status = access.training_status(ctx.session, person.user_id, today=ctx.today,
+                                            validity_days=days)
+            mark = "✅" if status.current else "⚠️"
+            rows.append(f"{mark} <@{person.user_id}>: {status.describe()}")
+        current = sum(1 for r in rows if r.startswith("✅"))
+        text += f"\n\nAOR {me.aor_id}: {current} of {len(rows)} current.\n" + "\n".join(rows)
+    return Outcome(private=[Message(title="Training (§5.3)", text=text, section="§4.2(1), §5.3")])
+
+
+def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
+    me = access.require_person(ctx.session, ctx.actor)
+    usage = "Usage: /notice delegate @user until YYYY-MM-DD"
+    if len(args) != 3 or args[1].lower() != "until":
+        raise Refused(usage, code="usage")
+    match = USER_MENTION.match(args[0])
+    if match is None:
+        raise Refused(f"'{args[0]}' is not a user. {usage}", code="usage")
+    try:
+        until = date.fromisoformat(args[2])
+    except ValueError:
+        raise Refused(f"'{args[2]}' is not a date (YYYY-MM-DD).", code="usage") from None
+    delegate_id = match.group(1)
+    if me.aor_id is None or ctx.actor not in access.approver_chain(ctx.session, me.aor_id):
+        raise Refused("Only an FRO or designee in an AOR's approver chain can delegate.",
+                      code="not_approver")
+    if delegate_id == ctx.actor:
+        raise Refused("You cannot delegate to yourself.", code="usage")
+    if access.person(ctx.session, delegate_id) is None:
+        raise Refused(f"<@{delegate_id}> is not on the roster.", code="not_on_roster")
+    if until < ctx.today or until > ctx.today + timedelta(days=MAX_DELEGATION_DAYS):
+        raise Refused(f"The end date must be between today and {MAX_DELEGATION_DAYS} days from "
+                      "now.", code="usage")
+    access.require_training(ctx.session, delegate_id, today=ctx.today,
+                            validity_days=ctx.settings.training_validity_days)
+    existing = ctx.session.exec(
+        select(Delegation).where(
+            Delegation.delegator == ctx.actor,
+            col(Delegation.until) >= ctx.today,
+        )
+    ).all()
+    for old in existing:  # one delegation per delegator at a time: the newest wins
+        old.until = ctx.today - timedelta(days=1)
+        ctx.session.add(old)
+    ctx.session.add(Delegation(aor_id=me.aor_id, delegator=ctx.actor, delegate=delegate_id,
+                               until=until, created_at=ctx.now))
+    ctx.state("delegation.created", aor=me.aor_id, delegate=delegate_id, until=until)
+    return Outcome(private=[Message(
+        title="Delegation recorded",
+        text=f"<@{delegate_id}> may decide approvals for AOR {me.aor_id} on your behalf "
+        f"through {until.isoformat()}.",
+        section="§4.2",
+    )])

@@ -1,0 +1,379 @@
+"""The forms the core asks for, and the generic checks every field gets.
+
+Step-specific rules (for example "an unexplained risk indicator rules out *no indications*") are
+in `bot.core.steps`; here is only what a field's own definition says.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from bot.core.errors import FormErrors
+from bot.messages import FieldKind, Form, FormField, FormId, Option
+from storage.models import Case, IntendedUse, NoticeType
+
+YES_NO = (Option("yes", "Yes"), Option("no", "No"))
+
+NOTICE_TYPES = (
+    Option(NoticeType.red_notice, "Red Notice"),
+    Option(NoticeType.diffusion, "Wanted Person Diffusion"),
+)
+INTENDED_USES = (
+    Option(IntendedUse.enforcement, "To inform an enforcement action"),
+    Option(IntendedUse.immigration, "In immigration proceedings (EOIR)"),
+    Option(IntendedUse.both, "Both"),
+)
+
+# SPEC §3: risk indicators of misuse. Keys are stable identifiers stored with each answer.
+RISK_INDICATORS: dict[str, str] = {
+    "diffusion": "The communication is a Wanted Person Diffusion (reviewed by INTERPOL only "
+    "after it was sent)",
+    "pre_reform": "The notice was published before INTERPOL's 2016-2017 reforms",
+    "watchlist": "The issuing country is on the agency's confidential watch list",
+    "misuser_charges": "Charges of the kinds misusers cite (fraud, financial crimes, terrorism)",
+    "targeted_person": "The person is a human-rights defender, journalist, dissident, critic, "
+    "civil-society activist or political opponent",
+    "protected_status": "The person has or claims refugee, asylum or other protected status",
+    "usg_employee": "The person is a current or former U.S. Government employee or official",
+    "fabricated_evidence": "Indications that the charges rest on fabricated evidence, "
+    "corruption or torture",
+}
+AUTOMATIC_INDICATORS = ("diffusion", "pre_reform", "watchlist")
+
+# §5.2: offense categories for which INTERPOL prohibits notices.
+PROHIBITED_CATEGORIES: dict[str, str] = {
+    "behavioral_norms": "Behavioral or cultural norms",
+    "family_private": "Family or private matters",
+    "administrative_private": "Administrative violation or private dispute",
+}
+
+# §2.3, §4.3(7): what the preliminary review must cover.
+REVIEW_SOURCES: dict[str, str] = {
+    "interpol_guidance": "INTERPOL guidance and rules (RPD)",
+    "law_enforcement_systems": "Law-enforcement systems normally used by ICE",
+    "usg_reports": "U.S. Government reports",
+    "public_information": "Publicly available information",
+    "underlying_documents": "Underlying documentation (if already received)",
+}
+REQUIRED_SOURCES = ("interpol_guidance", "law_enforcement_systems", "usg_reports",
+                    "public_information")
+
+DOCUMENT_KINDS: dict[str, str] = {
+    "warrant": "Foreign arrest warrant",
+    "indictment": "Indictment",
+    "charging": "Charging documents",
+    "conviction": "Conviction documentation",
+    "police_reports": "Police reports",
+}
+
+# §5.2 doubt minimum. The requesting country's NCB is deliberately absent (tip-off guard).
+DOUBT_KINDS: dict[str, str] = {
+    "confer": "Conferred with partner agencies",
+    "research": "Researched the person and the offense",
+    "context": "Sought additional context and information",
+}
+DOUBT_PARTNERS: dict[str, str] = {
+    "usncb": "USNCB",
+    "state": "U.S. Department of State",
+    "doj": "U.S. Department of Justice",
+    "protected_country": "A country that may have granted the person protected status",
+}
+REQUESTING_NCB = "requesting_ncb"
+
+NOTICE_STATUSES: dict[str, str] = {
+    "active": "Active",
+    "suspended": "Suspended",
+    "withdrawn": "Withdrawn",
+    "expired": "Expired",
+}
+
+COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+
+
+def options(mapping: Mapping[str, str]) -> tuple[Option, ...]:
+    return tuple(Option(k, v) for k, v in mapping.items())
+
+
+def _date_field(name: str, label: str, *, today: date, required: bool = True) -> FormField:
+    return FormField(
+        name, label, FieldKind.date, required=required, initial=today.isoformat(),
+        hint="YYYY-MM-DD",
+    )
+
+
+def _usncb_sent_fields(today: date) -> tuple[FormField, ...]:
+    return (
+        _date_field("sent_on", "Date the request was sent to the USNCB", today=today),
+        FormField("method", "How it was sent (local procedure)", hint="e.g. USNCB e-mail, "
+                  "I-LINK, phone"),
+        FormField("reference", "USNCB reference, if any", required=False),
+    )
+
+
+def open_case_form() -> Form:
+    return Form(
+        FormId.open_case,
+        "Open a notice case",
+        (
+            FormField("notice_type", "Notice type", FieldKind.choice, options=NOTICE_TYPES),
+            FormField("notice_reference", "INTERPOL notice or diffusion reference",
+                      max_length=80),
+            FormField("subject_name", "Subject's name", max_length=200),
+            FormField("subject_identifiers", "Subject identifiers (DOB, A-number, ...)",
+                      required=False, max_length=500),
+            FormField("issuing_country", "Issuing country (ISO code, e.g. MX)", max_length=2),
+            FormField("offense_summary", "Offense(s) charged", FieldKind.long_text,
+                      max_length=2000),
+            FormField("published_on", "Date the notice was published, if known",
+                      FieldKind.date, required=False, hint="YYYY-MM-DD"),
+            FormField("intended_use", "Intended use", FieldKind.choice, options=INTENDED_USES),
+            FormField("extradition_pending", "Is an extradition request pending, or does DOJ "
+                      "have an interest?", FieldKind.yes_no, options=YES_NO),
+            FormField("notes", "Notes", FieldKind.long_text, required=False, max_length=2000),
+        ),
+        section="§5.1",
+        submit_label="Open case",
+        intro="Subject details stay private: the case thread shows only the case id, type, "
+        "AOR and stage.",
+    )
+
+
+def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = None,
+               automatic: tuple[str, ...] = ()) -> Form:
+    """The form for a step of `case`. `automatic` lists indicators the core already set."""
+    fields: tuple[FormField, ...]
+    title, section, intro = "", "", ""
+    if form_id is FormId.validity_sent:
+        title, section = "Validity request sent", "§5.1(1)"
+        fields = _usncb_sent_fields(today)
+        intro = "Ask the USNCB to confirm the notice is active (not suspended, withdrawn or " \
+                "expired)."
+    elif form_id is FormId.validity_answer:
+        title, section = "USNCB validity answer", "§5.1(1)"
+        fields = (
+            FormField("status", "Status reported by the USNCB", FieldKind.choice,
+                      options=options(NOTICE_STATUSES)),
+            _date_field("answered_on", "Date of the answer", today=today),
+            FormField("reference", "USNCB reference, if any", required=False),
+        )
+    elif form_id is FormId.review:
+        title, section = "Preliminary review", "§5.1(2), §5.2"
+        auto = ", ".join(RISK_INDICATORS[k] for k in automatic) or "none"
+        intro = f"Indicators set from the case: {auto}."
+        manual = {k: v for k, v in RISK_INDICATORS.items() if k not in AUTOMATIC_INDICATORS}
+        fields = (
+            FormField("prohibited", "Prohibited offense categories that apply (§5.2)",
+                      FieldKind.multi_choice, required=False,
+                      options=options(PROHIBITED_CATEGORIES)),
+            FormField("serious_crime", "If administrative/private dispute: is it aimed at a "
+                      "serious crime or connected to organized crime?", FieldKind.yes_no,
+                      required=False, options=YES_NO),
+            FormField("indicators", "Risk indicators present", FieldKind.multi_choice,
+                      required=False, options=options(manual)),
+            FormField("dismissed", "Indicators that do not apply to this case despite being "
+                      "present", FieldKind.multi_choice, required=False,
+                      options=options(RISK_INDICATORS)),
+            FormField("dismissal_note", "Why those indicators do not apply",
+                      FieldKind.long_text, required=False, max_length=2000),
+            FormField("sources", "Sources reviewed (§2.3, §4.3(7))", FieldKind.multi_choice,
+                      options=options(REVIEW_SOURCES)),
+            FormField("outcome", "Outcome", FieldKind.choice, options=(
+                Option("no_indications", "No indications of misuse"),
+                Option("doubt", "Doubt: indications to look into"),
+                Option("misuse", "Material evidence of misuse or a prohibited notice"),
+            )),
+            FormField("notes", "Review notes", FieldKind.long_text, required=False,
+                      max_length=2000),
+        )
+    elif form_id is FormId.doubt_step:
+        title, section = "Doubt: record what was done", "§5.2"
+        intro = "Never contact the requesting country's NCB or ask it for documents while " \
+                "indications exist (§5.2)."
+        fields = (
+            FormField("kind", "What was done", FieldKind.choice, options=options(DOUBT_KINDS)),
+            FormField("partners", "Partners conferred with (for 'conferred')",
+                      FieldKind.multi_choice, required=False, options=options(DOUBT_PARTNERS)),
+            FormField("note", "What was learned", FieldKind.long_text, max_length=2000),
+        )
+    elif form_id is FormId.doubt_resolve:
+        title, section = "Resolve the doubt", "§5.2"
+        fields = (
+            FormField("resolution", "Conclusion", FieldKind.choice, options=(
+                Option("resolved", "No indications remain: seek approval"),
+                Option("misuse", "Material evidence of misuse: do not use"),
+                Option("unresolved", "Doubt remains: do not use"),
+            )),
+            FormField("justification", "Basis for the conclusion", FieldKind.long_text,
+                      max_length=2000),
+        )
+    elif form_id is FormId.deny:
+        title, section = "Deny use of the notice", "§5.1(3)"
+        fields = (FormField("reason", "Reason for denial", FieldKind.long_text,
+                            max_length=2000),)
+    elif form_id is FormId.documents_sent:
+        title, section = "Underlying documentation requested", "§5.1(4)"
+        fields = (
+            FormField("documents", "Documents requested", FieldKind.multi_choice,
+                      options=options(DOCUMENT_KINDS)),
+            *_usncb_sent_fields(today),
+        )
+    elif form_id is FormId.documents_answer:
+        title, section = "USNCB answer on documentation", "§5.1(4), §6"
+        fields = (
+            FormField("answer", "Answer", FieldKind.choice, options=(
+                Option("received", "Documents received"),
+                Option("declined", "Declined / none available"),
+            )),
+            FormField("received", "Documents received", FieldKind.multi_choice, required=False,
+                      options=options(DOCUMENT_KINDS)),
+            _date_field("answered_on", "Date of the answer", today=today),
+            FormField("reference", "USNCB reference, if any", required=False),
+        )
+    elif form_id is FormId.documents_review:
+        title, section = "Review of the underlying documentation", "§5.1(4), §4.2(2)"
+        fields = (
+            FormField("indications", "Do the documents show indications of misuse or "
+                      "non-compliance?", FieldKind.yes_no, required=False, options=YES_NO),
+            FormField("better_evidence", "Do the documents give better or more complete "
+                      "evidence than the notice?", FieldKind.yes_no, required=False,
+                      options=YES_NO),
+            FormField("necessity", "If the notice is used in lieu of the documents: why that "
+                      "is necessary", FieldKind.long_text, required=False, max_length=2000),
+        )
+    elif form_id is FormId.use_auth_sent:
+        title, section = "Use authorization requested", "§5.1(5), §2.2"
+        fields = (
+            FormField("purpose", "Purpose", FieldKind.choice, options=INTENDED_USES,
+                      initial=case.intended_use),
+            *_usncb_sent_fields(today),
+            FormField("doj_coordination", "DOJ coordination (required when an extradition "
+                      "request is pending)", FieldKind.long_text, required=False,
+                      max_length=2000),
+        )
+    elif form_id is FormId.use_auth_answer:
+        title, section = "Use authorization answer", "§5.1(5)"
+        fields = (
+            FormField("answer", "Answer", FieldKind.choice, options=(
+                Option("granted", "Granted"),
+                Option("denied", "Denied"),
+                Option("no_response_proceed", "No response: proceed (enforcement action only)"),
+            )),
+            _date_field("answered_on", "Date of the answer (or of the last follow-up)",
+                        today=today),
+            FormField("reference", "Reference, if any", required=False),
+        )
+    elif form_id is FormId.disclosure:
+        title, section = "Documents provided to the person", "§5.1(6), §4.3(8)"
+        fields = (
+            _date_field("provided_on", "Date provided", today=today),
+            FormField("provided", "What was provided", FieldKind.long_text, max_length=2000),
+            FormField("respond_by", "The person may respond or contest until", FieldKind.date,
+                      hint="YYYY-MM-DD"),
+        )
+    elif form_id is FormId.disclosure_exception:
+        title, section = "Footnote 2 exception", "§4.3(8) fn. 2"
+        intro = "Only if notifying the person would jeopardize law enforcement or prosecutorial " \
+                "responsibilities. A supervisor must sign off."
+        fields = (FormField("justification", "Justification", FieldKind.long_text,
+                            max_length=2000),)
+    elif form_id is FormId.refuse_exception:
+        title, section = "Refuse the exception", "§4.3(8) fn. 2"
+        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
+    elif form_id is FormId.representations:
+        title, section = "Representations and records", "§5.1(7), §4.3(6)"
+        intro = "A notice is not a U.S. arrest warrant and conveys no authority to arrest, " \
+                "detain or remove. On Form I-213, note the person is a 'foreign fugitive'; do " \
+                "not cite the notice."
+        fields = (
+            FormField("not_a_warrant", "I will not represent the notice as a U.S. arrest "
+                      "warrant, independent authority, or INTERPOL's judgment of probable cause",
+                      FieldKind.yes_no, options=YES_NO),
+            FormField("i213", "Any arrest is documented on its immigration grounds; the I-213 "
+                      "says 'foreign fugitive' and does not cite the notice", FieldKind.yes_no,
+                      options=YES_NO),
+        )
+    elif form_id is FormId.report_inactive:
+        title, section = "Notice no longer active", "§5.1(1)"
+        fields = (
+            FormField("status", "Status", FieldKind.choice, options=options(
+                {k: v for k, v in NOTICE_STATUSES.items() if k != "active"})),
+            FormField("note", "Source of the information", FieldKind.long_text,
+                      max_length=2000),
+        )
+    elif form_id is FormId.withdraw:
+        title, section = "Withdraw the case", ""
+        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
+    else:  # pragma: no cover - every FormId is handled above
+        raise ValueError(f"no form {form_id}")
+    return Form(form_id, title, fields, section=section, case_id=case.id, ref=ref, intro=intro)
+
+
+def _as_list(raw: object) -> list[str]:
+    if raw is None:
+        return []
+    if isinstance(raw, str):
+        return [part.strip() for part in raw.split(",") if part.strip()]
+    if isinstance(raw, list | tuple | set | frozenset):
+        return [str(part).strip() for part in raw if str(part).strip()]
+    return [str(raw)]
+
+
+def validate(form: Form, raw: Mapping[str, object]) -> dict[str, Any]:
+    """Check each field against its definition; raise FormErrors naming every bad field."""
+    clean: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    unknown = set(raw) - {f.name for f in form.fields}
+    for name in sorted(unknown):
+        errors[name] = "is not a field of this form"
+    for spec in form.fields:
+        value = raw.get(spec.name)
+        allowed = {o.value for o in spec.options}
+        if spec.kind is FieldKind.multi_choice:
+            items = _as_list(value)
+            bad = [item for item in items if item not in allowed]
+            if bad:
+                errors[spec.name] = f"unknown choice {', '.join(bad)}"
+            elif spec.required and not items:
+                errors[spec.name] = "choose at least one"
+            clean[spec.name] = list(dict.fromkeys(items))
+            continue
+        text = "" if value is None else str(value).strip()
+        if not text:
+            if spec.required:
+                errors[spec.name] = "is required"
+            clean[spec.name] = None
+            continue
+        if len(text) > spec.max_length:
+            errors[spec.name] = f"is too long ({len(text)} characters, at most {spec.max_length})"
+        elif spec.kind is FieldKind.date:
+            try:
+                clean[spec.name] = date.fromisoformat(text)
+            except ValueError:
+                errors[spec.name] = f"'{text}' is not a date (YYYY-MM-DD)"
+        elif spec.kind is FieldKind.yes_no:
+            lowered = text.lower()
+            if lowered in ("yes", "y", "true"):
+                clean[spec.name] = True
+            elif lowered in ("no", "n", "false"):
+                clean[spec.name] = False
+            else:
+                errors[spec.name] = "answer yes or no"
+        elif spec.kind is FieldKind.choice:
+            if text not in allowed:
+                errors[spec.name] = f"'{text}' is not one of {', '.join(sorted(allowed))}"
+            clean[spec.name] = text
+        else:
+            clean[spec.name] = text
+    if errors:
+        raise FormErrors(errors)
+    return clean
+
+
+def check_country(code: str | None) -> str:
+    value = (code or "").strip().upper()
+    if not COUNTRY_CODE.match(value):
+        raise FormErrors({"issuing_country": "use the two-letter ISO code, e.g. MX"})
+    return value

@@ -1,0 +1,222 @@
+"""`Core`: the one entry point adapters call. Three verbs, one per kind of interaction:
+
+- `command(actor=, text=, channel=)`: a `/notice ...` command;
+- `click(actor=, value=)`: a button the core offered earlier;
+- `submit(actor=, form=, values=, ...)`: a filled form.
+
+Each runs in one transaction: the inbound interaction is recorded, the step runs inside a
+savepoint, and a refusal or bad input rolls the step back but keeps the record of the attempt.
+Outgoing messages go to the outbox in the same transaction; `Outcome.private` is for the actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from bot.clock import Clock
+from bot.core import access, commands, steps, thread
+from bot.core.context import Ctx
+from bot.core.errors import FormErrors, Refused
+from bot.core.forms import build_form, open_case_form, validate
+from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from config.settings import Settings
+from storage.db import transaction
+from storage.models import ApprovalKind, Case, OutboxMessage, OutboxStatus, RequestKind
+
+# Buttons that open a form first (their guard runs before the form is shown).
+FORM_FOR_ACTION: dict[ActionId, FormId] = {
+    ActionId.validity_sent: FormId.validity_sent,
+    ActionId.validity_answer: FormId.validity_answer,
+    ActionId.review: FormId.review,
+    ActionId.doubt_step: FormId.doubt_step,
+    ActionId.doubt_resolve: FormId.doubt_resolve,
+    ActionId.deny: FormId.deny,
+    ActionId.documents_sent: FormId.documents_sent,
+    ActionId.documents_answer: FormId.documents_answer,
+    ActionId.documents_review: FormId.documents_review,
+    ActionId.use_auth_sent: FormId.use_auth_sent,
+    ActionId.use_auth_answer: FormId.use_auth_answer,
+    ActionId.disclosure: FormId.disclosure,
+    ActionId.disclosure_exception: FormId.disclosure_exception,
+    ActionId.refuse_exception: FormId.refuse_exception,
+    ActionId.representations: FormId.representations,
+    ActionId.report_inactive: FormId.report_inactive,
+    ActionId.withdraw: FormId.withdraw,
+}
+ACTION_FOR_FORM = {form: action for action, form in FORM_FOR_ACTION.items()}
+
+FormStep = Callable[[Ctx, Case, dict[str, Any], int | None], None]
+FORM_STEPS: dict[FormId, FormStep] = {
+    FormId.validity_sent: lambda c, k, v, r: steps.validity_sent(c, k, v),
+    FormId.validity_answer: steps.validity_answer,
+    FormId.review: lambda c, k, v, r: steps.preliminary_review(c, k, v),
+    FormId.doubt_step: lambda c, k, v, r: steps.doubt_step(c, k, v),
+    FormId.doubt_resolve: lambda c, k, v, r: steps.doubt_resolve(c, k, v),
+    FormId.deny: lambda c, k, v, r: steps.deny(c, k, r, v),
+    FormId.documents_sent: lambda c, k, v, r: steps.documents_sent(c, k, v),
+    FormId.documents_answer: steps.documents_answer,
+    FormId.documents_review: steps.documents_review,
+    FormId.use_auth_sent: lambda c, k, v, r: steps.use_auth_sent(c, k, v),
+    FormId.use_auth_answer: steps.use_auth_answer,
+    FormId.disclosure: lambda c, k, v, r: steps.disclosure(c, k, v),
+    FormId.disclosure_exception: lambda c, k, v, r: steps.disclosure_exception(c, k, v),
+    FormId.refuse_exception: lambda c, k, v, r: steps.refuse_exception(c, k, r, v),
+    FormId.representations: lambda c, k, v, r: steps.representations(c, k, v),
+    FormId.report_inactive: lambda c, k, v, r: steps.report_inactive(c, k, v),
+    FormId.withdraw: lambda c, k, v, r: steps.withdraw(c, k, v),
+}
+
+ClickStep = Callable[[Ctx, Case, int | None], None]
+CLICK_STEPS: dict[ActionId, ClickStep] = {
+    ActionId.request_approval: lambda c, k, r: steps.request_approval(c, k),
+    ActionId.approve: steps.approve,
+    ActionId.sign_off_exception: steps.sign_off_exception,
+    ActionId.documents_no_response: lambda c, k, r: steps.record_no_response(
+        c, k, RequestKind.documents, r),
+    ActionId.use_auth_no_response: lambda c, k, r: steps.record_no_response(
+        c, k, RequestKind.use_authorization, r),
+}
+
+
+class Core:
+    def __init__(self, *, engine: Engine, settings: Settings, clock: Clock) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+
+    # --- the three verbs -------------------------------------------------------------------
+
+    def command(self, *, actor: str, text: str, channel: str = "console") -> Outcome:
+        parsed = commands.parse(text)
+        return self._run(
+            actor, "command", f"command.{parsed.name}", {"text": text, "channel": channel},
+            lambda ctx: commands.run(ctx, parsed, channel=channel),
+            case_id=parsed.case_id,
+        )
+
+    def click(self, *, actor: str, value: ActionValue) -> Outcome:
+        def handle(ctx: Ctx) -> Outcome:
+            if value.action is ActionId.show_case:
+                return commands.show_case(ctx, value.case_id)
+            case = steps.load_case(ctx, value.case_id)
+            if value.action in FORM_FOR_ACTION:
+                steps.guard(ctx, case, value.action)
+                return Outcome(form=self._form_for(ctx, case, FORM_FOR_ACTION[value.action],
+                                                   value.ref), case_id=case.id)
+            CLICK_STEPS[value.action](ctx, case, value.ref)
+            thread.sync(ctx, case)
+            return Outcome(case_id=case.id)
+
+        return self._run(actor, "click", f"click.{value.action.value}", value.to_dict(), handle,
+                         case_id=value.case_id)
+
+    def submit(
+        self,
+        *,
+        actor: str,
+        form: FormId,
+        values: Mapping[str, object],
+        case_id: str | None = None,
+        ref: int | None = None,
+        channel: str = "console",
+        submission_key: str | None = None,
+    ) -> Outcome:
+        def handle(ctx: Ctx) -> Outcome:
+            if form is FormId.open_case:
+                clean = validate(open_case_form(), values)
+                case = steps.open_case(ctx, clean, origin_channel=channel,
+                                       submission_key=submission_key)
+                thread.sync(ctx, case)
+                return Outcome(case_id=case.id, private=[Message(
+                    title=f"Case {case.id} opened",
+                    text=f"Your case {case.id} is open. Follow the checklist in its thread.",
+                )])
+            case = steps.load_case(ctx, case_id)
+            clean = validate(self._form_for(ctx, case, form, ref), values)
+            FORM_STEPS[form](ctx, case, clean, ref)
+            thread.sync(ctx, case)
+            return Outcome(case_id=case.id)
+
+        payload = {"form": form.value, "values": _jsonable(values), "ref": ref,
+                   "channel": channel, "submission_key": submission_key}
+        return self._run(actor, "form", f"form.{form.value}", payload, handle, case_id=case_id)
+
+    # --- plumbing ----------------------------------------------------------------------------
+
+    def _form_for(self, ctx: Ctx, case: Case, form: FormId, ref: int | None) -> Form:
+        automatic = steps.automatic_indicators(ctx, case) if form is FormId.review else ()
+        return build_form(form, case, today=ctx.today, ref=ref, automatic=automatic)
+
+    def _run(
+        self,
+        actor: str,
+        kind: str,
+        action: str,
+        payload: dict[str, Any],
+        handler: Callable[[Ctx], Outcome],
+        *,
+        case_id: str | None,
+    ) -> Outcome:
+        with transaction(self.engine) as session:
+            ctx = Ctx(session=session, clock=self.clock, settings=self.settings, actor=actor,
+                      now=self.clock.now())
+            ctx.record(kind, action, case_id=case_id, **payload)
+            try:
+                with session.begin_nested():
+                    outcome = handler(ctx)
+            except Refused as refusal:
+                ctx.record("refusal", action, case_id=case_id, reason=refusal.reason,
+                           code=refusal.code)
+                outcome = Outcome(ok=False, refusal=refusal.reason, case_id=case_id,
+                                  private=[Message(title="Not done", text=refusal.reason)])
+            except FormErrors as invalid:
+                ctx.record("refusal", f"{action}.invalid", case_id=case_id,
+                           errors=invalid.errors)
+                outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
+            for message in outcome.private:
+                ctx.record("outbound", "message.private", case_id=outcome.case_id,
+                           to=actor, message=message.to_dict())
+            return outcome
+
+    # --- delivery (the console's relay; the outbox issue adds retries and rate limits) -------
+
+    def take_outbox(self) -> list[OutboxMessage]:
+        """Claim and return pending outgoing messages in order, marking them sent."""
+        with transaction(self.engine) as session:
+            rows = list(session.exec(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == OutboxStatus.pending)
+                .order_by(col(OutboxMessage.id))
+                .with_for_update(skip_locked=True)
+            ).all())
+            now = self.clock.now()
+            for row in rows:
+                row.status, row.sent_at, row.attempts = OutboxStatus.sent, now, row.attempts + 1
+                session.add(row)
+            return rows
+
+    def session(self) -> Session:
+        """A read-only look for adapters' rendering needs (names, for instance)."""
+        return Session(self.engine)
+
+    def display_name(self, user_id: str) -> str:
+        with self.session() as session:
+            found = access.person(session, user_id)
+            return found.name if found else user_id
+
+
+def _jsonable(values: Mapping[str, object]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, date):
+            out[key] = value.isoformat()
+        elif isinstance(value, list | tuple | set | frozenset):
+            out[key] = [str(v) for v in value]
+        else:
+            out[key] = value if value is None or isinstance(value, bool | int) else str(value)
+    return out

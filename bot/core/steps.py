@@ -1,0 +1,825 @@
+"""The directive's steps as state transitions. Each function checks the actor and the case's
+state, changes it, and records what it did; callers hold the transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import col, select, update
+
+from bot.core import access, thread
+from bot.core.context import Ctx
+from bot.core.errors import FormErrors, Refused
+from bot.core.forms import (
+    AUTOMATIC_INDICATORS,
+    DOUBT_KINDS,
+    REQUIRED_SOURCES,
+    REVIEW_SOURCES,
+    RISK_INDICATORS,
+    check_country,
+)
+from bot.messages import (
+    Action,
+    ActionId,
+    ActionValue,
+    DestinationKind,
+    Message,
+    Style,
+)
+from storage.models import (
+    Aor,
+    Approval,
+    ApprovalKind,
+    ApprovalStatus,
+    Case,
+    CaseCounter,
+    CaseCreate,
+    ChecklistItem,
+    CloseReason,
+    Contact,
+    DoubtStep,
+    IntendedUse,
+    NoticeType,
+    Person,
+    PersonRole,
+    RequestKind,
+    RequestStatus,
+    ReviewOutcome,
+    RiskAnswer,
+    RiskReview,
+    Role,
+    Stage,
+    UsncbNoResponse,
+    UsncbRequest,
+)
+
+CASE_PREFIX = {NoticeType.red_notice: "RN", NoticeType.diffusion: "WD"}
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def load_case(ctx: Ctx, case_id: str | None, *, lock: bool = True) -> Case:
+    """The case, row-locked on PostgreSQL so that concurrent transitions serialize."""
+    if not case_id:
+        raise Refused("No case given.", code="no_case")
+    case = ctx.session.get(Case, case_id.strip().upper(), with_for_update=lock)
+    if case is None:
+        raise Refused(f"There is no case {case_id}.", code="no_case")
+    return case
+
+
+def require_stage(case: Case, *stages: Stage) -> None:
+    if case.stage not in {s.value for s in stages}:
+        if case.stage == Stage.closed:
+            raise Refused(f"{case.id} is closed.", code="closed")
+        wanted = " or ".join(thread.STAGE_LABELS[s.value] for s in stages)
+        raise Refused(
+            f"{case.id} is at '{thread.STAGE_LABELS.get(case.stage, case.stage)}'; this step "
+            f"needs '{wanted}' first.",
+            code="stage",
+        )
+
+
+def require_open(case: Case) -> None:
+    if case.stage == Stage.closed:
+        raise Refused(f"{case.id} is closed.", code="closed")
+
+
+def complete(ctx: Ctx, case: Case, stage: Stage, outcome: str) -> None:
+    item = ctx.session.get(ChecklistItem, (case.id, stage.value))
+    if item is None:
+        item = ChecklistItem(case_id=case.id, step=stage.value)
+    item.done, item.outcome, item.done_by, item.done_at = True, outcome, ctx.actor, ctx.now
+    ctx.session.add(item)
+    ctx.state("step.completed", case_id=case.id, step=stage.value, outcome=outcome)
+
+
+def advance(ctx: Ctx, case: Case, stage: Stage) -> None:
+    previous = case.stage
+    case.stage = stage.value
+    ctx.session.add(case)
+    needs_item = stage not in (Stage.ready, Stage.closed)
+    if needs_item and ctx.session.get(ChecklistItem, (case.id, stage.value)) is None:
+        ctx.session.add(ChecklistItem(case_id=case.id, step=stage.value))
+    ctx.state("case.stage", case_id=case.id, previous=previous, stage=stage.value)
+
+
+def close(ctx: Ctx, case: Case, reason: CloseReason) -> None:
+    previous = case.stage
+    case.stage, case.close_reason, case.closed_at = Stage.closed.value, reason.value, ctx.now
+    ctx.session.add(case)
+    ctx.session.execute(
+        update(Approval)
+        .where(col(Approval.case_id) == case.id, col(Approval.status) == ApprovalStatus.pending)
+        .values(status=ApprovalStatus.cancelled, decided_at=ctx.now)
+    )
+    ctx.state("case.closed", case_id=case.id, previous=previous, reason=reason.value)
+
+
+def _people_with_role(ctx: Ctx, role: Role) -> list[str]:
+    return list(
+        ctx.session.exec(
+            select(PersonRole.user_id)
+            .join(Person, col(Person.user_id) == col(PersonRole.user_id))
+            .where(PersonRole.role == role.value, col(Person.active).is_(True))
+            .order_by(col(PersonRole.user_id))
+        ).all()
+    )
+
+
+def notify_do_not_use(ctx: Ctx, case: Case, reason: CloseReason) -> None:
+    """§5.2: notify OPLA, the USNCB, USCIS and other configured offices, by case id only."""
+    message = Message(
+        title=f"{case.id}: notice must not be used",
+        text=f"{thread.CLOSE_LABELS[reason].capitalize()}. Case {case.id} (AOR {case.aor_id}) "
+        "was closed under ICE Directive 15006.1 §5.2. Authorized staff can open the case for "
+        "details.",
+        section="§5.2",
+        actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
+    )
+    for user_id in _people_with_role(ctx, Role.opla):
+        ctx.send(DestinationKind.dm, user_id, message, case_id=case.id)
+    contacts = ctx.session.exec(
+        select(Contact).where(col(Contact.active).is_(True)).order_by(col(Contact.id))
+    ).all()
+    for contact in contacts:
+        ctx.send(DestinationKind.channel, contact.channel, message, case_id=case.id)
+    ctx.state("case.notified", case_id=case.id, reason=reason.value,
+              opla=_people_with_role(ctx, Role.opla), contacts=[c.id for c in contacts])
+
+
+def _training(ctx: Ctx, user_id: str) -> None:
+    access.require_training(
+        ctx.session, user_id, today=ctx.today, validity_days=ctx.settings.training_validity_days
+    )
+
+
+def _not_future(values: dict[str, Any], *names: str, today: date) -> None:
+    errors = {n: "cannot be in the future" for n in names if values.get(n) and values[n] > today}
+    if errors:
+        raise FormErrors(errors)
+
+
+# --- who may do what, when: one table for clicks (before a form opens) and submits ----------
+
+
+@dataclass(frozen=True)
+class Guard:
+    who: str  # owner | approver | owner_or_approver
+    stages: tuple[Stage, ...] = ()  # empty: any open stage
+    precondition: Callable[[Ctx, Case], None] | None = None
+
+
+def guard(ctx: Ctx, case: Case, action: ActionId) -> None:
+    rule = GUARDS[action]
+    if rule.who == "owner":
+        access.require_owner(case, ctx.actor)
+    elif rule.who == "approver":
+        access.require_person(ctx.session, ctx.actor)
+        access.require_approver(ctx.session, case, ctx.actor, today=ctx.today)
+    else:
+        access.require_owner_or_approver(ctx.session, case, ctx.actor, today=ctx.today)
+    if rule.precondition is not None:
+        rule.precondition(ctx, case)
+    if rule.stages:
+        require_stage(case, *rule.stages)
+    else:
+        require_open(case)
+
+
+# --- step 0 and opening --------------------------------------------------------------------
+
+
+def check_may_open(ctx: Ctx) -> Person:
+    """Step 0 (§5.3, §4.2(1)): an officer with current training, in an AOR."""
+    officer = access.require_person(ctx.session, ctx.actor)
+    access.require_role(ctx.session, ctx.actor, Role.officer)
+    _training(ctx, ctx.actor)
+    if officer.aor_id is None:
+        raise Refused("You have no area of responsibility on the roster.", code="no_aor")
+    return officer
+
+
+def _next_case_id(ctx: Ctx, notice_type: NoticeType) -> str:
+    year = ctx.now.year
+    counter = ctx.session.get(CaseCounter, year, with_for_update=True)
+    if counter is None:
+        counter = CaseCounter(year=year, last=0)
+    counter.last += 1
+    ctx.session.add(counter)
+    ctx.session.flush()
+    return f"{CASE_PREFIX[notice_type]}-{year}-{counter.last:04d}"
+
+
+def open_case(
+    ctx: Ctx, values: dict[str, Any], *, origin_channel: str, submission_key: str | None
+) -> Case:
+    officer = check_may_open(ctx)
+    if submission_key:
+        existing = ctx.session.exec(
+            select(Case).where(Case.submission_key == submission_key)
+        ).first()
+        if existing is not None:
+            return existing  # a retried submission: the case exists already (R2)
+    country = check_country(values.get("issuing_country"))
+    _not_future(values, "published_on", today=ctx.today)
+    assert officer.aor_id is not None
+    aor = ctx.session.get(Aor, officer.aor_id)
+    data = CaseCreate(
+        aor_id=officer.aor_id,
+        notice_type=NoticeType(values["notice_type"]),
+        intended_use=IntendedUse(values["intended_use"]),
+        extradition_pending=bool(values["extradition_pending"]),
+        notice_reference=values["notice_reference"],
+        subject_name=values["subject_name"],
+        subject_identifiers=values.get("subject_identifiers") or "",
+        issuing_country=country,
+        offense_summary=values["offense_summary"],
+        published_on=values.get("published_on"),
+        notes=values.get("notes") or "",
+    )
+    case = Case.model_validate(
+        data,
+        update={
+            "id": _next_case_id(ctx, data.notice_type),
+            "officer": ctx.actor,
+            "channel": (aor.channel if aor and aor.channel else origin_channel),
+            "opened_at": ctx.now,
+            "submission_key": submission_key,
+            "stage": Stage.validity.value,
+        },
+    )
+    ctx.session.add(case)
+    ctx.session.flush()
+    ctx.session.add(ChecklistItem(case_id=case.id, step=Stage.validity.value))
+    ctx.state("case.opened", case_id=case.id, aor=case.aor_id, type=case.notice_type,
+              intended_use=case.intended_use)
+    return case
+
+
+# --- step 1: validity ----------------------------------------------------------------------
+
+
+def _record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, Any],
+                    details: dict[str, Any]) -> UsncbRequest:
+    _not_future(values, "sent_on", today=ctx.today)
+    request = UsncbRequest(
+        case_id=case.id, kind=kind.value, sent_on=values["sent_on"], sent_by=ctx.actor,
+        method=values["method"], reference=values.get("reference") or "", details=details,
+        recorded_at=ctx.now,
+    )
+    ctx.session.add(request)
+    ctx.session.flush()
+    ctx.state("usncb.request_sent", case_id=case.id, request_id=request.id, kind=kind.value,
+              sent_on=request.sent_on, details=details)
+    return request
+
+
+def _open_request(ctx: Ctx, case: Case, kind: RequestKind, ref: int | None) -> UsncbRequest:
+    request = thread.latest_request(ctx, case.id, kind)
+    if request is None:
+        raise Refused("Record that the request was sent to the USNCB first.", code="no_request")
+    if ref is not None and request.id != ref:
+        raise Refused("That request has been superseded.", code="stale")
+    if request.answer is not None:
+        raise Refused("The answer to this request is already recorded.", code="answered")
+    return request
+
+
+def _answer(ctx: Ctx, request: UsncbRequest, answer: str, values: dict[str, Any],
+            details: dict[str, Any] | None = None) -> None:
+    _not_future(values, "answered_on", today=ctx.today)
+    if values["answered_on"] < request.sent_on:
+        raise FormErrors({"answered_on": "cannot be before the request was sent "
+                          f"({request.sent_on.isoformat()})"})
+    request.answer, request.answered_on, request.answered_by = answer, values["answered_on"], \
+        ctx.actor
+    request.answer_reference = values.get("reference") or ""
+    request.answer_details = details or {}
+    request.status = RequestStatus.answered.value
+    ctx.session.add(request)
+    ctx.state("usncb.answer", case_id=request.case_id, request_id=request.id,
+              kind=request.kind, answer=answer, answered_on=request.answered_on,
+              details=details or {})
+
+
+def validity_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.validity_sent)
+    if thread.latest_request(ctx, case.id, RequestKind.validity) is not None:
+        raise Refused("The validity request is already recorded.", code="duplicate")
+    _record_request(ctx, case, RequestKind.validity, values, {})
+
+
+def validity_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
+    guard(ctx, case, ActionId.validity_answer)
+    request = _open_request(ctx, case, RequestKind.validity, ref)
+    status = values["status"]
+    _answer(ctx, request, status, values)
+    if status == "active":
+        complete(ctx, case, Stage.validity,
+                 f"Active per the USNCB ({values['answered_on'].isoformat()})")
+        advance(ctx, case, Stage.review)
+    else:
+        complete(ctx, case, Stage.validity, f"{status.capitalize()} per the USNCB: unusable")
+        close(ctx, case, CloseReason.notice_inactive)
+
+
+def report_inactive(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.report_inactive)
+    ctx.state("notice.inactive", case_id=case.id, status=values["status"], note=values["note"])
+    close(ctx, case, CloseReason.notice_inactive)
+
+
+def withdraw(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.withdraw)
+    ctx.state("case.withdrawn", case_id=case.id, reason=values["reason"])
+    close(ctx, case, CloseReason.withdrawn)
+
+
+# --- step 2: preliminary review, doubt, misuse ---------------------------------------------
+
+
+def automatic_indicators(ctx: Ctx, case: Case) -> tuple[str, ...]:
+    found = []
+    if case.notice_type == NoticeType.diffusion:
+        found.append("diffusion")
+    cutoff = date.fromisoformat(ctx.settings.reform_cutoff)
+    if case.published_on is not None and case.published_on < cutoff:
+        found.append("pre_reform")
+    if case.issuing_country in ctx.settings.watchlist_countries:
+        found.append("watchlist")
+    return tuple(found)
+
+
+def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.review)
+    errors: dict[str, str] = {}
+    sources = set(values["sources"])
+    missing = [REVIEW_SOURCES[s] for s in REQUIRED_SOURCES if s not in sources]
+    if missing:
+        errors["sources"] = f"§2.3 and §4.3(7) require reviewing: {'; '.join(missing)}"
+    auto = automatic_indicators(ctx, case)
+    present = set(auto) | set(values["indicators"])
+    dismissed = set(values["dismissed"])
+    if dismissed - present:
+        errors["dismissed"] = "only indicators that are present can be dismissed"
+    if dismissed and not values.get("dismissal_note"):
+        errors["dismissal_note"] = "explain why the dismissed indicators do not apply"
+    prohibited = list(values["prohibited"])
+    exception = bool(values.get("serious_crime"))
+    effective_prohibited = [
+        p for p in prohibited if not (p == "administrative_private" and exception)
+    ]
+    outcome = ReviewOutcome(values["outcome"])
+    open_indicators = sorted(present - dismissed)
+    if effective_prohibited and outcome is not ReviewOutcome.misuse:
+        errors["outcome"] = ("a prohibited offense category (§5.2) means the notice must not be "
+                             "used: choose material evidence of misuse")
+    elif open_indicators and outcome is ReviewOutcome.no_indications:
+        names = "; ".join(RISK_INDICATORS[k] for k in open_indicators)
+        errors["outcome"] = (f"risk indicators are present ({names}): choose doubt, or dismiss "
+                             "each with a reason")
+    if errors:
+        raise FormErrors(errors)
+    review = RiskReview(
+        case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome.value,
+        prohibited_categories=prohibited, serious_crime_exception=exception,
+        sources=sorted(sources), notes=values.get("notes") or "",
+    )
+    ctx.session.add(review)
+    ctx.session.flush()
+    assert review.id is not None
+    for key in RISK_INDICATORS:
+        ctx.session.add(RiskAnswer(
+            review_id=review.id, indicator=key, answer=key in present,
+            automatic=key in auto and key in AUTOMATIC_INDICATORS,
+            not_applicable_note=(values.get("dismissal_note") or "") if key in dismissed else "",
+        ))
+    case.review_outcome = outcome.value
+    ctx.state("review.recorded", case_id=case.id, review_id=review.id, outcome=outcome.value,
+              indicators=sorted(present), dismissed=sorted(dismissed), prohibited=prohibited)
+    labels = {
+        ReviewOutcome.no_indications: "No indications of misuse",
+        ReviewOutcome.doubt: f"Doubt ({len(open_indicators)} indicator(s) to look into)",
+        ReviewOutcome.misuse: "Material evidence of misuse or a prohibited notice",
+    }
+    complete(ctx, case, Stage.review, labels[outcome])
+    if outcome is ReviewOutcome.no_indications:
+        advance(ctx, case, Stage.approval)
+    elif outcome is ReviewOutcome.doubt:
+        advance(ctx, case, Stage.doubt)
+    else:
+        reason = CloseReason.prohibited if effective_prohibited else CloseReason.misuse
+        close(ctx, case, reason)
+        notify_do_not_use(ctx, case, reason)
+
+
+def indications_exist(case: Case) -> bool:
+    return case.review_outcome in (ReviewOutcome.doubt.value, ReviewOutcome.misuse.value)
+
+
+def refuse_requesting_ncb(ctx: Ctx, case: Case) -> None:
+    """The tip-off guard (§5.2, O29): no contact with the requesting country's NCB while
+    indications of misuse exist. Surfaces never offer it; a crafted request lands here."""
+    if indications_exist(case) or case.review_outcome is None:
+        raise Refused(
+            "§5.2: while there are indications the notice may be prohibited or non-compliant, "
+            "do not notify the requesting country or ask it for documents: it could alert it to "
+            "the person's location. Confer through the USNCB, State or DOJ instead.",
+            code="tip_off",
+        )
+
+
+def doubt_step(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.doubt_step)
+    partners = list(values["partners"])
+    if values["kind"] == "confer" and not partners:
+        raise FormErrors({"partners": "name the partner agencies conferred with"})
+    if "protected_country" in partners:
+        latest = ctx.session.exec(
+            select(RiskReview).where(RiskReview.case_id == case.id)
+            .order_by(col(RiskReview.id).desc())
+        ).first()
+        answer = None if latest is None or latest.id is None else ctx.session.get(
+            RiskAnswer, (latest.id, "protected_status"))
+        if answer is None or not answer.answer:
+            raise FormErrors({"partners": "confer with another country only if there is an "
+                              "indication it granted the person protected status (§5.2(1))"})
+    step = DoubtStep(case_id=case.id, kind=values["kind"], partners=partners,
+                     note=values["note"], recorded_by=ctx.actor, recorded_at=ctx.now)
+    ctx.session.add(step)
+    ctx.state("doubt.step", case_id=case.id, kind=values["kind"], partners=partners)
+
+
+def doubt_resolve(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.doubt_resolve)
+    resolution = values["resolution"]
+    done = set(ctx.session.exec(select(DoubtStep.kind).where(DoubtStep.case_id == case.id)))
+    missing = [DOUBT_KINDS[k] for k in DOUBT_KINDS if k not in done]
+    if resolution == "resolved" and missing:
+        raise FormErrors({"resolution": "§5.2 minimum not met; still to record: "
+                          + "; ".join(missing)})
+    ctx.state("doubt.resolved", case_id=case.id, resolution=resolution,
+              justification=values["justification"])
+    if resolution == "resolved":
+        case.review_outcome = ReviewOutcome.no_indications.value
+        complete(ctx, case, Stage.doubt, "Resolved: no indications remain")
+        advance(ctx, case, Stage.approval)
+    elif resolution == "misuse":
+        case.review_outcome = ReviewOutcome.misuse.value
+        complete(ctx, case, Stage.doubt, "Material evidence of misuse")
+        close(ctx, case, CloseReason.misuse)
+        notify_do_not_use(ctx, case, CloseReason.misuse)
+    else:
+        complete(ctx, case, Stage.doubt, "Doubt remains")
+        close(ctx, case, CloseReason.doubt_unresolved)
+
+
+# --- step 3: supervisory approval ----------------------------------------------------------
+
+
+def _approval_dm(case: Case, approval: Approval) -> Message:
+    kind = ApprovalKind(approval.kind)
+    assert approval.id is not None
+    if kind is ApprovalKind.use:
+        title = f"Approval requested: {case.id}"
+        text = (f"<@{approval.requested_by}> asks to use {case.id} (AOR {case.aor_id}) and to "
+                "request its underlying documentation via the USNCB (§5.1(3), §4.2(3)). The "
+                "preliminary review found no remaining indications of misuse.")
+        buttons = (
+            Action("Approve", ActionValue(ActionId.approve, case.id, approval.id), Style.primary),
+            Action("Deny", ActionValue(ActionId.deny, case.id, approval.id), Style.danger),
+        )
+        section = "§5.1(3), §2.1, §4.2(3)"
+    else:
+        title = f"Footnote 2 exception: {case.id}"
+        text = (f"<@{approval.requested_by}> asks to skip advance disclosure to the person for "
+                f"{case.id}: notifying would jeopardize law enforcement. Open details to read "
+                "the justification.")
+        buttons = (
+            Action("Sign off", ActionValue(ActionId.sign_off_exception, case.id, approval.id),
+                   Style.primary),
+            Action("Refuse", ActionValue(ActionId.refuse_exception, case.id, approval.id),
+                   Style.danger),
+        )
+        section = "§4.3(8) fn. 2"
+    buttons += (Action("Show details", ActionValue(ActionId.show_case, case.id)),)
+    if approval.status != ApprovalStatus.pending:
+        return Message(title=title, text=f"{text}\n\n{approval.status.capitalize()} by "
+                       f"<@{approval.decided_by}>.", section=section,
+                       key=f"{case.id}:approval:{approval.id}")
+    return Message(title=title, text=text, section=section, actions=buttons,
+                   key=f"{case.id}:approval:{approval.id}")
+
+
+def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "") -> Approval:
+    routed_to = access.route_approval(ctx.session, case, today=ctx.today)
+    approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
+                        requested_at=ctx.now, routed_to=routed_to, justification=justification)
+    ctx.session.add(approval)
+    ctx.session.flush()
+    ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,
+              routed_to=routed_to)
+    ctx.send(DestinationKind.dm, routed_to, _approval_dm(case, approval), case_id=case.id)
+    return approval
+
+
+def request_approval(ctx: Ctx, case: Case) -> None:
+    access.require_owner(case, ctx.actor)
+    if case.stage in (Stage.validity.value, Stage.review.value, Stage.doubt.value):
+        raise Refused(
+            "§5.1(2): the preliminary review (and any doubt) must be completed before "
+            "supervisory approval is sought.",
+            code="review_first",
+        )
+    guard(ctx, case, ActionId.request_approval)
+    if thread.pending_approval(ctx, case.id, ApprovalKind.use) is not None:
+        raise Refused("Approval has already been requested.", code="duplicate")
+    _route(ctx, case, ApprovalKind.use)
+
+
+def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: ApprovalStatus,
+            reason: str = "") -> Approval:
+    approval = ctx.session.get(Approval, ref) if ref is not None else None
+    if approval is None or approval.case_id != case.id or approval.kind != kind:
+        raise Refused("That approval request does not exist.", code="no_approval")
+    _training(ctx, ctx.actor)
+    # Conditional update: of two concurrent deciders exactly one changes the row (R3).
+    result = ctx.session.execute(
+        update(Approval)
+        .where(col(Approval.id) == approval.id, col(Approval.status) == ApprovalStatus.pending)
+        .values(status=status.value, decided_by=ctx.actor, decided_at=ctx.now, reason=reason)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        ctx.session.refresh(approval)
+        raise Refused(f"Already decided: {approval.status} by <@{approval.decided_by}>.",
+                      code="decided")
+    ctx.session.refresh(approval)
+    ctx.state("approval.decided", case_id=case.id, approval_id=approval.id, kind=kind.value,
+              status=status.value, reason=reason)
+    ctx.send(DestinationKind.dm, approval.routed_to, _approval_dm(case, approval),
+             case_id=case.id)
+    return approval
+
+
+def approve(ctx: Ctx, case: Case, ref: int | None) -> None:
+    guard(ctx, case, ActionId.approve)
+    _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.approved)
+    complete(ctx, case, Stage.approval, f"Approved ({ctx.today.isoformat()})")
+    advance(ctx, case, Stage.documents)
+
+
+def deny(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.deny)
+    _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.denied, values["reason"])
+    complete(ctx, case, Stage.approval, f"Denied ({ctx.today.isoformat()})")
+    close(ctx, case, CloseReason.denied)
+
+
+def approved(ctx: Ctx, case: Case) -> bool:
+    return ctx.session.exec(
+        select(Approval).where(
+            Approval.case_id == case.id,
+            Approval.kind == ApprovalKind.use,
+            Approval.status == ApprovalStatus.approved,
+        )
+    ).first() is not None
+
+
+# --- step 4: underlying documentation ------------------------------------------------------
+
+
+def documents_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.documents_sent)
+    if thread.latest_request(ctx, case.id, RequestKind.documents) is not None:
+        raise Refused("The documents request is already recorded.", code="duplicate")
+    _record_request(ctx, case, RequestKind.documents, values,
+                    {"documents": values["documents"]})
+
+
+def _documents_allowed(ctx: Ctx, case: Case) -> None:
+    """O3, O24, O29: documents only after approval and with no indications of misuse."""
+    if not approved(ctx, case):
+        raise Refused("§2.1, §5.1(4): underlying documentation is requested only after "
+                      "supervisory approval.", code="approval_first")
+    if case.review_outcome != ReviewOutcome.no_indications:
+        raise Refused("§2.1, §5.2: documentation is not requested while there are indications "
+                      "of misuse.", code="indications")
+
+
+def documents_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
+    guard(ctx, case, ActionId.documents_answer)
+    request = _open_request(ctx, case, RequestKind.documents, ref)
+    if values["answer"] == "received" and not values["received"]:
+        raise FormErrors({"received": "name the documents received"})
+    _answer(ctx, request, values["answer"], values, {"received": values["received"]})
+
+
+def record_no_response(ctx: Ctx, case: Case, kind: RequestKind, ref: int | None) -> None:
+    """§6: the lack of a response is itself recorded, dated."""
+    guard(ctx, case, ActionId.documents_no_response if kind is RequestKind.documents
+          else ActionId.use_auth_no_response)
+    request = _open_request(ctx, case, kind, ref)
+    assert request.id is not None
+    add_no_response(ctx, request)
+
+
+def add_no_response(ctx: Ctx, request: UsncbRequest) -> bool:
+    """Record 'no response as of today' once per day; used by officers and by reminders."""
+    assert request.id is not None
+    exists = ctx.session.exec(
+        select(UsncbNoResponse).where(
+            UsncbNoResponse.request_id == request.id, UsncbNoResponse.as_of == ctx.today
+        )
+    ).first()
+    if exists is not None:
+        return False
+    ctx.session.add(UsncbNoResponse(request_id=request.id, as_of=ctx.today,
+                                    recorded_by=ctx.actor, recorded_at=ctx.now))
+    ctx.state("usncb.no_response", case_id=request.case_id, request_id=request.id,
+              kind=request.kind, as_of=ctx.today)
+    return True
+
+
+def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
+    guard(ctx, case, ActionId.documents_review)
+    request = thread.latest_request(ctx, case.id, RequestKind.documents)
+    if request is None or (ref is not None and request.id != ref):
+        raise Refused("Record the documents request first.", code="no_request")
+    assert request.id is not None
+    received = request.answer == "received"
+    silent = bool(thread.no_responses(ctx, request.id))
+    if request.answer is None and not silent:
+        raise Refused("Record the USNCB's answer, or that there was no response, first.",
+                      code="no_answer")
+    errors: dict[str, str] = {}
+    if received and values.get("indications") is None:
+        errors["indications"] = "review the documents for indications of misuse (§4.3(4))"
+    if received and values.get("better_evidence") is None:
+        errors["better_evidence"] = "say whether the documents are better evidence (§5.1(4))"
+    in_lieu = not (received and values.get("better_evidence"))
+    if in_lieu and not values.get("necessity"):
+        errors["necessity"] = ("§4.2(2): the notice is used in lieu of the documents only if "
+                               "necessary; explain why")
+    if errors:
+        raise FormErrors(errors)
+    if request.answer is None:
+        request.status = RequestStatus.no_response.value
+        ctx.session.add(request)
+    case.documents_preferred = bool(received and values.get("better_evidence"))
+    ctx.state("documents.reviewed", case_id=case.id, received=received,
+              indications=values.get("indications"), documents_preferred=case.documents_preferred,
+              necessity=values.get("necessity"))
+    if received and values.get("indications"):
+        # New indications send the case back to §5.2's doubt minimum.
+        case.review_outcome = ReviewOutcome.doubt.value
+        complete(ctx, case, Stage.documents, "Documents reviewed: indications found")
+        advance(ctx, case, Stage.doubt)
+        item = ctx.session.get(ChecklistItem, (case.id, Stage.doubt.value))
+        if item is not None and item.done:
+            item.done, item.outcome = False, None
+            ctx.session.add(item)
+        return
+    outcome = ("Documents received and reviewed; they are better evidence and will be used"
+               if case.documents_preferred else
+               "Documents received and reviewed" if received else
+               "No documents received; the USNCB's lack of response is recorded")
+    complete(ctx, case, Stage.documents, outcome)
+    advance(ctx, case, Stage.use_authorization)
+
+
+# --- step 5: use authorization -------------------------------------------------------------
+
+
+def use_auth_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.use_auth_sent)
+    if thread.latest_request(ctx, case.id, RequestKind.use_authorization) is not None:
+        raise Refused("The use authorization request is already recorded.", code="duplicate")
+    if case.extradition_pending and not values.get("doj_coordination"):
+        raise FormErrors({"doj_coordination": "an extradition request is pending: record the "
+                          "coordination with DOJ (§2.2, §4.4(2))"})
+    purpose = IntendedUse(values["purpose"])
+    _record_request(ctx, case, RequestKind.use_authorization, values,
+                    {"purpose": purpose.value, "doj_coordination": values.get("doj_coordination")})
+    if purpose in (IntendedUse.immigration, IntendedUse.both):
+        # §4.4(1): OPLA facilitates use authorization for immigration proceedings.
+        message = Message(
+            title=f"{case.id}: use authorization for immigration proceedings",
+            text=f"<@{case.officer}> requested use authorization via the USNCB for {case.id} "
+            f"(AOR {case.aor_id}) for immigration proceedings. OPLA facilitates this request "
+            "(§4.4(1))" + ("; an extradition request is pending: coordinate with DOJ "
+                           "(§4.4(2))." if case.extradition_pending else "."),
+            section="§4.4",
+            actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
+        )
+        for user_id in _people_with_role(ctx, Role.opla):
+            ctx.send(DestinationKind.dm, user_id, message, case_id=case.id)
+
+
+def use_auth_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
+    guard(ctx, case, ActionId.use_auth_answer)
+    request = _open_request(ctx, case, RequestKind.use_authorization, ref)
+    answer = values["answer"]
+    purpose = IntendedUse(request.details.get("purpose", case.intended_use))
+    if answer == "no_response_proceed":
+        if purpose is not IntendedUse.enforcement:
+            raise FormErrors({"answer": "§5.1(5): a notice cannot be introduced or disclosed in "
+                              "immigration proceedings without use authorization"})
+        assert request.id is not None
+        if not thread.no_responses(ctx, request.id):
+            add_no_response(ctx, request)
+    _answer(ctx, request, answer, values)
+    if answer == "denied":
+        complete(ctx, case, Stage.use_authorization, "Use authorization denied")
+        close(ctx, case, CloseReason.use_not_authorized)
+        return
+    label = ("Use authorization granted" if answer == "granted" else
+             "No response to the use authorization request (recorded); enforcement use only")
+    complete(ctx, case, Stage.use_authorization, label)
+    advance(ctx, case, Stage.disclosure)
+
+
+# --- step 6: disclosure --------------------------------------------------------------------
+
+
+def disclosure(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.disclosure)
+    _not_future(values, "provided_on", today=ctx.today)
+    if values["respond_by"] <= values["provided_on"]:
+        raise FormErrors({"respond_by": "give the person a meaningful time to respond: a date "
+                          "after the documents were provided"})
+    if thread.pending_approval(ctx, case.id, ApprovalKind.disclosure_exception) is not None:
+        raise Refused("A footnote 2 exception is waiting for sign-off.", code="pending")
+    ctx.state("disclosure.provided", case_id=case.id, provided_on=values["provided_on"],
+              respond_by=values["respond_by"], provided=values["provided"])
+    complete(ctx, case, Stage.disclosure,
+             f"Documents provided {values['provided_on'].isoformat()}; the person may respond "
+             f"until {values['respond_by'].isoformat()}")
+    advance(ctx, case, Stage.representations)
+
+
+def disclosure_exception(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.disclosure_exception)
+    if thread.pending_approval(ctx, case.id, ApprovalKind.disclosure_exception) is not None:
+        raise Refused("A footnote 2 exception is already waiting for sign-off.", code="pending")
+    _route(ctx, case, ApprovalKind.disclosure_exception, values["justification"])
+
+
+def sign_off_exception(ctx: Ctx, case: Case, ref: int | None) -> None:
+    guard(ctx, case, ActionId.sign_off_exception)
+    _decide(ctx, case, ref, ApprovalKind.disclosure_exception, ApprovalStatus.approved)
+    complete(ctx, case, Stage.disclosure,
+             "Footnote 2 exception: advance disclosure would jeopardize law enforcement; "
+             "signed off")
+    advance(ctx, case, Stage.representations)
+
+
+def refuse_exception(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.refuse_exception)
+    _decide(ctx, case, ref, ApprovalKind.disclosure_exception, ApprovalStatus.denied,
+            values["reason"])
+
+
+# --- step 7: representations ---------------------------------------------------------------
+
+
+def representations(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.representations)
+    errors = {n: "must be acknowledged (yes)" for n in ("not_a_warrant", "i213") if not values[n]}
+    if errors:
+        raise FormErrors(errors)
+    _training(ctx, ctx.actor)  # §5.3: training current at the moment of use
+    complete(ctx, case, Stage.representations,
+             "Acknowledged: not a U.S. arrest warrant; I-213 notes 'foreign fugitive'")
+    advance(ctx, case, Stage.ready)
+    ctx.state("case.ready", case_id=case.id, documents_preferred=case.documents_preferred)
+
+
+GUARDS: dict[ActionId, Guard] = {
+    ActionId.validity_sent: Guard("owner", (Stage.validity,)),
+    ActionId.validity_answer: Guard("owner", (Stage.validity,)),
+    ActionId.review: Guard("owner", (Stage.review,)),
+    ActionId.doubt_step: Guard("owner", (Stage.doubt,)),
+    ActionId.doubt_resolve: Guard("owner", (Stage.doubt,)),
+    ActionId.request_approval: Guard("owner", (Stage.approval,)),
+    ActionId.approve: Guard("approver", (Stage.approval,)),
+    ActionId.deny: Guard("approver", (Stage.approval,)),
+    ActionId.documents_sent: Guard("owner", (Stage.documents,), _documents_allowed),
+    ActionId.documents_answer: Guard("owner", (Stage.documents,)),
+    ActionId.documents_no_response: Guard("owner", (Stage.documents,)),
+    ActionId.documents_review: Guard("owner", (Stage.documents,)),
+    ActionId.use_auth_sent: Guard("owner", (Stage.use_authorization,)),
+    ActionId.use_auth_answer: Guard("owner", (Stage.use_authorization,)),
+    ActionId.use_auth_no_response: Guard("owner", (Stage.use_authorization,)),
+    ActionId.disclosure: Guard("owner", (Stage.disclosure,)),
+    ActionId.disclosure_exception: Guard("owner", (Stage.disclosure,)),
+    ActionId.sign_off_exception: Guard("approver", (Stage.disclosure,)),
+    ActionId.refuse_exception: Guard("approver", (Stage.disclosure,)),
+    ActionId.representations: Guard("owner", (Stage.representations,)),
+    ActionId.report_inactive: Guard("owner_or_approver"),
+    ActionId.withdraw: Guard("owner_or_approver"),
+}

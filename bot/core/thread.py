@@ -1,0 +1,292 @@
+"""The case's messages: a root in the channel and one prompt per step in its thread.
+
+Messages are derived from the case's stored state, so the thread always reads as the case's
+history: a done step shows its outcome without buttons, the current step carries its buttons.
+Only channel-safe facts are used here: ids, enum labels, dates and people. Never subject details
+or officers' free text (§4.3(9)).
+"""
+
+from __future__ import annotations
+
+from sqlmodel import col, select
+
+from bot.core.context import Ctx
+from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message, Style
+from storage.models import (
+    Approval,
+    ApprovalKind,
+    ApprovalStatus,
+    Case,
+    ChecklistItem,
+    CloseReason,
+    DoubtStep,
+    NoticeType,
+    RequestKind,
+    Stage,
+    UsncbNoResponse,
+    UsncbRequest,
+)
+
+STEPS: tuple[tuple[Stage, str, str], ...] = (
+    (Stage.validity, "1. Verify validity", "§5.1(1)"),
+    (Stage.review, "2. Preliminary review", "§5.1(2), §5.2, §2.3"),
+    (Stage.doubt, "2b. Doubt: confer, research, seek context", "§5.2"),
+    (Stage.approval, "3. Supervisory approval", "§5.1(3), §2.1"),
+    (Stage.documents, "4. Underlying documentation", "§5.1(4), §2.1, §4.2(3)"),
+    (Stage.use_authorization, "5. Use authorization", "§5.1(5), §2.2, §4.4"),
+    (Stage.disclosure, "6. Disclosure to the person", "§5.1(6), §4.3(8)"),
+    (Stage.representations, "7. Representations and records", "§5.1(7), §4.3(6)"),
+)
+STAGE_LABELS: dict[str, str] = {
+    **{stage.value: title.split(". ", 1)[1] for stage, title, _ in STEPS},
+    Stage.ready.value: "Ready for use",
+    Stage.closed.value: "Closed",
+}
+CLOSE_LABELS: dict[str, str] = {
+    CloseReason.notice_inactive: "notice not active (suspended, withdrawn or expired): "
+    "it cannot be used (§5.1(1))",
+    CloseReason.prohibited: "prohibited offense category: must not be used (§5.2)",
+    CloseReason.misuse: "material evidence of misuse: must not be used (§5.2)",
+    CloseReason.doubt_unresolved: "doubt not resolved: not to be used (§5.2)",
+    CloseReason.denied: "supervisory approval denied (§5.1(3))",
+    CloseReason.use_not_authorized: "use authorization denied (§5.1(5))",
+    CloseReason.withdrawn: "withdrawn by the officer",
+}
+TYPE_LABELS = {NoticeType.red_notice: "Red Notice", NoticeType.diffusion: "Diffusion"}
+ORDER = [stage for stage, _, _ in STEPS]
+
+
+def step_key(case_id: str, stage: Stage | str) -> str:
+    return f"{case_id}:{stage}"
+
+
+def checklist(ctx: Ctx, case_id: str) -> dict[str, ChecklistItem]:
+    items = ctx.session.exec(select(ChecklistItem).where(ChecklistItem.case_id == case_id)).all()
+    return {item.step: item for item in items}
+
+
+def latest_request(ctx: Ctx, case_id: str, kind: RequestKind) -> UsncbRequest | None:
+    return ctx.session.exec(
+        select(UsncbRequest)
+        .where(UsncbRequest.case_id == case_id, UsncbRequest.kind == kind)
+        .order_by(col(UsncbRequest.id).desc())
+        .limit(1)
+    ).first()
+
+
+def no_responses(ctx: Ctx, request_id: int) -> list[UsncbNoResponse]:
+    return list(
+        ctx.session.exec(
+            select(UsncbNoResponse)
+            .where(UsncbNoResponse.request_id == request_id)
+            .order_by(col(UsncbNoResponse.as_of))
+        ).all()
+    )
+
+
+def pending_approval(ctx: Ctx, case_id: str, kind: ApprovalKind) -> Approval | None:
+    return ctx.session.exec(
+        select(Approval).where(
+            Approval.case_id == case_id,
+            Approval.kind == kind,
+            Approval.status == ApprovalStatus.pending,
+        )
+    ).first()
+
+
+def _button(label: str, action: ActionId, case: Case, *, ref: int | None = None,
+            style: Style = Style.default) -> Action:
+    return Action(label, ActionValue(action, case.id, ref), style)
+
+
+def root_message(case: Case) -> Message:
+    stage = STAGE_LABELS.get(case.stage, case.stage)
+    if case.stage == Stage.closed and case.close_reason:
+        stage = f"Closed: {CLOSE_LABELS.get(case.close_reason, case.close_reason)}"
+    actions: tuple[Action, ...] = (_button("Show details", ActionId.show_case, case),)
+    if case.stage != Stage.closed:
+        actions += (
+            _button("Report notice inactive", ActionId.report_inactive, case),
+            _button("Withdraw case", ActionId.withdraw, case, style=Style.danger),
+        )
+    return Message(
+        title=f"{case.id} · {TYPE_LABELS.get(NoticeType(case.notice_type), case.notice_type)}",
+        text="INTERPOL notice case. The checklist of ICE Directive 15006.1 runs in this thread.",
+        fields=(
+            ("Case", case.id),
+            ("AOR", case.aor_id),
+            ("Stage", stage),
+            ("Officer", f"<@{case.officer}>"),
+        ),
+        actions=actions,
+        key=step_key(case.id, "root"),
+    )
+
+
+def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Action, ...]]:
+    """Instructions and buttons for the step the case is at."""
+    if stage is Stage.validity:
+        request = latest_request(ctx, case.id, RequestKind.validity)
+        if request is None:
+            return (
+                "First step, always: contact the USNCB to verify the notice is active and has "
+                "not been suspended, withdrawn or expired. Record when you sent the request.",
+                (_button("Record request sent", ActionId.validity_sent, case,
+                         style=Style.primary),),
+            )
+        return (
+            f"Request sent {request.sent_on.isoformat()}. Record the USNCB's answer. Anything "
+            "but active closes the case.",
+            (_button("Record answer", ActionId.validity_answer, case, ref=request.id,
+                     style=Style.primary),),
+        )
+    if stage is Stage.review:
+        return (
+            "Review the notice for signs it is prohibited or non-compliant: offense categories, "
+            "the risk indicators, INTERPOL guidance, law-enforcement systems, U.S. Government "
+            "reports and public information.",
+            (_button("Record preliminary review", ActionId.review, case, style=Style.primary),),
+        )
+    if stage is Stage.doubt:
+        done = _doubt_done(ctx, case.id)
+        missing = [k for k in ("confer", "research", "context") if k not in done]
+        status = "All three done." if not missing else f"Still to do: {', '.join(missing)}."
+        return (
+            "There is doubt. At a minimum confer with partner agencies (USNCB, State, DOJ, a "
+            "country that may have granted protected status), research the person and offense, "
+            "and seek context. Do NOT contact the requesting country's NCB or ask it for "
+            f"documents while indications exist. {status}",
+            (
+                _button("Record what was done", ActionId.doubt_step, case),
+                _button("Conclude", ActionId.doubt_resolve, case, style=Style.primary),
+            ),
+        )
+    if stage is Stage.approval:
+        pending = pending_approval(ctx, case.id, ApprovalKind.use)
+        if pending is not None:
+            return (f"Waiting for approval from <@{pending.routed_to}>.", ())
+        return (
+            "Supervisory approval is needed before any use or disclosure of the notice, and "
+            "before underlying documentation is requested.",
+            (_button("Request supervisor approval", ActionId.request_approval, case,
+                     style=Style.primary),),
+        )
+    if stage is Stage.documents:
+        request = latest_request(ctx, case.id, RequestKind.documents)
+        if request is None:
+            return (
+                "Request the underlying documentation (warrant, indictment, charging "
+                "documents, conviction documents, police reports) via the USNCB as soon as "
+                "practicable.",
+                (_button("Record documents request sent", ActionId.documents_sent, case,
+                         style=Style.primary),),
+            )
+        silent = no_responses(ctx, request.id) if request.id is not None else []
+        text = f"Requested {request.sent_on.isoformat()}."
+        if silent:
+            text += f" No response as of {silent[-1].as_of.isoformat()}."
+        if request.answer is not None:
+            text += f" Answer: {request.answer} ({request.answered_on})."
+        actions: tuple[Action, ...] = ()
+        if request.answer is None:
+            actions += (
+                _button("Record answer", ActionId.documents_answer, case, ref=request.id),
+                _button("Record no response as of today", ActionId.documents_no_response,
+                        case, ref=request.id),
+            )
+        if request.answer is not None or silent:
+            actions += (_button("Review and decide", ActionId.documents_review, case,
+                                ref=request.id, style=Style.primary),)
+        return text, actions
+    if stage is Stage.use_authorization:
+        request = latest_request(ctx, case.id, RequestKind.use_authorization)
+        if request is None:
+            return (
+                "Request use authorization via the USNCB (OPLA facilitates it for immigration "
+                "proceedings; coordinate with DOJ if an extradition request is pending).",
+                (_button("Record use authorization request sent", ActionId.use_auth_sent, case,
+                         style=Style.primary),),
+            )
+        silent = no_responses(ctx, request.id) if request.id is not None else []
+        text = f"Requested {request.sent_on.isoformat()}."
+        if silent:
+            text += f" No response as of {silent[-1].as_of.isoformat()}."
+        return text, (
+            _button("Record answer", ActionId.use_auth_answer, case, ref=request.id,
+                    style=Style.primary),
+            _button("Record no response as of today", ActionId.use_auth_no_response, case,
+                    ref=request.id),
+        )
+    if stage is Stage.disclosure:
+        pending = pending_approval(ctx, case.id, ApprovalKind.disclosure_exception)
+        if pending is not None:
+            return (f"Footnote 2 exception waiting for sign-off from <@{pending.routed_to}>.", ())
+        return (
+            "Provide the person with the underlying documents received and a meaningful, "
+            "recorded time to respond or contest; or record the footnote 2 exception.",
+            (
+                _button("Record documents provided", ActionId.disclosure, case,
+                        style=Style.primary),
+                _button("Footnote 2 exception", ActionId.disclosure_exception, case),
+            ),
+        )
+    if stage is Stage.representations:
+        return (
+            "A notice is not a U.S. arrest warrant and conveys no authority. Document any "
+            "arrest on its immigration grounds; on Form I-213 note 'foreign fugitive' and do "
+            "not cite the notice.",
+            (_button("Acknowledge and finish", ActionId.representations, case,
+                     style=Style.primary),),
+        )
+    return "", ()
+
+
+def _doubt_done(ctx: Ctx, case_id: str) -> set[str]:
+    rows = ctx.session.exec(select(DoubtStep.kind).where(DoubtStep.case_id == case_id)).all()
+    return set(rows)
+
+
+def step_messages(ctx: Ctx, case: Case) -> list[Message]:
+    items = checklist(ctx, case.id)
+    messages: list[Message] = []
+    for stage, title, section in STEPS:
+        item = items.get(stage.value)
+        key = step_key(case.id, stage)
+        if item is not None and item.done:
+            by = f" by <@{item.done_by}>" if item.done_by else ""
+            messages.append(Message(
+                title=f"✅ {title}", text=f"{item.outcome or 'Done'}{by}.", section=section,
+                key=key,
+            ))
+        elif case.stage == stage.value:
+            text, actions = _current_prompt(ctx, case, stage)
+            messages.append(Message(title=f"▶ {title}", text=text, section=section,
+                                    actions=actions, key=key))
+        elif item is not None and case.stage == Stage.closed:
+            messages.append(Message(title=f"✖ {title}", text="Not completed: the case is "
+                                    "closed.", section=section, key=key))
+    if case.stage == Stage.ready:
+        messages.append(Message(
+            title="✅ Threshold criteria met",
+            text="All steps of §5.1 are recorded. The notice may inform the intended use, "
+            "never as its sole basis (§2)."
+            + (" Prioritize the underlying documentation: it is better evidence (§5.1(4))."
+               if case.documents_preferred else ""),
+            section="§2, §5.1",
+            key=step_key(case.id, "final"),
+        ))
+    if case.stage == Stage.closed and case.close_reason:
+        messages.append(Message(
+            title="Case closed",
+            text=CLOSE_LABELS.get(case.close_reason, case.close_reason).capitalize() + ".",
+            section="§5.1, §5.2",
+            key=step_key(case.id, "final"),
+        ))
+    return messages
+
+
+def sync(ctx: Ctx, case: Case) -> None:
+    """Queue the root and thread messages whose content changed since they were last queued."""
+    ctx.send(DestinationKind.channel, case.channel, root_message(case), case_id=case.id)
+    for message in step_messages(ctx, case):
+        ctx.send(DestinationKind.thread, case.id, message, case_id=case.id)

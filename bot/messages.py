@@ -1,0 +1,211 @@
+"""Platform-neutral messages, actions and forms. Adapters (console, Slack, Teams) render these;
+the core never knows how."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+
+class ActionId(StrEnum):
+    """Every button the core can offer. Values are stable: they travel in button payloads."""
+
+    validity_sent = "validity_sent"
+    validity_answer = "validity_answer"
+    review = "review"
+    doubt_step = "doubt_step"
+    doubt_resolve = "doubt_resolve"
+    request_approval = "request_approval"
+    approve = "approve"
+    deny = "deny"
+    documents_sent = "documents_sent"
+    documents_answer = "documents_answer"
+    documents_no_response = "documents_no_response"
+    documents_review = "documents_review"
+    use_auth_sent = "use_auth_sent"
+    use_auth_answer = "use_auth_answer"
+    use_auth_no_response = "use_auth_no_response"
+    disclosure = "disclosure"
+    disclosure_exception = "disclosure_exception"
+    sign_off_exception = "sign_off_exception"
+    refuse_exception = "refuse_exception"
+    representations = "representations"
+    report_inactive = "report_inactive"
+    withdraw = "withdraw"
+    show_case = "show_case"
+
+
+class FormId(StrEnum):
+    open_case = "open_case"
+    validity_sent = "validity_sent"
+    validity_answer = "validity_answer"
+    review = "review"
+    doubt_step = "doubt_step"
+    doubt_resolve = "doubt_resolve"
+    deny = "deny"
+    documents_sent = "documents_sent"
+    documents_answer = "documents_answer"
+    documents_review = "documents_review"
+    use_auth_sent = "use_auth_sent"
+    use_auth_answer = "use_auth_answer"
+    disclosure = "disclosure"
+    disclosure_exception = "disclosure_exception"
+    refuse_exception = "refuse_exception"
+    representations = "representations"
+    report_inactive = "report_inactive"
+    withdraw = "withdraw"
+
+
+class Style(StrEnum):
+    default = "default"
+    primary = "primary"
+    danger = "danger"
+
+
+@dataclass(frozen=True)
+class ActionValue:
+    """What a button carries back: small, typed, no subject detail."""
+
+    action: ActionId
+    case_id: str | None = None
+    ref: int | None = None  # approval or request id where the action targets one
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"action": self.action.value, "case_id": self.case_id, "ref": self.ref}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ActionValue:
+        ref = data.get("ref")
+        return cls(
+            action=ActionId(str(data["action"])),
+            case_id=None if data.get("case_id") is None else str(data["case_id"]),
+            ref=None if ref is None else int(ref),
+        )
+
+
+@dataclass(frozen=True)
+class Action:
+    label: str
+    value: ActionValue
+    style: Style = Style.default
+
+
+class DestinationKind(StrEnum):
+    channel = "channel"  # a channel (the case's root message)
+    thread = "thread"  # the case's thread, under its root message
+    dm = "dm"  # a direct message to one user
+    private = "private"  # only the acting user sees it (ephemeral / modal / console "only you")
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    section: str = ""  # the directive section the message implements, e.g. "§5.1(1)"
+    title: str = ""
+    fields: tuple[tuple[str, str], ...] = ()
+    actions: tuple[Action, ...] = ()
+    key: str | None = None  # a later message with the same key replaces this one in place
+    notes: tuple[str, ...] = ()  # smaller context lines
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["actions"] = [
+            {"label": a.label, "style": a.style.value, "value": a.value.to_dict()}
+            for a in self.actions
+        ]
+        data["fields"] = [list(pair) for pair in self.fields]
+        data["notes"] = list(self.notes)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Message:
+        return cls(
+            text=str(data["text"]),
+            section=str(data.get("section", "")),
+            title=str(data.get("title", "")),
+            fields=tuple((str(k), str(v)) for k, v in data.get("fields", [])),
+            actions=tuple(
+                Action(
+                    label=str(a["label"]),
+                    value=ActionValue.from_dict(a["value"]),
+                    style=Style(a.get("style", "default")),
+                )
+                for a in data.get("actions", [])
+            ),
+            key=data.get("key"),
+            notes=tuple(str(n) for n in data.get("notes", [])),
+        )
+
+    def all_text(self) -> str:
+        """Everything a reader would see, for checks that no subject detail leaks."""
+        parts = [self.title, self.text, self.section, *self.notes]
+        parts += [f"{k} {v}" for k, v in self.fields]
+        parts += [a.label for a in self.actions]
+        return "\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A message bound for somewhere."""
+
+    kind: DestinationKind
+    destination: str
+    message: Message
+
+
+class FieldKind(StrEnum):
+    text = "text"
+    long_text = "long_text"
+    date = "date"
+    choice = "choice"
+    multi_choice = "multi_choice"
+    yes_no = "yes_no"
+
+
+@dataclass(frozen=True)
+class Option:
+    value: str
+    label: str
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    label: str
+    kind: FieldKind = FieldKind.text
+    required: bool = True
+    options: tuple[Option, ...] = ()
+    hint: str = ""
+    max_length: int = 500
+    initial: str | None = None
+
+
+@dataclass(frozen=True)
+class Form:
+    form_id: FormId
+    title: str
+    fields: tuple[FormField, ...]
+    section: str = ""
+    submit_label: str = "Submit"
+    case_id: str | None = None
+    ref: int | None = None
+    intro: str = ""
+
+    def field(self, name: str) -> FormField:
+        for item in self.fields:
+            if item.name == name:
+                return item
+        raise KeyError(name)
+
+
+@dataclass
+class Outcome:
+    """What the core answers to one interaction."""
+
+    ok: bool = True
+    private: list[Message] = field(default_factory=list)  # only the actor sees these
+    form: Form | None = None  # a form to open for the actor
+    errors: dict[str, str] = field(default_factory=dict)  # inline form errors by field name
+    refusal: str | None = None
+    case_id: str | None = None

@@ -1,0 +1,317 @@
+"""Roster import (SPEC §7): people, roles, AORs, approver chains, managers, contacts, training.
+
+The whole file is checked before anything is written; every problem is reported with the line
+and key it sits at. Importing the same file twice changes nothing; each change is recorded.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlmodel import Session, col, delete, select
+
+from bot.core.context import Ctx
+from storage.models import (
+    Aor,
+    AorApprover,
+    AorManager,
+    Contact,
+    Person,
+    PersonRole,
+    Role,
+    TrainingCompletion,
+)
+
+USER_ID = r"^[UW][A-Z0-9]{2,31}$"
+CHANNEL_ID = r"^[CGD][A-Z0-9]{2,31}$"
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class RosterError(Exception):
+    """The roster file cannot be imported; `problems` lists each one with its place."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("roster not imported:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class AorEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1)
+    supervisors: list[str] = Field(default_factory=list)
+    managers: list[str] = Field(default_factory=list)
+    channel: str | None = Field(default=None, pattern=CHANNEL_ID)
+
+    @field_validator("supervisors", "managers")
+    @classmethod
+    def _user_ids(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not re.match(USER_ID, v)]
+        if bad:
+            raise ValueError(f"not chat user ids: {', '.join(bad)}")
+        if len(set(value)) != len(value):
+            raise ValueError("lists a user twice")
+        return value
+
+
+class PersonEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user: str = Field(pattern=USER_ID)
+    name: str = Field(min_length=1)
+    email: str
+    roles: list[Role] = Field(min_length=1)
+    aor: str | None = None
+    training_completed: date | None = None
+    timezone: str = "America/New_York"
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not EMAIL.match(value):
+            raise ValueError("not an e-mail address")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{value}' (use an IANA name such as "
+                             "America/Chicago)") from None
+        return value
+
+
+class ContactEntry(BaseModel):
+    """An office notified, by case id only, when a notice must not be used (§5.2)."""
+
+    model_config = ConfigDict(extra="forbid")
+    id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(min_length=1)
+    channel: str = Field(pattern=CHANNEL_ID)
+
+
+class RosterFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    aor: list[AorEntry] = Field(default_factory=list)
+    person: list[PersonEntry] = Field(default_factory=list)
+    contact: list[ContactEntry] = Field(default_factory=list)
+
+
+@dataclass
+class ImportReport:
+    changes: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def _locate(text: str, table: str | None, index: int | None, key: str | None) -> str:
+    """'line N' of a key inside the index-th [[table]] of the file, as best as can be found."""
+    lines = text.splitlines()
+    start, end = 0, len(lines)
+    if table is not None and index is not None:
+        headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{table}]]"]
+        if index < len(headers):
+            start = headers[index]
+            later = [i for i, line in enumerate(lines) if i > start and line.strip().startswith("[")]
+            end = later[0] if later else len(lines)
+        else:
+            return ""
+        if key is None:
+            return f"line {start + 1}"
+    if key is not None:
+        for i in range(start, end):
+            if re.match(rf"^\s*{re.escape(key)}\s*=", lines[i]):
+                return f"line {i + 1}"
+        return f"line {start + 1}" if table is not None else ""
+    return ""
+
+
+def parse_roster(text: str, *, today: date) -> RosterFile:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RosterError([f"not valid TOML: {exc}"]) from None
+    try:
+        roster = RosterFile.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = list(error["loc"])
+            table = str(loc[0]) if loc else None
+            index = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+            key = str(loc[2]) if len(loc) > 2 else (str(loc[1]) if len(loc) == 2 and index is None
+                                                     else None)
+            where = _locate(text, table, index, key)
+            path = f"[[{table}]] #{index + 1}" if index is not None else (table or "file")
+            name = f" key '{key}'" if key else ""
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                message = "unknown key"
+            problems.append(f"{where + ': ' if where else ''}{path}{name}: {message}")
+        raise RosterError(problems) from None
+    _cross_check(roster, text, today)
+    return roster
+
+
+def _cross_check(roster: RosterFile, text: str, today: date) -> None:
+    problems: list[str] = []
+    people = {p.user: p for p in roster.person}
+    aors = {a.id for a in roster.aor}
+
+    def at(table: str, index: int, key: str) -> str:
+        where = _locate(text, table, index, key)
+        return f"{where + ': ' if where else ''}[[{table}]] #{index + 1} key '{key}'"
+
+    seen: set[str] = set()
+    for i, p in enumerate(roster.person):
+        if p.user in seen:
+            problems.append(f"{at('person', i, 'user')}: user {p.user} is listed twice")
+        seen.add(p.user)
+        if p.aor is not None and p.aor not in aors:
+            problems.append(f"{at('person', i, 'aor')}: no [[aor]] with id '{p.aor}'")
+        if p.training_completed is not None and p.training_completed > today:
+            problems.append(f"{at('person', i, 'training_completed')}: is in the future")
+    seen = set()
+    for i, a in enumerate(roster.aor):
+        if a.id in seen:
+            problems.append(f"{at('aor', i, 'id')}: AOR {a.id} is listed twice")
+        seen.add(a.id)
+        for key, role in (("supervisors", Role.supervisor), ("managers", Role.manager)):
+            for user in getattr(a, key):
+                if user not in people:
+                    problems.append(f"{at('aor', i, key)}: {user} has no [[person]] entry")
+                elif role not in people[user].roles:
+                    problems.append(f"{at('aor', i, key)}: {user} lacks the '{role}' role")
+    if len({c.id for c in roster.contact}) != len(roster.contact):
+        problems.append("[[contact]]: an id is listed twice")
+    if problems:
+        raise RosterError(problems)
+
+
+def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
+    """Make the database match the file; record every change. People and AORs missing from
+    the file are deactivated, not deleted: the record refers to them."""
+    session, report = ctx.session, ImportReport()
+
+    def change(action: str, **payload: Any) -> None:
+        report.changes.append(f"{action} {payload}")
+        ctx.state(f"roster.{action}", **payload)
+
+    for entry in roster.aor:
+        existing = session.get(Aor, entry.id)
+        wanted = {"name": entry.name, "channel": entry.channel, "active": True}
+        if existing is None:
+            session.add(Aor(id=entry.id, **wanted))
+            change("aor_added", aor=entry.id)
+        elif {k: getattr(existing, k) for k in wanted} != wanted:
+            for k, v in wanted.items():
+                setattr(existing, k, v)
+            session.add(existing)
+            change("aor_updated", aor=entry.id, **wanted)
+    session.flush()
+    for entry in roster.person:
+        existing_person = session.get(Person, entry.user)
+        wanted = {"name": entry.name, "email": entry.email, "aor_id": entry.aor,
+                  "timezone": entry.timezone, "active": True}
+        if existing_person is None:
+            session.add(Person(user_id=entry.user, **wanted))
+            change("person_added", user=entry.user, aor=entry.aor)
+        elif {k: getattr(existing_person, k) for k in wanted} != wanted:
+            for k, v in wanted.items():
+                setattr(existing_person, k, v)
+            session.add(existing_person)
+            change("person_updated", user=entry.user, aor=entry.aor)
+        session.flush()
+        roles = {r.value for r in entry.roles}
+        current = set(session.exec(select(PersonRole.role).where(PersonRole.user_id == entry.user)))
+        if roles != current:
+            session.execute(delete(PersonRole).where(col(PersonRole.user_id) == entry.user))
+            session.add_all(PersonRole(user_id=entry.user, role=r) for r in sorted(roles))
+            change("roles_changed", user=entry.user, roles=sorted(roles),
+                   previous=sorted(current))
+        if entry.training_completed is not None:
+            record_training(ctx, entry.user, entry.training_completed, source=source,
+                            report=report)
+    listed_people = {p.user for p in roster.person}
+    for stale in session.exec(select(Person).where(col(Person.active).is_(True))).all():
+        if stale.user_id not in listed_people:
+            stale.active = False
+            session.add(stale)
+            change("person_deactivated", user=stale.user_id)
+    listed_aors = {a.id for a in roster.aor}
+    for stale_aor in session.exec(select(Aor).where(col(Aor.active).is_(True))).all():
+        if stale_aor.id not in listed_aors:
+            stale_aor.active = False
+            session.add(stale_aor)
+            change("aor_deactivated", aor=stale_aor.id)
+    session.flush()
+    for entry in roster.aor:
+        chain = list(session.exec(
+            select(AorApprover.user_id).where(AorApprover.aor_id == entry.id)
+            .order_by(col(AorApprover.position))
+        ))
+        if chain != entry.supervisors:
+            session.execute(delete(AorApprover).where(col(AorApprover.aor_id) == entry.id))
+            session.add_all(AorApprover(aor_id=entry.id, position=i, user_id=u)
+                            for i, u in enumerate(entry.supervisors))
+            change("approvers_changed", aor=entry.id, chain=entry.supervisors, previous=chain)
+        managers = set(session.exec(select(AorManager.user_id)
+                                    .where(AorManager.aor_id == entry.id)))
+        if managers != set(entry.managers):
+            session.execute(delete(AorManager).where(col(AorManager.aor_id) == entry.id))
+            session.add_all(AorManager(aor_id=entry.id, user_id=u) for u in entry.managers)
+            change("managers_changed", aor=entry.id, managers=sorted(entry.managers))
+    for contact in roster.contact:
+        existing_contact = session.get(Contact, contact.id)
+        wanted = {"name": contact.name, "channel": contact.channel, "active": True}
+        if existing_contact is None:
+            session.add(Contact(id=contact.id, **wanted))
+            change("contact_added", contact=contact.id)
+        elif {k: getattr(existing_contact, k) for k in wanted} != wanted:
+            for k, v in wanted.items():
+                setattr(existing_contact, k, v)
+            session.add(existing_contact)
+            change("contact_updated", contact=contact.id)
+    listed_contacts = {c.id for c in roster.contact}
+    for stale_contact in session.exec(select(Contact).where(col(Contact.active).is_(True))):
+        if stale_contact.id not in listed_contacts:
+            stale_contact.active = False
+            session.add(stale_contact)
+            change("contact_deactivated", contact=stale_contact.id)
+    session.flush()
+    ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
+    return report
+
+
+def record_training(ctx: Ctx, user_id: str, completed_on: date, *, source: str,
+                    report: ImportReport | None = None) -> bool:
+    """Add a training completion (§6 tracks them); False if it was already on record."""
+    session = ctx.session
+    if completed_on > ctx.today:
+        raise RosterError([f"training date {completed_on.isoformat()} is in the future"])
+    if session.get(Person, user_id) is None:
+        raise RosterError([f"{user_id} is not on the roster"])
+    exists = session.exec(select(TrainingCompletion).where(
+        TrainingCompletion.user_id == user_id, TrainingCompletion.completed_on == completed_on
+    )).first()
+    if exists is not None:
+        return False
+    session.add(TrainingCompletion(user_id=user_id, completed_on=completed_on, source=source,
+                                   recorded_at=ctx.now))
+    ctx.state("training.recorded", user=user_id, completed_on=completed_on, source=source)
+    if report is not None:
+        report.changes.append(f"training {user_id} {completed_on.isoformat()}")
+    return True
+
+
+def roster_is_empty(session: Session) -> bool:
+    return session.exec(select(Person).limit(1)).first() is None

@@ -1,0 +1,133 @@
+"""The one typed settings object. Built by `load_settings()`; never a module-level instance."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-", "example", "dummy")
+SUPPORTED_DRIVERS = ("sqlite", "postgresql")
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class SettingsError(Exception):
+    """Settings that cannot be used; the message names each offending setting."""
+
+
+def _looks_like_placeholder(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    slack_bot_token: str = Field(default="", validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: str = Field(default="", validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: str = Field(default="", validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    database_url: str = Field(
+        default="sqlite:///noticebot.db",
+        validation_alias=AliasChoices("NOTICEBOT_DATABASE_URL", "database_url"),
+    )
+    port: int = Field(default=3000, ge=1, le=65535, validation_alias="NOTICEBOT_PORT")
+    environment: Environment = Field(
+        default=Environment.development, validation_alias="NOTICEBOT_ENV"
+    )
+    training_validity_days: int = Field(
+        default=365, ge=1, validation_alias="NOTICEBOT_TRAINING_VALIDITY_DAYS"
+    )
+    # Confidential: ISO country codes whose notices get the watch-list risk indicator.
+    # Used only inside the core's review logic, never rendered into a message.
+    watchlist_countries: Annotated[frozenset[str], NoDecode] = Field(
+        default=frozenset(), validation_alias="NOTICEBOT_WATCHLIST_COUNTRIES"
+    )
+    # Notices published before this date predate INTERPOL's 2016-2017 reforms (SPEC §3).
+    reform_cutoff: str = Field(default="2017-01-01", validation_alias="NOTICEBOT_REFORM_CUTOFF")
+
+    @field_validator("watchlist_countries", mode="before")
+    @classmethod
+    def _split_countries(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(c.strip().upper() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from exc
+        backend = url.get_backend_name()
+        if backend not in SUPPORTED_DRIVERS:
+            raise ValueError(
+                f"unsupported database '{backend}'; use sqlite:///FILE or postgresql+psycopg://..."
+            )
+        return value
+
+    @field_validator("slack_api_url")
+    @classmethod
+    def _check_api_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL such as https://slack.com/api/")
+        return value if value.endswith("/") else value + "/"
+
+    @model_validator(mode="after")
+    def _refuse_placeholders_in_production(self) -> Settings:
+        if self.environment is not Environment.production:
+            return self
+        problems = []
+        for name, value in (
+            ("SLACK_BOT_TOKEN", self.slack_bot_token),
+            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+        ):
+            if not value:
+                problems.append(f"{name} is required in production")
+            elif _looks_like_placeholder(value):
+                problems.append(f"{name} looks like a placeholder, not a real secret")
+        if make_url(self.database_url).get_backend_name() == "sqlite":
+            problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"
+
+
+_ENV_NAMES = {
+    "database_url": "NOTICEBOT_DATABASE_URL",
+    "slack_api_url": "SLACK_API_URL",
+    "port": "NOTICEBOT_PORT",
+    "environment": "NOTICEBOT_ENV",
+    "training_validity_days": "NOTICEBOT_TRAINING_VALIDITY_DAYS",
+    "watchlist_countries": "NOTICEBOT_WATCHLIST_COUNTRIES",
+}
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment (and `.env`), turning validation errors into one
+    readable message that names each setting by its environment variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "settings"
+            name = _ENV_NAMES.get(field, field)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            lines.append(f"{name}: {message}")
+        raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

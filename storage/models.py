@@ -1,0 +1,364 @@
+"""SQLModel tables, with their Create/Public variants beside them.
+
+Enum-typed columns are stored as their string values so that the database stays readable and
+migrations never need to touch a native enum type.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import UTCDateTime
+
+
+class Role(StrEnum):
+    officer = "officer"
+    supervisor = "supervisor"
+    manager = "manager"
+    opla = "opla"
+    records = "records"
+    admin = "admin"
+
+
+class NoticeType(StrEnum):
+    red_notice = "red_notice"
+    diffusion = "diffusion"
+
+
+class IntendedUse(StrEnum):
+    enforcement = "enforcement"
+    immigration = "immigration"
+    both = "both"
+
+
+class Stage(StrEnum):
+    """Where an open case stands; the order is the directive's §5.1 sequence."""
+
+    validity = "validity"
+    review = "review"
+    doubt = "doubt"
+    approval = "approval"
+    documents = "documents"
+    use_authorization = "use_authorization"
+    disclosure = "disclosure"
+    representations = "representations"
+    ready = "ready"
+    closed = "closed"
+
+
+class CloseReason(StrEnum):
+    notice_inactive = "notice_inactive"
+    prohibited = "prohibited"
+    misuse = "misuse"
+    doubt_unresolved = "doubt_unresolved"
+    denied = "denied"
+    use_not_authorized = "use_not_authorized"
+    withdrawn = "withdrawn"
+
+
+class ReviewOutcome(StrEnum):
+    no_indications = "no_indications"
+    doubt = "doubt"
+    misuse = "misuse"
+
+
+class RequestKind(StrEnum):
+    validity = "validity"
+    documents = "documents"
+    use_authorization = "use_authorization"
+
+
+class RequestStatus(StrEnum):
+    sent = "sent"
+    answered = "answered"
+    no_response = "no_response"  # closed without an answer, recorded as such (§6)
+
+
+class ApprovalKind(StrEnum):
+    use = "use"
+    disclosure_exception = "disclosure_exception"
+
+
+class ApprovalStatus(StrEnum):
+    pending = "pending"
+    approved = "approved"
+    denied = "denied"
+    cancelled = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    pending = "pending"
+    sent = "sent"
+    dead = "dead"
+
+
+# --- roster ---------------------------------------------------------------------------------
+
+
+class Aor(SQLModel, table=True):
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    channel: str | None = None
+    active: bool = True
+
+
+class AorApprover(SQLModel, table=True):
+    """The AOR's approver chain: position 0 is the FRO, then designees in escalation order."""
+
+    __tablename__ = "aor_approver"
+    aor_id: str = Field(foreign_key="aor.id", primary_key=True)
+    position: int = Field(primary_key=True)
+    user_id: str = Field(foreign_key="person.user_id", index=True)
+
+
+class AorManager(SQLModel, table=True):
+    __tablename__ = "aor_manager"
+    aor_id: str = Field(foreign_key="aor.id", primary_key=True)
+    user_id: str = Field(foreign_key="person.user_id", primary_key=True)
+
+
+class Person(SQLModel, table=True):
+    user_id: str = Field(primary_key=True, max_length=32)
+    name: str
+    email: str
+    aor_id: str | None = Field(default=None, foreign_key="aor.id")
+    timezone: str = "America/New_York"
+    active: bool = True
+
+
+class PersonRole(SQLModel, table=True):
+    __tablename__ = "person_role"
+    user_id: str = Field(foreign_key="person.user_id", primary_key=True)
+    role: str = Field(primary_key=True)
+
+
+class Contact(SQLModel, table=True):
+    """Offices notified by case id when a notice is found prohibited or misused (§5.2)."""
+
+    id: str = Field(primary_key=True, max_length=32)
+    name: str
+    channel: str
+    active: bool = True
+
+
+class TrainingCompletion(SQLModel, table=True):
+    __tablename__ = "training_completion"
+    __table_args__ = (UniqueConstraint("user_id", "completed_on"),)
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="person.user_id", index=True)
+    completed_on: date
+    source: str
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Delegation(SQLModel, table=True):
+    """A supervisor's approval authority lent to a designee until a date (inclusive)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    aor_id: str = Field(foreign_key="aor.id")
+    delegator: str = Field(foreign_key="person.user_id")
+    delegate: str = Field(foreign_key="person.user_id", index=True)
+    until: date
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+class CaseCounter(SQLModel, table=True):
+    __tablename__ = "case_counter"
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class CaseBase(SQLModel):
+    notice_type: NoticeType
+    intended_use: IntendedUse
+    extradition_pending: bool = False
+
+
+class CaseCreate(CaseBase):
+    """What the officer submits with `/notice open`; subject fields are details (O18)."""
+
+    aor_id: str
+    notice_reference: str
+    subject_name: str
+    subject_identifiers: str = ""
+    issuing_country: str
+    offense_summary: str
+    published_on: date | None = None
+    notes: str = ""
+
+
+class Case(CaseBase, table=True):
+    __tablename__ = "notice_case"
+    __table_args__ = (Index("ix_case_aor_stage", "aor_id", "stage"),)
+    id: str = Field(primary_key=True, max_length=32)
+    aor_id: str = Field(foreign_key="aor.id")
+    officer: str = Field(foreign_key="person.user_id", index=True)
+    channel: str
+    stage: str = Field(default=Stage.validity)
+    close_reason: str | None = None
+    review_outcome: str | None = None
+    documents_preferred: bool = False
+    opened_at: datetime = Field(sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    submission_key: str | None = Field(default=None, unique=True)
+    # Subject details: never rendered into a channel or thread message.
+    notice_reference: str
+    subject_name: str
+    subject_identifiers: str = ""
+    issuing_country: str
+    offense_summary: str = Field(sa_column=Column(Text, nullable=False))
+    published_on: date | None = None
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class CasePublic(CaseBase):
+    """The channel-safe view of a case: no subject detail (§4.3(9), SPEC §4)."""
+
+    id: str
+    aor_id: str
+    officer: str
+    stage: str
+    close_reason: str | None
+
+
+class ChecklistItem(SQLModel, table=True):
+    __tablename__ = "checklist_item"
+    case_id: str = Field(foreign_key="notice_case.id", primary_key=True)
+    step: str = Field(primary_key=True)
+    done: bool = False
+    outcome: str | None = None
+    done_by: str | None = None
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class RiskReview(SQLModel, table=True):
+    __tablename__ = "risk_review"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    reviewed_by: str
+    reviewed_at: datetime = Field(sa_type=UTCDateTime)
+    outcome: str
+    prohibited_categories: list[str] = Field(default_factory=list, sa_type=JSON)
+    serious_crime_exception: bool = False
+    sources: list[str] = Field(default_factory=list, sa_type=JSON)
+    notes: str = Field(default="", sa_column=Column(Text, nullable=False))
+
+
+class RiskAnswer(SQLModel, table=True):
+    __tablename__ = "risk_answer"
+    review_id: int = Field(foreign_key="risk_review.id", primary_key=True)
+    indicator: str = Field(primary_key=True)
+    answer: bool
+    automatic: bool = False
+    not_applicable_note: str = ""
+
+
+class DoubtStep(SQLModel, table=True):
+    """What was done under §5.2's doubt minimum: confer, research, seek context."""
+
+    __tablename__ = "doubt_step"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    kind: str
+    partners: list[str] = Field(default_factory=list, sa_type=JSON)
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    recorded_by: str
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Approval(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    kind: str = Field(default=ApprovalKind.use)
+    requested_by: str
+    requested_at: datetime = Field(sa_type=UTCDateTime)
+    routed_to: str
+    status: str = Field(default=ApprovalStatus.pending, index=True)
+    decided_by: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reason: str = ""
+    justification: str = ""
+
+
+class UsncbRequest(SQLModel, table=True):
+    __tablename__ = "usncb_request"
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    kind: str
+    status: str = Field(default=RequestStatus.sent, index=True)
+    sent_on: date
+    sent_by: str
+    method: str
+    reference: str = ""
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    answer: str | None = None
+    answered_on: date | None = None
+    answered_by: str | None = None
+    answer_reference: str = ""
+    answer_details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class UsncbNoResponse(SQLModel, table=True):
+    """'No response as of DATE' on an outstanding request: §6 requires the lack of a response."""
+
+    __tablename__ = "usncb_no_response"
+    __table_args__ = (UniqueConstraint("request_id", "as_of"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(foreign_key="usncb_request.id", index=True)
+    as_of: date
+    recorded_by: str
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# --- delivery and record --------------------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    """An outgoing message written in the same transaction as the change that causes it."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    case_id: str | None = Field(default=None, index=True)
+    destination_kind: str  # channel | thread | dm
+    destination: str  # channel id, case id (its thread) or user id
+    message_key: str | None = None  # same key = update of the earlier message in place
+    payload: dict[str, Any] = Field(sa_type=JSON)
+    status: str = Field(default=OutboxStatus.pending)
+    attempts: int = 0
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    platform_ref: str | None = None
+    error: str | None = None
+
+
+class RecordEntry(SQLModel, table=True):
+    """One link of the append-only, hash-chained interaction record (§6)."""
+
+    __tablename__ = "record_entry"
+    seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor: str
+    kind: str  # command | click | form | state | refusal | outbound | admin
+    action: str
+    case_id: str | None = Field(default=None, index=True)
+    payload_digest: str = Field(max_length=64)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
+
+
+class RecordPayload(SQLModel, table=True):
+    """Entry content, kept apart from the chain so disposition can remove it (NOTES: Records)."""
+
+    __tablename__ = "record_payload"
+    seq: int = Field(foreign_key="record_entry.seq", primary_key=True)
+    body: str = Field(sa_column=Column(Text, nullable=False))
