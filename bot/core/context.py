@@ -28,7 +28,7 @@ class Ctx:
         return self.now.date()
 
     def record(
-        self, kind: str, action: str, *, case_id: str | None = None, **payload: Any
+        self, kind: str, action: str, /, *, case_id: str | None = None, **payload: Any
     ) -> RecordEntry:
         return record.append(
             self.session,
@@ -40,7 +40,7 @@ class Ctx:
             payload=payload,
         )
 
-    def state(self, action: str, *, case_id: str | None = None, **payload: Any) -> None:
+    def state(self, action: str, /, *, case_id: str | None = None, **payload: Any) -> None:
         """Record a state change (same transaction as the change)."""
         self.record("state", action, case_id=case_id, **payload)
 

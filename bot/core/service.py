@@ -165,7 +165,8 @@ class Core:
         with transaction(self.engine) as session:
             ctx = Ctx(session=session, clock=self.clock, settings=self.settings, actor=actor,
                       now=self.clock.now())
-            ctx.record(kind, action, case_id=case_id, **payload)
+            inbound = {k: v for k, v in payload.items() if k != "case_id"}
+            ctx.record(kind, action, case_id=case_id, **inbound)
             try:
                 with session.begin_nested():
                     outcome = handler(ctx)

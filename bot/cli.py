@@ -1,0 +1,224 @@
+"""`noticebot` command line."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import TextIO
+
+import click
+from sqlmodel import Session, col, select
+
+from bot.app import build_core, load_roster_text
+from bot.core.context import Ctx
+from bot.core.service import Core
+from bot.roster import RosterError, record_training
+from config.settings import Settings, SettingsError, load_settings
+from storage import record
+from storage.db import create_db_engine, transaction, upgrade
+from storage.models import RecordEntry, RecordPayload
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _core() -> Core:
+    return build_core(_settings())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="noticebot")
+def main() -> None:
+    """noticebot: the ICE Directive 15006.1 checklist for INTERPOL notices, in chat."""
+
+
+@main.command()
+@click.option("--as", "user", metavar="USER", help="Start as this roster user.")
+@click.option("--sample/--no-sample", default=None,
+              help="Load the bundled sample roster into an empty database without asking.")
+def shell(user: str | None, sample: bool | None) -> None:
+    """The local console: run the whole workflow in the terminal (SQLite by default)."""
+    from handlers.console import run_console
+
+    core = _core()
+    sys.exit(run_console(core, stdin=sys.stdin, stdout=sys.stdout,
+                         interactive=sys.stdin.isatty(), user=user, load_sample=sample))
+
+
+@main.command()
+def serve() -> None:
+    """HTTP server for Slack (POST /slack/events, GET /healthz). Arrives with the Slack surface."""
+    raise click.ClickException("`noticebot serve` arrives with the Slack surface; use "
+                               "`noticebot shell` meanwhile.")
+
+
+@main.command()
+def socket() -> None:
+    """Slack Socket Mode for development. Arrives with the Slack surface."""
+    raise click.ClickException("`noticebot socket` arrives with the Slack surface; use "
+                               "`noticebot shell` meanwhile.")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply all migrations (safe to run repeatedly)."""
+    settings = _settings()
+    upgrade(create_db_engine(settings.database_url))
+    click.echo("database is up to date")
+
+
+@main.group()
+def roster() -> None:
+    """People, roles, AORs and approver chains."""
+
+
+@roster.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def roster_import(file: Path) -> None:
+    """Import a roster TOML file (SPEC §7). All or nothing; re-importing is idempotent."""
+    core = _core()
+    try:
+        report = load_roster_text(core, file.read_text("utf-8"), actor=_actor(),
+                                  source=str(file))
+    except RosterError as exc:
+        raise click.ClickException(str(exc)) from None
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text") from None
+    click.echo(f"roster imported: {len(report.changes)} change(s)")
+    for change in report.changes:
+        click.echo(f"  {change}")
+
+
+@main.group()
+def training() -> None:
+    """Mandatory training completions (§5.3)."""
+
+
+@training.command("record")
+@click.argument("user")
+@click.argument("completed_on", metavar="DATE", type=click.DateTime(formats=["%Y-%m-%d"]))
+def training_record(user: str, completed_on: datetime) -> None:
+    """Record that USER completed the mandatory training on DATE (YYYY-MM-DD)."""
+    core = _core()
+    with transaction(core.engine) as session:
+        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=_actor(),
+                  now=core.clock.now())
+        ctx.record("admin", "command.training_record", user=user,
+                   completed_on=completed_on.date())
+        try:
+            added = record_training(ctx, user.upper(), completed_on.date(), source="cli")
+        except RosterError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo("recorded" if added else "already on record")
+
+
+@main.group()
+def audit() -> None:
+    """The tamper-evident interaction record."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain; exit 1 at the first entry that does not verify."""
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    with Session(engine) as session:
+        result = record.verify(session)
+    if result.ok:
+        click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
+                   f"{result.head_hash}")
+        return
+    click.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} "
+               f"({result.entries} entries verified before it)", err=True)
+    sys.exit(1)
+
+
+def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.combine(value.date(), time.min, tzinfo=UTC)
+    return moment + timedelta(days=1) if end else moment
+
+
+def export_lines(session: Session, *, case_id: str | None, since: date | None,
+                 until: date | None) -> Iterator[str]:
+    statement = (
+        select(RecordEntry, RecordPayload.body)
+        .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq), isouter=True)
+        .order_by(col(RecordEntry.seq))
+    )
+    if case_id:
+        statement = statement.where(RecordEntry.case_id == case_id)
+    if since:
+        statement = statement.where(
+            col(RecordEntry.at) >= datetime.combine(since, time.min, tzinfo=UTC))
+    if until:
+        statement = statement.where(
+            col(RecordEntry.at) < datetime.combine(until, time.min, tzinfo=UTC)
+            + timedelta(days=1))
+    for entry, body in session.exec(statement.execution_options(yield_per=2000)):
+        yield record.canonical_json({
+            "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
+            "kind": entry.kind, "action": entry.action, "case_id": entry.case_id,
+            "payload": None if body is None else json.loads(body),
+            "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
+            "hash": entry.hash,
+        })
+
+
+@main.command()
+@click.option("--case", "case_id", metavar="ID", help="Only this case's entries.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="From this day (UTC).")
+@click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),
+              help="Through this day (UTC).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write to this file instead of standard output.")
+def export(case_id: str | None, since: datetime | None, until: datetime | None,
+           output: Path | None) -> None:
+    """Export record entries as JSON Lines (a case file or a date range)."""
+    if since and until and until < since:
+        raise click.ClickException("--until is before --since")
+    core = _core()
+    case = case_id.upper() if case_id else None
+    with transaction(core.engine) as session:
+        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=_actor(),
+                  now=core.clock.now())
+        ctx.record("admin", "records.exported", case_id=case,
+                   since=since.date() if since else None, until=until.date() if until else None,
+                   output=str(output) if output else "stdout")
+    with Session(core.engine) as session:
+        lines = export_lines(session, case_id=case, since=since.date() if since else None,
+                             until=until.date() if until else None)
+        if output is None:
+            count = _write(lines, sys.stdout)
+        else:
+            partial = output.with_name(output.name + ".partial")
+            with partial.open("w", encoding="utf-8") as handle:
+                count = _write(lines, handle)
+            partial.replace(output)  # never leave a half-written export under the real name
+    click.echo(f"exported {count} entries", err=True)
+
+
+def _write(lines: Iterator[str], handle: TextIO) -> int:
+    count = 0
+    for line in lines:
+        handle.write(line + "\n")
+        count += 1
+    return count
