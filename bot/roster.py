@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlmodel import Session, col, delete, select
+from sqlmodel import Session, SQLModel, col, delete, select
 
 from bot.core.context import Ctx
 from storage.models import (
@@ -121,7 +121,8 @@ def _locate(text: str, table: str | None, index: int | None, key: str | None) ->
         headers = [i for i, line in enumerate(lines) if line.strip() == f"[[{table}]]"]
         if index < len(headers):
             start = headers[index]
-            later = [i for i, line in enumerate(lines) if i > start and line.strip().startswith("[")]
+            later = [i for i, line in enumerate(lines)
+                     if i > start and line.strip().startswith("[")]
             end = later[0] if later else len(lines)
         else:
             return ""
@@ -203,33 +204,16 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     session, report = ctx.session, ImportReport()
 
     def change(action: str, **payload: Any) -> None:
-        report.changes.append(f"{action} {payload}")
-        ctx.state(f"roster.{action}", **payload)
+        _change(ctx, report, action, **payload)
 
-    for entry in roster.aor:
-        existing = session.get(Aor, entry.id)
-        wanted = {"name": entry.name, "channel": entry.channel, "active": True}
-        if existing is None:
-            session.add(Aor(id=entry.id, **wanted))
-            change("aor_added", aor=entry.id)
-        elif {k: getattr(existing, k) for k in wanted} != wanted:
-            for k, v in wanted.items():
-                setattr(existing, k, v)
-            session.add(existing)
-            change("aor_updated", aor=entry.id, **wanted)
+    for aor in roster.aor:
+        _upsert(ctx, report, Aor, aor.id, {"name": aor.name, "channel": aor.channel,
+                                           "active": True}, kind="aor")
     session.flush()
     for entry in roster.person:
-        existing_person = session.get(Person, entry.user)
-        wanted = {"name": entry.name, "email": entry.email, "aor_id": entry.aor,
-                  "timezone": entry.timezone, "active": True}
-        if existing_person is None:
-            session.add(Person(user_id=entry.user, **wanted))
-            change("person_added", user=entry.user, aor=entry.aor)
-        elif {k: getattr(existing_person, k) for k in wanted} != wanted:
-            for k, v in wanted.items():
-                setattr(existing_person, k, v)
-            session.add(existing_person)
-            change("person_updated", user=entry.user, aor=entry.aor)
+        _upsert(ctx, report, Person, entry.user,
+                {"name": entry.name, "email": entry.email, "aor_id": entry.aor,
+                 "timezone": entry.timezone, "active": True}, kind="person")
         session.flush()
         roles = {r.value for r in entry.roles}
         current = set(session.exec(select(PersonRole.role).where(PersonRole.user_id == entry.user)))
@@ -241,55 +225,65 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
         if entry.training_completed is not None:
             record_training(ctx, entry.user, entry.training_completed, source=source,
                             report=report)
-    listed_people = {p.user for p in roster.person}
-    for stale in session.exec(select(Person).where(col(Person.active).is_(True))).all():
-        if stale.user_id not in listed_people:
-            stale.active = False
-            session.add(stale)
-            change("person_deactivated", user=stale.user_id)
-    listed_aors = {a.id for a in roster.aor}
-    for stale_aor in session.exec(select(Aor).where(col(Aor.active).is_(True))).all():
-        if stale_aor.id not in listed_aors:
-            stale_aor.active = False
-            session.add(stale_aor)
-            change("aor_deactivated", aor=stale_aor.id)
+    _deactivate_missing(ctx, report, Person, {p.user for p in roster.person}, kind="person")
+    _deactivate_missing(ctx, report, Aor, {a.id for a in roster.aor}, kind="aor")
     session.flush()
-    for entry in roster.aor:
+    for aor in roster.aor:
         chain = list(session.exec(
-            select(AorApprover.user_id).where(AorApprover.aor_id == entry.id)
+            select(AorApprover.user_id).where(AorApprover.aor_id == aor.id)
             .order_by(col(AorApprover.position))
         ))
-        if chain != entry.supervisors:
-            session.execute(delete(AorApprover).where(col(AorApprover.aor_id) == entry.id))
-            session.add_all(AorApprover(aor_id=entry.id, position=i, user_id=u)
-                            for i, u in enumerate(entry.supervisors))
-            change("approvers_changed", aor=entry.id, chain=entry.supervisors, previous=chain)
+        if chain != aor.supervisors:
+            session.execute(delete(AorApprover).where(col(AorApprover.aor_id) == aor.id))
+            session.add_all(AorApprover(aor_id=aor.id, position=i, user_id=u)
+                            for i, u in enumerate(aor.supervisors))
+            change("approvers_changed", aor=aor.id, chain=aor.supervisors, previous=chain)
         managers = set(session.exec(select(AorManager.user_id)
-                                    .where(AorManager.aor_id == entry.id)))
-        if managers != set(entry.managers):
-            session.execute(delete(AorManager).where(col(AorManager.aor_id) == entry.id))
-            session.add_all(AorManager(aor_id=entry.id, user_id=u) for u in entry.managers)
-            change("managers_changed", aor=entry.id, managers=sorted(entry.managers))
+                                    .where(AorManager.aor_id == aor.id)))
+        if managers != set(aor.managers):
+            session.execute(delete(AorManager).where(col(AorManager.aor_id) == aor.id))
+            session.add_all(AorManager(aor_id=aor.id, user_id=u) for u in aor.managers)
+            change("managers_changed", aor=aor.id, managers=sorted(aor.managers))
     for contact in roster.contact:
-        existing_contact = session.get(Contact, contact.id)
-        wanted = {"name": contact.name, "channel": contact.channel, "active": True}
-        if existing_contact is None:
-            session.add(Contact(id=contact.id, **wanted))
-            change("contact_added", contact=contact.id)
-        elif {k: getattr(existing_contact, k) for k in wanted} != wanted:
-            for k, v in wanted.items():
-                setattr(existing_contact, k, v)
-            session.add(existing_contact)
-            change("contact_updated", contact=contact.id)
-    listed_contacts = {c.id for c in roster.contact}
-    for stale_contact in session.exec(select(Contact).where(col(Contact.active).is_(True))):
-        if stale_contact.id not in listed_contacts:
-            stale_contact.active = False
-            session.add(stale_contact)
-            change("contact_deactivated", contact=stale_contact.id)
+        _upsert(ctx, report, Contact, contact.id,
+                {"name": contact.name, "channel": contact.channel, "active": True},
+                kind="contact")
+    _deactivate_missing(ctx, report, Contact, {c.id for c in roster.contact}, kind="contact")
     session.flush()
     ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
     return report
+
+
+def _change(ctx: Ctx, report: ImportReport, action: str, **payload: Any) -> None:
+    report.changes.append(f"{action} {payload}")
+    ctx.state(f"roster.{action}", **payload)
+
+
+def _upsert(ctx: Ctx, report: ImportReport, model: type[SQLModel], key: str,
+            wanted: dict[str, Any], *, kind: str) -> None:
+    """Insert the row or bring its columns to `wanted`, recording what changed."""
+    existing = ctx.session.get(model, key)
+    if existing is None:
+        primary = model.__table__.primary_key.columns.keys()[0]  # type: ignore[attr-defined]
+        ctx.session.add(model(**{primary: key, **wanted}))
+        _change(ctx, report, f"{kind}_added", id=key)
+    elif {k: getattr(existing, k) for k in wanted} != wanted:
+        for name, value in wanted.items():
+            setattr(existing, name, value)
+        ctx.session.add(existing)
+        _change(ctx, report, f"{kind}_updated", id=key, **wanted)
+
+
+def _deactivate_missing(ctx: Ctx, report: ImportReport, model: type[Aor | Person | Contact],
+                        listed: set[str], *, kind: str) -> None:
+    primary = model.__table__.primary_key.columns.keys()[0]  # type: ignore[union-attr]
+    active = model.active
+    for row in ctx.session.exec(select(model).where(col(active).is_(True))).all():
+        key = getattr(row, primary)
+        if key not in listed:
+            row.active = False
+            ctx.session.add(row)
+            _change(ctx, report, f"{kind}_deactivated", id=key)
 
 
 def record_training(ctx: Ctx, user_id: str, completed_on: date, *, source: str,

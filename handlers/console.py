@@ -23,6 +23,7 @@ CONSOLE_CHANNEL = "C0CONSOLE"
 HELP = """Console commands:
   /notice ...        a noticebot command, e.g. /notice open, /notice list, /notice help
   N or click N       press button N (as the current user)
+  press LABEL        press the newest button whose label starts with LABEL
   as USER            act as another roster user (e.g. as U0SUP1)
   whoami, users      who you are; everyone on the roster
   thread CASE-ID     show a case's thread as it stands
@@ -43,7 +44,7 @@ class Console:
         self.interactive = interactive
         self.user = user or ""
         self.load_sample = load_sample
-        self.buttons: dict[int, ActionValue] = {}
+        self.buttons: dict[int, tuple[str, ActionValue]] = {}
         self.latest: dict[str, tuple[OutboxMessage, Message]] = {}
         self._names: dict[str, str] = {}
 
@@ -144,11 +145,19 @@ class Console:
             self.show(self.core.command(actor=self.user, text=line, channel=CONSOLE_CHANNEL))
         elif head.isdigit() or (head == "click" and len(words) == 2 and words[1].isdigit()):
             number = int(words[-1])
-            value = self.buttons.get(number)
-            if value is None:
+            button = self.buttons.get(number)
+            if button is None:
                 self.say(f"There is no button [{number}].")
                 return
-            self.show(self.core.click(actor=self.user, value=value))
+            self.show(self.core.click(actor=self.user, value=button[1]))
+        elif head == "press" and len(words) > 1:
+            wanted = line.split(None, 1)[1].strip().lower()
+            matches = [n for n, (label, _) in self.buttons.items()
+                       if label.lower().startswith(wanted)]
+            if not matches:
+                self.say(f"No button labelled '{wanted}'.")
+                return
+            self.show(self.core.click(actor=self.user, value=self.buttons[max(matches)][1]))
         else:
             self.say(f"Unknown input '{line}'. Type 'help'.")
 
@@ -216,7 +225,7 @@ class Console:
             labels = []
             for action in message.actions:
                 number = len(self.buttons) + 1
-                self.buttons[number] = action.value
+                self.buttons[number] = (action.label, action.value)
                 labels.append(f"[{number}] {action.label}")
             self.say("   " + "  ".join(labels))
 

@@ -116,8 +116,7 @@ def iter_entries(
         .order_by(col(RecordEntry.seq))
         .execution_options(yield_per=batch)
     )
-    for entry, body in session.exec(statement):
-        yield entry, body
+    yield from session.exec(statement)
 
 
 def verify(session: Session) -> VerifyResult:

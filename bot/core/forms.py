@@ -124,7 +124,7 @@ def open_case_form() -> Form:
             FormField("subject_name", "Subject's name", max_length=200),
             FormField("subject_identifiers", "Subject identifiers (DOB, A-number, ...)",
                       required=False, max_length=500),
-            FormField("issuing_country", "Issuing country (ISO code, e.g. MX)", max_length=2),
+            FormField("issuing_country", "Issuing country (ISO code, e.g. MX)", max_length=8),
             FormField("offense_summary", "Offense(s) charged", FieldKind.long_text,
                       max_length=2000),
             FormField("published_on", "Date the notice was published, if known",

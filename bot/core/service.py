@@ -26,7 +26,7 @@ from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
 from config.settings import Settings
 from storage.db import transaction
-from storage.models import ApprovalKind, Case, OutboxMessage, OutboxStatus, RequestKind
+from storage.models import Case, OutboxMessage, OutboxStatus, RequestKind
 
 # Buttons that open a form first (their guard runs before the form is shown).
 FORM_FOR_ACTION: dict[ActionId, FormId] = {

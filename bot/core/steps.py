@@ -490,7 +490,7 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
         text = (f"<@{approval.requested_by}> asks to use {case.id} (AOR {case.aor_id}) and to "
                 "request its underlying documentation via the USNCB (§5.1(3), §4.2(3)). The "
                 "preliminary review found no remaining indications of misuse.")
-        buttons = (
+        buttons: tuple[Action, ...] = (
             Action("Approve", ActionValue(ActionId.approve, case.id, approval.id), Style.primary),
             Action("Deny", ActionValue(ActionId.deny, case.id, approval.id), Style.danger),
         )

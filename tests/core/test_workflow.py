@@ -494,7 +494,8 @@ def test_o6_fro_sees_aor_training_status(core: Core) -> None:
 
 def test_unknown_command_gets_help(core: Core) -> None:
     outcome = core.command(actor=OFFICER, text="/notice frobnicate")
-    assert "Unknown command" in outcome.private[0].text and "/notice open" in outcome.private[0].text
+    text = outcome.private[0].text
+    assert "Unknown command" in text and "/notice open" in text
 
 
 def test_every_state_change_is_in_the_record_chain(core: Core) -> None:

@@ -1,0 +1,80 @@
+"""The `noticebot` command line, run in-process through click's runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from bot.app import sample_roster_text
+from bot.cli import main
+from tests.conftest import START
+
+
+@pytest.fixture
+def cli(database_url: str) -> CliRunner:
+    return CliRunner(env={"NOTICEBOT_DATABASE_URL": database_url, "NOTICEBOT_ENV": "development"})
+
+
+def test_every_command_has_help(cli: CliRunner) -> None:
+    for args in (["--help"], ["shell", "--help"], ["db", "upgrade", "--help"],
+                 ["roster", "import", "--help"], ["training", "record", "--help"],
+                 ["audit", "verify", "--help"], ["export", "--help"], ["serve", "--help"],
+                 ["socket", "--help"]):
+        result = cli.invoke(main, args)
+        assert result.exit_code == 0, args
+        assert "Usage:" in result.output
+
+
+def test_db_upgrade_is_repeatable(cli: CliRunner) -> None:
+    assert cli.invoke(main, ["db", "upgrade"]).exit_code == 0
+    assert "up to date" in cli.invoke(main, ["db", "upgrade"]).output
+
+
+def test_roster_import_training_record_export_and_verify(cli: CliRunner, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.toml"
+    roster.write_text(sample_roster_text(START.date()), encoding="utf-8")
+    first = cli.invoke(main, ["roster", "import", str(roster)])
+    assert first.exit_code == 0 and "change(s)" in first.output
+    again = cli.invoke(main, ["roster", "import", str(roster)])
+    assert "0 change(s)" in again.output
+    assert cli.invoke(main, ["training", "record", "U0OFF2", "2026-11-01"]).output.strip() \
+        == "recorded"
+    assert "already" in cli.invoke(main, ["training", "record", "U0OFF2", "2026-11-01"]).output
+    unknown = cli.invoke(main, ["training", "record", "U0NOBODY", "2026-11-01"])
+    assert unknown.exit_code != 0 and "not on the roster" in unknown.output
+    bad_date = cli.invoke(main, ["training", "record", "U0OFF2", "11/01/2026"])
+    assert bad_date.exit_code == 2
+    out = tmp_path / "export.jsonl"
+    exported = cli.invoke(main, ["export", "--since", "2000-01-01", "--output", str(out)])
+    assert exported.exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and [r["seq"] for r in rows] == sorted(r["seq"] for r in rows)
+    assert any(r["action"] == "training.recorded" for r in rows)
+    assert not (tmp_path / "export.jsonl.partial").exists()
+    verified = cli.invoke(main, ["audit", "verify"])
+    assert verified.exit_code == 0 and verified.output.startswith("OK:")
+
+
+def test_roster_import_errors_are_clear_and_exit_non_zero(cli: CliRunner, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[[person]]\nuser = "U0X1"\nname = "X"\nemail = "nope"\nroles = ["officer"]\n',
+                   encoding="utf-8")
+    result = cli.invoke(main, ["roster", "import", str(bad)])
+    assert result.exit_code == 1
+    assert "line 4: [[person]] #1 key 'email': not an e-mail address" in result.output
+    missing = cli.invoke(main, ["roster", "import", str(tmp_path / "absent.toml")])
+    assert missing.exit_code == 2
+
+
+def test_bad_settings_are_reported_by_name(database_url: str) -> None:
+    runner = CliRunner(env={"NOTICEBOT_DATABASE_URL": "oracle://x"})
+    result = runner.invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1 and "NOTICEBOT_DATABASE_URL" in result.output
+
+
+def test_serve_says_it_comes_with_the_slack_surface(cli: CliRunner) -> None:
+    result = cli.invoke(main, ["serve"])
+    assert result.exit_code == 1 and "Slack surface" in result.output
