@@ -270,8 +270,13 @@ class Console:
         default = f" [{spec.initial}]" if spec.initial else ""
         hint = f" ({spec.hint})" if spec.hint else ""
         if spec.options:
-            numbered = "  ".join(f"{i}) {o.label}" for i, o in enumerate(spec.options, 1))
-            self.say(f"│ {spec.label}{optional}: {numbered}")
+            choices = [f"{i}) {o.label}" for i, o in enumerate(spec.options, 1)]
+            if sum(len(c) + 2 for c in choices) + len(spec.label) < 90:
+                self.say(f"│ {spec.label}{optional}: {'  '.join(choices)}")
+            else:
+                self.say(f"│ {spec.label}{optional}:")
+                for choice in choices:
+                    self.say(f"│   {choice}")
         prompt = f"│ {spec.label if not spec.options else 'choice'}{optional}{hint}{default}: "
         if spec.kind is FieldKind.multi_choice:
             prompt = "│ choices, comma-separated (Enter for none): "
