@@ -311,7 +311,7 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
     return Form(form_id, title, fields, section=section, case_id=case.id, ref=ref, intro=intro)
 
 
-def _as_list(raw: object) -> list[str]:
+def as_list(raw: object) -> list[str]:
     if raw is None:
         return []
     if isinstance(raw, str):
@@ -332,7 +332,7 @@ def validate(form: Form, raw: Mapping[str, object]) -> dict[str, Any]:
         value = raw.get(spec.name)
         allowed = {o.value for o in spec.options}
         if spec.kind is FieldKind.multi_choice:
-            items = _as_list(value)
+            items = as_list(value)
             bad = [item for item in items if item not in allowed]
             if bad:
                 errors[spec.name] = f"unknown choice {', '.join(bad)}"

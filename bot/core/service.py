@@ -137,6 +137,8 @@ class Core:
                     text=f"Your case {case.id} is open. Follow the checklist in its thread.",
                 )])
             case = steps.load_case(ctx, case_id)
+            steps.guard(ctx, case, ACTION_FOR_FORM[form])  # who may, before what they typed
+            steps.screen(ctx, case, values)
             clean = validate(self._form_for(ctx, case, form, ref), values)
             FORM_STEPS[form](ctx, case, clean, ref)
             thread.sync(ctx, case)

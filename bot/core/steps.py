@@ -3,7 +3,7 @@ state, changes it, and records what it did; callers hold the transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -16,9 +16,11 @@ from bot.core.errors import FormErrors, Refused
 from bot.core.forms import (
     AUTOMATIC_INDICATORS,
     DOUBT_KINDS,
+    REQUESTING_NCB,
     REQUIRED_SOURCES,
     REVIEW_SOURCES,
     RISK_INDICATORS,
+    as_list,
     check_country,
 )
 from bot.messages import (
@@ -432,6 +434,13 @@ def refuse_requesting_ncb(ctx: Ctx, case: Case) -> None:
             "the person's location. Confer through the USNCB, State or DOJ instead.",
             code="tip_off",
         )
+
+
+def screen(ctx: Ctx, case: Case, raw: Mapping[str, object]) -> None:
+    """Checks on raw input that refuse (and are recorded as refusals) instead of being
+    reported as a field error: a crafted request to contact the requesting country's NCB."""
+    if REQUESTING_NCB in as_list(raw.get("partners")):
+        refuse_requesting_ncb(ctx, case)
 
 
 def doubt_step(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:

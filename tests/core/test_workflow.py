@@ -206,8 +206,9 @@ def test_o29_doubt_minimum_before_resolution_and_no_requesting_ncb(core: Core) -
     assert "§5.2 minimum" in early.errors["resolution"]
     tip_off = press(core, OFFICER, case_id, ActionId.doubt_step,
                     {"kind": "confer", "partners": ["requesting_ncb"], "note": "asked"})
-    assert "partners" in tip_off.errors
-    assert entries(core, case_id=case_id, action="form.doubt_step.invalid")
+    assert not tip_off.ok and "§5.2" in (tip_off.refusal or "")
+    refusal = entries(core, case_id=case_id, kind="refusal", action="form.doubt_step")
+    assert len(refusal) == 1 and not entries(core, case_id=case_id, action="doubt.step")
     protected = press(core, OFFICER, case_id, ActionId.doubt_step,
                       {"kind": "confer", "partners": ["protected_country"], "note": "x"})
     assert "protected status" in protected.errors["partners"]
@@ -286,6 +287,14 @@ def test_r2_retried_open_submission_creates_one_case(core: Core) -> None:
                          submission_key="view-123")
     assert first.case_id == second.case_id
     assert len([e for e in entries(core, action="case.opened")]) == 1
+
+
+def test_r4_form_submitted_by_the_wrong_user_is_refused_before_validation(core: Core) -> None:
+    case_id = open_case(core)
+    outcome = core.submit(actor=MANAGER, form=FormId.validity_sent, values={},
+                          case_id=case_id)
+    assert not outcome.ok and outcome.refusal and not outcome.errors
+    assert entries(core, case_id=case_id, kind="refusal", actor=MANAGER)
 
 
 def test_deny_needs_a_reason_and_closes(core: Core) -> None:
