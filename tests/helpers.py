@@ -81,11 +81,15 @@ CLEAN_REVIEW = {
 }
 
 
-def to_approval(core: Core, case_id: str, actor: str = OFFICER) -> None:
+def to_review(core: Core, case_id: str, actor: str = OFFICER) -> None:
     assert press(core, actor, case_id, ActionId.validity_sent,
                  {"sent_on": TODAY, "method": "USNCB e-mail"}).ok
     assert press(core, actor, case_id, ActionId.validity_answer,
                  {"status": "active", "answered_on": TODAY}).ok
+
+
+def to_approval(core: Core, case_id: str, actor: str = OFFICER) -> None:
+    to_review(core, case_id, actor)
     assert press(core, actor, case_id, ActionId.review, CLEAN_REVIEW).ok
 
 

@@ -181,10 +181,7 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                 (_button("Record documents request sent", ActionId.documents_sent, case,
                          style=Style.primary),),
             )
-        silent = no_responses(ctx, request.id) if request.id is not None else []
-        text = f"Requested {request.sent_on.isoformat()}."
-        if silent:
-            text += f" No response as of {silent[-1].as_of.isoformat()}."
+        text, silent = _request_status(ctx, request)
         if request.answer is not None:
             text += f" Answer: {request.answer} ({request.answered_on})."
         actions: tuple[Action, ...] = ()
@@ -207,10 +204,7 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                 (_button("Record use authorization request sent", ActionId.use_auth_sent, case,
                          style=Style.primary),),
             )
-        silent = no_responses(ctx, request.id) if request.id is not None else []
-        text = f"Requested {request.sent_on.isoformat()}."
-        if silent:
-            text += f" No response as of {silent[-1].as_of.isoformat()}."
+        text, _ = _request_status(ctx, request)
         return text, (
             _button("Record answer", ActionId.use_auth_answer, case, ref=request.id,
                     style=Style.primary),
@@ -239,6 +233,15 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                      style=Style.primary),),
         )
     return "", ()
+
+
+def _request_status(ctx: Ctx, request: UsncbRequest) -> tuple[str, list[UsncbNoResponse]]:
+    """'Requested DATE. No response as of DATE.' and the no-response entries behind it."""
+    silent = no_responses(ctx, request.id) if request.id is not None else []
+    text = f"Requested {request.sent_on.isoformat()}."
+    if silent:
+        text += f" No response as of {silent[-1].as_of.isoformat()}."
+    return text, silent
 
 
 def _doubt_done(ctx: Ctx, case_id: str) -> set[str]:

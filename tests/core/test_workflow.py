@@ -35,6 +35,7 @@ from tests.helpers import (
     press,
     to_approval,
     to_documents,
+    to_review,
     to_use_authorization,
 )
 
@@ -104,9 +105,7 @@ def test_o22_approval_refused_before_preliminary_review(core: Core) -> None:
 
 def test_o5_o16_review_must_cover_required_sources(core: Core) -> None:
     case_id = open_case(core)
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     outcome = press(core, OFFICER, case_id, ActionId.review,
                     {"sources": ["interpol_guidance"], "outcome": "no_indications"})
     assert "sources" in outcome.errors
@@ -116,9 +115,7 @@ def test_o5_o16_review_must_cover_required_sources(core: Core) -> None:
 
 def test_risk_indicator_rules_out_no_indications_unless_explained(core: Core) -> None:
     case_id = open_case(core, notice_type="diffusion", published_on="2015-06-01")
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     refused = press(core, OFFICER, case_id, ActionId.review, CLEAN_REVIEW)
     assert "outcome" in refused.errors and "Diffusion" in refused.errors["outcome"]
     explained = press(core, OFFICER, case_id, ActionId.review, {
@@ -135,9 +132,7 @@ def test_risk_indicator_rules_out_no_indications_unless_explained(core: Core) ->
 
 def test_watchlist_country_is_an_indicator_never_shown_in_messages(core: Core) -> None:
     case_id = open_case(core, issuing_country="ZZ")
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     assert "watch list" in press(core, OFFICER, case_id, ActionId.review,
                                  CLEAN_REVIEW).errors["outcome"]
     for row in outbox(core):
@@ -146,9 +141,7 @@ def test_watchlist_country_is_an_indicator_never_shown_in_messages(core: Core) -
 
 def test_o28_prohibited_category_closes_case_and_notifies(core: Core) -> None:
     case_id = open_case(core)
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     inconsistent = press(core, OFFICER, case_id, ActionId.review,
                          {**CLEAN_REVIEW, "prohibited": ["family_private"]})
     assert "prohibited" in inconsistent.errors["outcome"]
@@ -164,9 +157,7 @@ def test_o28_administrative_offense_aimed_at_serious_crime_is_not_prohibited(
     core: Core,
 ) -> None:
     case_id = open_case(core)
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     assert press(core, OFFICER, case_id, ActionId.review, {
         **CLEAN_REVIEW, "prohibited": ["administrative_private"], "serious_crime": "yes"}).ok
     assert case_row(core, case_id).stage == Stage.approval
@@ -174,9 +165,7 @@ def test_o28_administrative_offense_aimed_at_serious_crime_is_not_prohibited(
 
 def test_o30_misuse_closes_and_notifies_by_case_id_only(core: Core) -> None:
     case_id = open_case(core)
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     assert press(core, OFFICER, case_id, ActionId.review,
                  {**CLEAN_REVIEW, "indicators": ["fabricated_evidence"], "outcome": "misuse"}).ok
     assert case_row(core, case_id).close_reason == CloseReason.misuse
@@ -190,9 +179,7 @@ def test_o30_misuse_closes_and_notifies_by_case_id_only(core: Core) -> None:
 
 def _to_doubt(core: Core) -> str:
     case_id = open_case(core)
-    press(core, OFFICER, case_id, ActionId.validity_sent, {"sent_on": TODAY, "method": "x"})
-    press(core, OFFICER, case_id, ActionId.validity_answer,
-          {"status": "active", "answered_on": TODAY})
+    to_review(core, case_id)
     assert press(core, OFFICER, case_id, ActionId.review, {
         **CLEAN_REVIEW, "indicators": ["targeted_person"], "outcome": "doubt"}).ok
     assert case_row(core, case_id).stage == Stage.doubt
