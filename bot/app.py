@@ -8,11 +8,11 @@ from importlib import resources
 from sqlalchemy import Engine
 
 from bot.clock import Clock, SystemClock
-from bot.core.context import Ctx
+from bot.core.context import unit_of_work
 from bot.core.service import Core
 from bot.roster import ImportReport, import_roster, parse_roster
 from config.settings import Settings
-from storage.db import create_db_engine, transaction, upgrade
+from storage.db import create_db_engine, upgrade
 
 
 def build_core(settings: Settings, *, clock: Clock | None = None,
@@ -32,9 +32,8 @@ def sample_roster_text(today: date) -> str:
 
 def load_roster_text(core: Core, text: str, *, actor: str, source: str) -> ImportReport:
     """Validate the whole file, then import it in one transaction (nothing half-written)."""
-    now = core.clock.now()
-    roster = parse_roster(text, today=now.date())
-    with transaction(core.engine) as session:
-        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=actor, now=now)
+    roster = parse_roster(text, today=core.clock.now().date())
+    with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
+                      actor=actor) as ctx:
         ctx.record("admin", "command.roster_import", source=source)
         return import_roster(ctx, roster, source=source)

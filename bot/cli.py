@@ -11,15 +11,16 @@ from pathlib import Path
 from typing import TextIO
 
 import click
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
-from bot.core.context import Ctx
+from bot.core.context import unit_of_work
 from bot.core.service import Core
 from bot.roster import RosterError, record_training
 from config.settings import Settings, SettingsError, load_settings
 from storage import record
-from storage.db import create_db_engine, transaction, upgrade
+from storage.db import create_db_engine, upgrade
 from storage.models import RecordEntry, RecordPayload
 
 
@@ -34,8 +35,16 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
+def _engine(url: str) -> Engine:
+    """An engine disposed when the command ends, so no pooled connection outlives it."""
+    engine = create_db_engine(url)
+    click.get_current_context().call_on_close(engine.dispose)
+    return engine
+
+
 def _core() -> Core:
-    return build_core(_settings())
+    settings = _settings()
+    return build_core(settings, engine=_engine(settings.database_url))
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -80,7 +89,7 @@ def db() -> None:
 def db_upgrade() -> None:
     """Apply all migrations (safe to run repeatedly)."""
     settings = _settings()
-    upgrade(create_db_engine(settings.database_url))
+    upgrade(_engine(settings.database_url))
     click.echo("database is up to date")
 
 
@@ -117,9 +126,8 @@ def training() -> None:
 def training_record(user: str, completed_on: datetime) -> None:
     """Record that USER completed the mandatory training on DATE (YYYY-MM-DD)."""
     core = _core()
-    with transaction(core.engine) as session:
-        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=_actor(),
-                  now=core.clock.now())
+    with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
+                      actor=_actor()) as ctx:
         ctx.record("admin", "command.training_record", user=user,
                    completed_on=completed_on.date())
         try:
@@ -138,8 +146,7 @@ def audit() -> None:
 def audit_verify() -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
-    engine = create_db_engine(settings.database_url)
-    with Session(engine) as session:
+    with Session(_engine(settings.database_url)) as session:
         result = record.verify(session)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
@@ -173,14 +180,15 @@ def export_lines(session: Session, *, case_id: str | None, since: date | None,
         statement = statement.where(
             col(RecordEntry.at) < datetime.combine(until, time.min, tzinfo=UTC)
             + timedelta(days=1))
-    for entry, body in session.exec(statement.execution_options(yield_per=2000)):
-        yield record.canonical_json({
-            "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
-            "kind": entry.kind, "action": entry.action, "case_id": entry.case_id,
-            "payload": None if body is None else json.loads(body),
-            "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
-            "hash": entry.hash,
-        })
+    with session.exec(statement.execution_options(yield_per=2000)) as rows:
+        for entry, body in rows:
+            yield record.canonical_json({
+                "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
+                "kind": entry.kind, "action": entry.action, "case_id": entry.case_id,
+                "payload": None if body is None else json.loads(body),
+                "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
+                "hash": entry.hash,
+            })
 
 
 @main.command()
@@ -197,9 +205,8 @@ def export(case_id: str | None, since: datetime | None, until: datetime | None,
         raise click.ClickException("--until is before --since")
     core = _core()
     case = case_id.upper() if case_id else None
-    with transaction(core.engine) as session:
-        ctx = Ctx(session=session, clock=core.clock, settings=core.settings, actor=_actor(),
-                  now=core.clock.now())
+    with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
+                      actor=_actor()) as ctx:
         ctx.record("admin", "records.exported", case_id=case,
                    since=since.date() if since else None, until=until.date() if until else None,
                    output=str(output) if output else "stdout")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -109,20 +110,26 @@ class VerifyResult:
 
 def iter_entries(
     session: Session, *, batch: int = 5000
-) -> Iterator[tuple[RecordEntry, str | None]]:
+) -> Generator[tuple[RecordEntry, str | None], None, None]:
     statement = (
         select(RecordEntry, RecordPayload.body)
         .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq), isouter=True)
         .order_by(col(RecordEntry.seq))
         .execution_options(yield_per=batch)
     )
-    yield from session.exec(statement)
+    with session.exec(statement) as result:  # closes a server-side cursor on early exit
+        yield from result
 
 
 def verify(session: Session) -> VerifyResult:
     """Walk the chain from the first entry; stop at the first entry that does not verify."""
+    with closing(iter_entries(session)) as rows:
+        return _walk(rows)
+
+
+def _walk(rows: Iterator[tuple[RecordEntry, str | None]]) -> VerifyResult:
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
-    for entry, body in iter_entries(session):
+    for entry, body in rows:
         problem = None
         if entry.seq != expected_seq:
             problem = f"entry {expected_seq} is missing (next entry found is {entry.seq})"

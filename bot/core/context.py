@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.messages import DestinationKind, Message
 from config.settings import Settings
 from storage import record
-from storage.models import OutboxMessage, RecordEntry
+from storage.db import transaction
+from storage.models import OutboxMessage
 
 
 @dataclass
@@ -22,6 +26,9 @@ class Ctx:
     settings: Settings
     actor: str
     now: datetime
+    # Entries wait here and are chained at the end of the unit of work, so the chain's lock
+    # is held only for the append and the commit, not for the whole interaction.
+    pending: list[tuple[str, str, str | None, dict[str, Any]]] = field(default_factory=list)
 
     @property
     def today(self) -> date:
@@ -29,16 +36,22 @@ class Ctx:
 
     def record(
         self, kind: str, action: str, /, *, case_id: str | None = None, **payload: Any
-    ) -> RecordEntry:
-        return record.append(
-            self.session,
-            at=self.now,
-            actor=self.actor,
-            kind=kind,
-            action=action,
-            case_id=case_id,
-            payload=payload,
-        )
+    ) -> None:
+        """Add an entry to the record; it is written in this unit of work's transaction."""
+        self.pending.append((kind, action, case_id, payload))
+
+    def mark(self) -> int:
+        return len(self.pending)
+
+    def discard_since(self, mark: int) -> None:
+        """Forget entries of a step that was rolled back (its savepoint)."""
+        del self.pending[mark:]
+
+    def flush_records(self) -> None:
+        for kind, action, case_id, payload in self.pending:
+            record.append(self.session, at=self.now, actor=self.actor, kind=kind,
+                          action=action, case_id=case_id, payload=payload)
+        self.pending.clear()
 
     def state(self, action: str, /, *, case_id: str | None = None, **payload: Any) -> None:
         """Record a state change (same transaction as the change)."""
@@ -84,3 +97,14 @@ class Ctx:
             message=payload,
         )
         return True
+
+
+@contextmanager
+def unit_of_work(
+    engine: Engine, *, clock: Clock, settings: Settings, actor: str
+) -> Iterator[Ctx]:
+    """One transaction for one actor: the change and its record commit together or not at all."""
+    with transaction(engine) as session:
+        ctx = Ctx(session=session, clock=clock, settings=settings, actor=actor, now=clock.now())
+        yield ctx
+        ctx.flush_records()

@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.core import access, commands, steps, thread
-from bot.core.context import Ctx
+from bot.core.context import Ctx, unit_of_work
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
@@ -164,20 +164,22 @@ class Core:
         *,
         case_id: str | None,
     ) -> Outcome:
-        with transaction(self.engine) as session:
-            ctx = Ctx(session=session, clock=self.clock, settings=self.settings, actor=actor,
-                      now=self.clock.now())
+        with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
+                          actor=actor) as ctx:
             inbound = {k: v for k, v in payload.items() if k != "case_id"}
             ctx.record(kind, action, case_id=case_id, **inbound)
+            mark = ctx.mark()
             try:
-                with session.begin_nested():
+                with ctx.session.begin_nested():
                     outcome = handler(ctx)
             except Refused as refusal:
+                ctx.discard_since(mark)
                 ctx.record("refusal", action, case_id=case_id, reason=refusal.reason,
                            code=refusal.code)
                 outcome = Outcome(ok=False, refusal=refusal.reason, case_id=case_id,
                                   private=[Message(title="Not done", text=refusal.reason)])
             except FormErrors as invalid:
+                ctx.discard_since(mark)
                 ctx.record("refusal", f"{action}.invalid", case_id=case_id,
                            errors=invalid.errors)
                 outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)

@@ -1,0 +1,104 @@
+"""R3: two approvers deciding the same request at the same moment; exactly one decision lands."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+from sqlmodel import Session, select
+
+from bot.core.service import Core
+from bot.messages import ActionId, FormId, Outcome
+from storage import record
+from storage.models import Approval, ApprovalStatus, CloseReason, Stage
+from tests.conftest import on_postgres
+from tests.helpers import (
+    DESIGNEE,
+    FRO,
+    OFFICER,
+    buttons,
+    case_row,
+    entries,
+    open_case,
+    press,
+    to_approval,
+)
+
+CASES = 10
+
+
+def race(*contenders: Callable[[], Outcome]) -> list[Outcome]:
+    """Run the contenders in threads released together; return their outcomes in order."""
+    barrier = threading.Barrier(len(contenders))
+    outcomes: list[Outcome | None] = [None] * len(contenders)
+    failures: list[BaseException] = []
+
+    def run(index: int, contender: Callable[[], Outcome]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            outcomes[index] = contender()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert all(outcome is not None for outcome in outcomes)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
+def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None:
+    winners: list[str] = []
+    for _ in range(CASES):
+        case_id = open_case(core)
+        to_approval(core, case_id)
+        assert press(core, OFFICER, case_id, ActionId.request_approval).ok
+        offered = buttons(core, case_id)
+        approve, deny = offered[ActionId.approve], offered[ActionId.deny]
+        assert approve.ref is not None and approve.ref == deny.ref
+        opened = core.click(actor=DESIGNEE, value=deny)  # the deny button opens its form first
+        assert opened.ok and opened.form is not None
+        form = opened.form
+        assert form.form_id is FormId.deny
+
+        approved, denied = race(
+            partial(core.click, actor=FRO, value=approve),
+            partial(core.submit, actor=DESIGNEE, form=FormId.deny,
+                    values={"reason": "insufficient basis"}, case_id=form.case_id, ref=form.ref),
+        )
+
+        assert approved.ok != denied.ok, (approved, denied)
+        loser = denied if approved.ok else approved
+        assert loser.refusal is not None and not loser.errors, loser
+        with Session(core.engine) as session:
+            approvals = list(session.exec(select(Approval).where(Approval.case_id == case_id)))
+        assert len(approvals) == 1
+        decided = approvals[0]
+        case = case_row(core, case_id)
+        if approved.ok:
+            winners.append("approve")
+            assert (decided.status, decided.decided_by) == (ApprovalStatus.approved, FRO)
+            assert case.stage == Stage.documents and case.close_reason is None
+        else:
+            winners.append("deny")
+            assert (decided.status, decided.decided_by) == (ApprovalStatus.denied, DESIGNEE)
+            assert decided.reason == "insufficient basis"
+            assert case.stage == Stage.closed and case.close_reason == CloseReason.denied
+        decisions = entries(core, case_id=case_id, action="approval.decided")
+        assert len(decisions) == 1
+        assert decisions[0].actor == (FRO if approved.ok else DESIGNEE)
+        refusals = entries(core, case_id=case_id, kind="refusal")
+        assert [r.actor for r in refusals] == [DESIGNEE if approved.ok else FRO]
+
+    assert len(winners) == CASES
+    with Session(core.engine) as session:
+        result = record.verify(session)
+    assert result.ok, result
+    assert result.entries == len(entries(core))
