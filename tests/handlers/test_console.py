@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.core.service import Core
@@ -78,6 +79,41 @@ def test_console_walks_a_case_to_ready_for_immigration_proceedings(core: Core) -
             assert "Consoleperson" not in line
     with Session(core.engine) as session:
         assert record.verify(session).ok
+
+
+VALIDITY_ACTIVE = [
+    "press Record request sent", "", "USNCB e-mail", "",
+    "press Record answer", "1", "", "",
+]
+# Review fields: prohibited, serious crime, indicators, dismissed, note, sources, outcome, notes.
+CLOSING_PATHS = {
+    CloseReason.misuse: [*VALIDITY_ACTIVE, "press Record preliminary review",
+                         "", "", "5", "", "", "1,2,3,4", "3", ""],
+    CloseReason.prohibited: [*VALIDITY_ACTIVE, "press Record preliminary review",
+                             "2", "", "", "", "", "1,2,3,4", "3", ""],
+    CloseReason.doubt_unresolved: [*VALIDITY_ACTIVE, "press Record preliminary review",
+                                   "", "", "2", "", "", "1,2,3,4", "2", "",
+                                   "press Conclude", "3", "no clarity after research"],
+    CloseReason.denied: [*VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+                         "press Request supervisor approval", "as U0SUP1", "press Deny",
+                         "not enough basis"],
+    CloseReason.use_not_authorized: [
+        *VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+        "press Request supervisor approval", "as U0SUP1", "press Approve", "as U0OFF1",
+        "press Record documents request sent", "1", "", "e-mail", "",
+        "press Record no response", "press Review and decide", "", "", "hearing is set",
+        "press Record use authorization request sent", "", "", "via OPLA", "", "",
+        "press Record answer", "2", "", ""],
+    CloseReason.notice_inactive: ["press Report notice inactive", "2", "USNCB bulletin"],
+    CloseReason.withdrawn: ["press Withdraw case", "opened by mistake"],
+}
+
+
+@pytest.mark.parametrize("reason", list(CLOSING_PATHS), ids=str)
+def test_console_case_ends_on_each_closing_path(core: Core, reason: CloseReason) -> None:
+    transcript = run(core, [*OPEN_FORM, *CLOSING_PATHS[reason]])
+    assert only_case(core).close_reason == reason, transcript
+    assert "Case closed" in transcript
 
 
 def test_console_empty_database_offers_the_sample_roster(bare_core: Core) -> None:
