@@ -362,3 +362,13 @@ class RecordPayload(SQLModel, table=True):
     __tablename__ = "record_payload"
     seq: int = Field(foreign_key="record_entry.seq", primary_key=True)
     body: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class PlatformMessage(SQLModel, table=True):
+    """Where a keyed message was posted on a chat platform, so later versions update it."""
+
+    __tablename__ = "platform_message"
+    message_key: str = Field(primary_key=True, max_length=200)
+    channel: str
+    ts: str
+    updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -210,3 +210,49 @@ def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
         f"through {until.isoformat()}.",
         section="§4.2",
     )])
+
+
+def home(ctx: Ctx) -> Outcome:
+    """A person's overview (Slack App Home): open cases by stage, approvals waiting for them,
+    their outstanding USNCB requests. Ids, stages and dates only."""
+    access.require_person(ctx.session, ctx.actor)
+    mine = ctx.session.exec(
+        select(Case).where(Case.officer == ctx.actor, col(Case.stage) != Stage.closed)
+        .order_by(col(Case.stage), col(Case.opened_at))
+    ).all()
+    by_stage: dict[str, list[str]] = {}
+    for case in mine:
+        by_stage.setdefault(thread.STAGE_LABELS.get(case.stage, case.stage), []).append(case.id)
+    cases = Message(
+        title="My open cases",
+        text="\n".join(f"*{stage}*: {', '.join(ids)}" for stage, ids in by_stage.items())
+        or "No open cases.",
+        actions=tuple(Action(f"Show {c.id}", ActionValue(ActionId.show_case, c.id))
+                      for c in mine[:20]),
+    )
+    waiting = ctx.session.exec(
+        select(Approval).where(Approval.routed_to == ctx.actor,
+                               Approval.status == ApprovalStatus.pending)
+        .order_by(col(Approval.requested_at))
+    ).all()
+    approvals = [Message(
+        title=f"Waiting for you: {a.case_id}",
+        text=f"{a.kind.replace('_', ' ')} approval requested by <@{a.requested_by}> on "
+        f"{a.requested_at.date().isoformat()}.",
+        actions=thread.decision_actions(a),
+    ) for a in waiting[:20]] or [Message(title="Approvals waiting for me", text="None.")]
+    outstanding = ctx.session.exec(
+        select(UsncbRequest).join(Case, col(Case.id) == col(UsncbRequest.case_id))
+        .where(Case.officer == ctx.actor, col(UsncbRequest.answer).is_(None),
+               UsncbRequest.status == "sent", col(Case.stage) != Stage.closed)
+        .order_by(col(UsncbRequest.sent_on))
+    ).all()
+    requests = Message(
+        title="My outstanding USNCB requests",
+        text="\n".join(f"{r.case_id}: {r.kind.replace('_', ' ')} requested {r.sent_on}, "
+                       f"{(ctx.today - r.sent_on).days} days ago" for r in outstanding)
+        or "None.",
+    )
+    ctx.record("read", "home.viewed")
+    return Outcome(private=[cases, *approvals, requests])
+

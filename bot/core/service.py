@@ -99,6 +99,11 @@ class Core:
             case_id=parsed.case_id,
         )
 
+    def home(self, *, actor: str) -> Outcome:
+        """The actor's overview (App Home); the view itself is recorded as a read."""
+        return self._run(actor, "event", "event.home_opened", {},
+                         lambda ctx: commands.home(ctx), case_id=None)
+
     def click(self, *, actor: str, value: ActionValue) -> Outcome:
         def handle(ctx: Ctx) -> Outcome:
             if value.action is ActionId.show_case:

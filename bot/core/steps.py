@@ -29,7 +29,6 @@ from bot.messages import (
     ActionValue,
     DestinationKind,
     Message,
-    Style,
 )
 from storage.models import (
     Aor,
@@ -492,37 +491,25 @@ def doubt_resolve(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
 
 
 def _approval_dm(case: Case, approval: Approval) -> Message:
-    kind = ApprovalKind(approval.kind)
     assert approval.id is not None
-    if kind is ApprovalKind.use:
+    if approval.kind == ApprovalKind.use:
         title = f"Approval requested: {case.id}"
         text = (f"<@{approval.requested_by}> asks to use {case.id} (AOR {case.aor_id}) and to "
                 "request its underlying documentation via the USNCB (§5.1(3), §4.2(3)). The "
                 "preliminary review found no remaining indications of misuse.")
-        buttons: tuple[Action, ...] = (
-            Action("Approve", ActionValue(ActionId.approve, case.id, approval.id), Style.primary),
-            Action("Deny", ActionValue(ActionId.deny, case.id, approval.id), Style.danger),
-        )
         section = "§5.1(3), §2.1, §4.2(3)"
     else:
         title = f"Footnote 2 exception: {case.id}"
         text = (f"<@{approval.requested_by}> asks to skip advance disclosure to the person for "
                 f"{case.id}: notifying would jeopardize law enforcement. Open details to read "
                 "the justification.")
-        buttons = (
-            Action("Sign off", ActionValue(ActionId.sign_off_exception, case.id, approval.id),
-                   Style.primary),
-            Action("Refuse", ActionValue(ActionId.refuse_exception, case.id, approval.id),
-                   Style.danger),
-        )
         section = "§4.3(8) fn. 2"
-    buttons += (Action("Show details", ActionValue(ActionId.show_case, case.id)),)
+    key = f"{case.id}:approval:{approval.id}"
     if approval.status != ApprovalStatus.pending:
         return Message(title=title, text=f"{text}\n\n{approval.status.capitalize()} by "
-                       f"<@{approval.decided_by}>.", section=section,
-                       key=f"{case.id}:approval:{approval.id}")
-    return Message(title=title, text=text, section=section, actions=buttons,
-                   key=f"{case.id}:approval:{approval.id}")
+                       f"<@{approval.decided_by}>.", section=section, key=key)
+    return Message(title=title, text=text, section=section,
+                   actions=thread.decision_actions(approval), key=key)
 
 
 def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "") -> Approval:

@@ -293,3 +293,16 @@ def sync(ctx: Ctx, case: Case) -> None:
     ctx.send(DestinationKind.channel, case.channel, root_message(case), case_id=case.id)
     for message in step_messages(ctx, case):
         ctx.send(DestinationKind.thread, case.id, message, case_id=case.id)
+
+
+def decision_actions(approval: Approval) -> tuple[Action, ...]:
+    """The approver's buttons for a pending approval (its DM and App Home)."""
+    if approval.kind == ApprovalKind.use:
+        pairs = ((ActionId.approve, "Approve", Style.primary),
+                 (ActionId.deny, "Deny", Style.danger))
+    else:
+        pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary),
+                 (ActionId.refuse_exception, "Refuse", Style.danger))
+    decisions = [Action(label, ActionValue(action, approval.case_id, approval.id), style)
+                 for action, label, style in pairs]
+    return (*decisions, Action("Show details", ActionValue(ActionId.show_case, approval.case_id)))

@@ -1,0 +1,203 @@
+"""Render the core's neutral messages and forms as Block Kit, and read modal input back.
+
+Blocks are built with `slack_sdk.models`, whose `to_dict()` checks most of Block Kit's limits.
+The limits the SDK does not check (50 blocks per message, 100 per modal, the top-level text,
+option labels) are enforced here: long content is split or truncated with a note, never sent
+to be rejected by Slack.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from typing import Any
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    Block,
+    ButtonElement,
+    CheckboxesElement,
+    ContextBlock,
+    DatePickerElement,
+    HeaderBlock,
+    InputBlock,
+    MarkdownTextObject,
+    Option,
+    PlainTextInputElement,
+    PlainTextObject,
+    RadioButtonsElement,
+    SectionBlock,
+    StaticSelectElement,
+)
+from slack_sdk.models.views import View
+
+from bot.messages import ActionValue, FieldKind, Form, FormField, FormId, Message, Style
+
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+SECTION_TEXT = 3000
+FIELD_TEXT = 2000
+FIELDS_PER_SECTION = 10
+HEADER_TEXT = 150
+BUTTON_TEXT = 75
+OPTION_TEXT = 75
+ACTIONS_PER_BLOCK = 25
+VIEW_TITLE = 24
+FALLBACK_TEXT = 3000
+TRUNCATED = "… (truncated: open the case for the full text)"
+ACTION_PREFIX = "nb"
+
+
+def clip(text: str, limit: int, marker: str = "…") -> str:
+    return text if len(text) <= limit else text[: limit - len(marker)] + marker
+
+
+def _chunks(text: str, limit: int) -> list[str]:
+    """Split on line breaks where possible so each piece fits one section."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.splitlines(keepends=True):
+        while len(line) > limit:
+            if current:
+                pieces.append(current)
+                current = ""
+            pieces.append(line[:limit])
+            line = line[limit:]
+        if len(current) + len(line) > limit:
+            pieces.append(current)
+            current = ""
+        current += line
+    if current:
+        pieces.append(current)
+    return pieces or [""]
+
+
+def action_id(value: ActionValue, index: int) -> str:
+    return f"{ACTION_PREFIX}:{value.action.value}:{index}"
+
+
+def message_blocks(message: Message) -> list[dict[str, Any]]:
+    blocks: list[Block] = []
+    if message.title:
+        blocks.append(HeaderBlock(text=PlainTextObject(text=clip(message.title, HEADER_TEXT))))
+    if message.text:
+        blocks += [SectionBlock(text=MarkdownTextObject(text=chunk))
+                   for chunk in _chunks(message.text, SECTION_TEXT)]
+    fields = [MarkdownTextObject(text=clip(f"*{k}*\n{v}", FIELD_TEXT)) for k, v in message.fields]
+    for start in range(0, len(fields), FIELDS_PER_SECTION):
+        blocks.append(SectionBlock(fields=fields[start:start + FIELDS_PER_SECTION]))
+    context = [part for part in (message.section and f"ICE Directive 15006.1 {message.section}",
+                                 *message.notes) if part]
+    for start in range(0, len(context), 10):
+        blocks.append(ContextBlock(elements=[MarkdownTextObject(text=clip(c, SECTION_TEXT))
+                                             for c in context[start:start + 10]]))
+    buttons = [
+        ButtonElement(
+            text=PlainTextObject(text=clip(a.label, BUTTON_TEXT)),
+            action_id=action_id(a.value, i),
+            value=json.dumps(a.value.to_dict(), separators=(",", ":")),
+            style=None if a.style is Style.default else a.style.value,
+        )
+        for i, a in enumerate(message.actions)
+    ]
+    for start in range(0, len(buttons), ACTIONS_PER_BLOCK):
+        blocks.append(ActionsBlock(elements=buttons[start:start + ACTIONS_PER_BLOCK]))
+    rendered = [block.to_dict() for block in blocks]
+    if len(rendered) > MAX_MESSAGE_BLOCKS:
+        note = ContextBlock(elements=[MarkdownTextObject(text=TRUNCATED)]).to_dict()
+        rendered = [*rendered[: MAX_MESSAGE_BLOCKS - 1], note]
+    return rendered
+
+
+def fallback_text(message: Message) -> str:
+    """The top-level `text` (notifications, screen readers)."""
+    text = f"{message.title}: {message.text}" if message.title else message.text
+    return clip(text, FALLBACK_TEXT)
+
+
+# --- forms as modals ------------------------------------------------------------------------
+
+
+def _option(value: str, label: str) -> Option:
+    if len(label) <= OPTION_TEXT:
+        return Option(value=value, text=PlainTextObject(text=label))
+    return Option(value=value, text=PlainTextObject(text=clip(label, OPTION_TEXT)),
+                  description=PlainTextObject(text=clip(label[OPTION_TEXT - 1:], OPTION_TEXT)))
+
+
+def _element(spec: FormField) -> Any:
+    options = [_option(o.value, o.label) for o in spec.options]
+    initial = next((o for o in options if o.value == spec.initial), None)
+    if spec.kind is FieldKind.date:
+        return DatePickerElement(action_id="value", initial_date=spec.initial or None)
+    if spec.kind is FieldKind.choice:
+        return StaticSelectElement(action_id="value", options=options, initial_option=initial,
+                                   placeholder=PlainTextObject(text="Choose"))
+    if spec.kind is FieldKind.multi_choice:
+        return CheckboxesElement(action_id="value", options=options)
+    if spec.kind is FieldKind.yes_no:
+        return RadioButtonsElement(action_id="value", options=options, initial_option=initial)
+    return PlainTextInputElement(action_id="value", multiline=spec.kind is FieldKind.long_text,
+                                 max_length=spec.max_length, initial_value=spec.initial or None)
+
+
+def form_view(form: Form, *, metadata: dict[str, Any]) -> dict[str, Any]:
+    blocks: list[Block] = []
+    intro = " ".join(p for p in (form.intro, form.section and f"_{form.section}_") if p)
+    if intro:
+        blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(intro, SECTION_TEXT))))
+    for spec in form.fields:
+        blocks.append(InputBlock(
+            block_id=spec.name,
+            label=PlainTextObject(text=clip(spec.label, 2000)),
+            element=_element(spec),
+            optional=not spec.required,
+            hint=PlainTextObject(text=spec.hint) if spec.hint else None,
+        ))
+    private = json.dumps({"form": form.form_id.value, "case_id": form.case_id, "ref": form.ref,
+                          **metadata}, separators=(",", ":"))
+    view = View(
+        type="modal",
+        callback_id=f"{ACTION_PREFIX}:form",
+        title=PlainTextObject(text=clip(form.title, VIEW_TITLE)),
+        submit=PlainTextObject(text=clip(form.submit_label, VIEW_TITLE)),
+        close=PlainTextObject(text="Cancel"),
+        private_metadata=private,
+        blocks=blocks[:MAX_VIEW_BLOCKS],
+    )
+    return view.to_dict()
+
+
+def notice_view(title: str, text: str) -> dict[str, Any]:
+    """A modal that only says something (a refusal after submit, a confirmation)."""
+    return View(type="modal", title=PlainTextObject(text=clip(title, VIEW_TITLE)),
+                close=PlainTextObject(text="Close"),
+                blocks=[SectionBlock(text=MarkdownTextObject(text=clip(text, SECTION_TEXT)))],
+                ).to_dict()
+
+
+def read_view_state(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, object]]:
+    """(private metadata, submitted values by field name) from a view_submission payload."""
+    try:
+        metadata = json.loads(view.get("private_metadata") or "{}")
+        FormId(metadata["form"])
+    except (ValueError, KeyError, TypeError):
+        raise ValueError("the form's metadata is missing or damaged") from None
+    values: dict[str, object] = {}
+    for block_id, actions in (view.get("state", {}).get("values", {}) or {}).items():
+        element = actions.get("value") or {}
+        kind = element.get("type")
+        if kind == "datepicker":
+            values[block_id] = element.get("selected_date")
+        elif kind in ("static_select", "radio_buttons"):
+            selected = element.get("selected_option")
+            values[block_id] = selected.get("value") if selected else None
+        elif kind == "checkboxes":
+            values[block_id] = [o.get("value") for o in element.get("selected_options") or []]
+        else:
+            values[block_id] = element.get("value")
+    return metadata, values
+
+
+def iso(value: object) -> str | None:
+    return value.isoformat() if isinstance(value, date) else None
