@@ -8,7 +8,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import click
 from sqlalchemy import Engine
@@ -67,17 +67,42 @@ def shell(user: str | None, sample: bool | None) -> None:
 
 
 @main.command()
-def serve() -> None:
-    """HTTP server for Slack (POST /slack/events, GET /healthz). Arrives with the Slack surface."""
-    raise click.ClickException("`noticebot serve` arrives with the Slack surface; use "
-                               "`noticebot shell` meanwhile.")
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option("--threads", default=8, show_default=True, help="Threads per worker.")
+def serve(workers: int, threads: int) -> None:
+    """HTTP mode for Slack: POST /slack/events and GET /healthz on NOTICEBOT_PORT."""
+    from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
+    from handlers.slack.server import GunicornServer, wsgi_app
+
+    settings = _settings()
+    try:
+        require_slack_settings(settings)
+    except SlackSettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    upgrade(_engine(settings.database_url))
+
+    def factory() -> Any:
+        core = build_core(settings, migrate=False)
+        return wsgi_app(create_app(settings, core), core.engine)
+
+    GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
 
 
 @main.command()
 def socket() -> None:
-    """Slack Socket Mode for development. Arrives with the Slack surface."""
-    raise click.ClickException("`noticebot socket` arrives with the Slack surface; use "
-                               "`noticebot shell` meanwhile.")
+    """Socket Mode for development (needs SLACK_APP_TOKEN; no public URL)."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
+
+    settings = _settings()
+    try:
+        require_slack_settings(settings, socket_mode=True)
+    except SlackSettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    core = build_core(settings, engine=_engine(settings.database_url))
+    handler = SocketModeHandler(create_app(settings, core), settings.slack_app_token)
+    handler.start()  # type: ignore[no-untyped-call]
 
 
 @main.group()

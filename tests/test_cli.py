@@ -75,6 +75,11 @@ def test_bad_settings_are_reported_by_name(database_url: str) -> None:
     assert result.exit_code == 1 and "NOTICEBOT_DATABASE_URL" in result.output
 
 
-def test_serve_says_it_comes_with_the_slack_surface(cli: CliRunner) -> None:
-    result = cli.invoke(main, ["serve"])
-    assert result.exit_code == 1 and "Slack surface" in result.output
+def test_serve_and_socket_refuse_to_start_without_slack_settings(database_url: str) -> None:
+    runner = CliRunner(env={"NOTICEBOT_DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "",
+                            "SLACK_SIGNING_SECRET": "", "SLACK_APP_TOKEN": ""})
+    serve = runner.invoke(main, ["serve"])
+    assert serve.exit_code == 1
+    assert "SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET" in serve.output
+    socket = runner.invoke(main, ["socket"])
+    assert socket.exit_code == 1 and "SLACK_APP_TOKEN" in socket.output

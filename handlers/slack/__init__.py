@@ -1,0 +1,1 @@
+"""The Slack (and GovSlack) surface: Bolt handlers that parse, call the core and render."""

@@ -1,0 +1,37 @@
+"""Events: the App Home tab; retried deliveries are acknowledged and dropped."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App, BoltRequest, BoltResponse
+from slack_sdk import WebClient
+
+from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
+
+if TYPE_CHECKING:
+    from handlers.slack.app import SlackDeps
+
+
+def register(app: App, deps: SlackDeps) -> None:
+    @app.middleware
+    def drop_event_retries(req: BoltRequest, resp: BoltResponse,
+                           next: Callable[[], BoltResponse]) -> BoltResponse:
+        # Slack re-sends an event it thinks was not acknowledged in time (X-Slack-Retry-Num);
+        # the first delivery is being handled, so a retry must not act twice (R2).
+        if req.headers.get("x-slack-retry-num") and req.body.get("type") == "event_callback":
+            return BoltResponse(status=200, body="")
+        return next()
+
+    @app.event("app_home_opened")
+    def home(event: dict[str, Any], client: WebClient) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        outcome = deps.core.home(actor=event["user"])
+        blocks: list[dict[str, Any]] = []
+        for message in outcome.private:
+            blocks += message_blocks(message)
+            blocks.append({"type": "divider"})
+        client.views_publish(user_id=event["user"],
+                             view={"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]})
