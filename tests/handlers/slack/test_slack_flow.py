@@ -236,3 +236,55 @@ def test_inactive_notice_reported_from_slack_closes_case(slack: SlackUser, core:
     case_id = open_case(slack, core)
     step(slack, OFFICER, "report_inactive", case_id, {"status": "expired", "note": "bulletin"})
     slack.fake.wait_for(lambda: cases(core)[0].close_reason == CloseReason.notice_inactive)
+
+
+def test_rate_limited_and_failing_slack_calls_are_retried_once_delivered(
+    slack: SlackUser, core: Core
+) -> None:
+    slack.fake.fail_next("chat.postMessage", 429, {"Retry-After": "1"})
+    slack.fake.fail_next("chat.postMessage", 503)
+    case_id = open_case(slack, core)
+    posted = [c for c in slack.fake.of("chat.postMessage") if c["channel"] == "C0HOUCASES"
+              and "thread_ts" not in c]
+    # Three attempts reached Slack for the root message; exactly one was accepted.
+    assert len(posted) == 3
+    with Session(core.engine) as session:
+        from storage.models import OutboxMessage, PlatformMessage
+
+        assert session.get(PlatformMessage, f"{case_id}:root") is not None
+        assert all(row.status == "sent" for row in session.exec(select(OutboxMessage)))
+
+
+def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(
+    slack: SlackUser, core: Core
+) -> None:
+    case_id = open_case(slack, core)
+    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
+    step(slack, OFFICER, "validity_answer", case_id, {"status": "active", "answered_on": TODAY})
+    step(slack, OFFICER, "review", case_id, {
+        "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
+                    "public_information"], "outcome": "no_indications"})
+    step(slack, OFFICER, "request_approval", case_id)
+    slack.button("approve", case_id)
+    event = {"type": "event_callback", "team_id": "T1", "event_id": "Ev2",
+             "event": {"type": "app_home_opened", "user": FRO, "tab": "home"}}
+    slack.post(json.dumps(event), content_type="application/json")
+    slack.fake.wait_for(lambda: bool(slack.fake.of("views.publish")))
+    home = json.dumps(slack.fake.of("views.publish")[-1])
+    assert f"Waiting for you: {case_id}" in home and '\\"approve\\"' in home
+    step(slack, FRO, "deny", case_id, {"reason": "not enough basis"})
+    slack.fake.wait_for(lambda: any(c["channel"].startswith("D") and "Denied by" in json.dumps(c)
+                                    for c in slack.fake.of("chat.update")))
+    dm_update = [c for c in slack.fake.of("chat.update") if c["channel"].startswith("D")][-1]
+    assert not any(b["type"] == "actions" for b in dm_update["blocks"])
+    slack.fake.wait_for(lambda: cases(core)[0].close_reason == CloseReason.denied)
+
+
+def test_every_modal_opened_passes_block_kit_validation(slack: SlackUser, core: Core) -> None:
+    from slack_sdk.models.views import View
+
+    case_id = open_case(slack, core)
+    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
+    step(slack, OFFICER, "withdraw", case_id, {"reason": "duplicate"})
+    for body in slack.fake.of("views.open"):
+        View(**body["view"]).validate_json()
