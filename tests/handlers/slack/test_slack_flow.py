@@ -11,7 +11,7 @@ from sqlmodel import Session, select
 
 from bot.core.service import Core
 from storage import record
-from storage.models import Case, CloseReason, Stage
+from storage.models import Case, CloseReason, OutboxMessage, PlatformMessage, Stage
 from tests.handlers.slack.conftest import SlackUser
 from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED, OPLA, SUBJECT, entries
 
@@ -248,11 +248,13 @@ def test_rate_limited_and_failing_slack_calls_are_retried_once_delivered(
               and "thread_ts" not in c]
     # Three attempts reached Slack for the root message; exactly one was accepted.
     assert len(posted) == 3
-    with Session(core.engine) as session:
-        from storage.models import OutboxMessage, PlatformMessage
+    def all_sent() -> bool:
+        with Session(core.engine) as session:
+            return all(row.status == "sent" for row in session.exec(select(OutboxMessage)))
 
+    slack.fake.wait_for(all_sent)
+    with Session(core.engine) as session:
         assert session.get(PlatformMessage, f"{case_id}:root") is not None
-        assert all(row.status == "sent" for row in session.exec(select(OutboxMessage)))
 
 
 def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(
