@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select, update
 
 from bot.core import access, thread
@@ -205,21 +207,30 @@ def check_may_open(ctx: Ctx) -> Person:
     return officer
 
 
-def _next_case_id(ctx: Ctx, notice_type: NoticeType) -> str:
+def _locked_counter(ctx: Ctx) -> CaseCounter:
+    """This year's case counter, row-locked: concurrent openings serialize here."""
     year = ctx.now.year
-    counter = ctx.session.get(CaseCounter, year, with_for_update=True)
-    if counter is None:
-        counter = CaseCounter(year=year, last=0)
+    dialect = ctx.session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    # The first case of a year creates the row; racing creators must not collide on it.
+    ctx.session.execute(insert(CaseCounter).values(year=year, last=0).on_conflict_do_nothing())
+    counter = ctx.session.get(CaseCounter, year, with_for_update=True, populate_existing=True)
+    assert counter is not None
+    return counter
+
+
+def _next_case_id(ctx: Ctx, counter: CaseCounter, notice_type: NoticeType) -> str:
     counter.last += 1
     ctx.session.add(counter)
     ctx.session.flush()
-    return f"{CASE_PREFIX[notice_type]}-{year}-{counter.last:04d}"
+    return f"{CASE_PREFIX[notice_type]}-{counter.year}-{counter.last:04d}"
 
 
 def open_case(
     ctx: Ctx, values: dict[str, Any], *, origin_channel: str, submission_key: str | None
 ) -> Case:
     officer = check_may_open(ctx)
+    counter = _locked_counter(ctx)  # before the duplicate check, so a racing twin waits here
     if submission_key:
         existing = ctx.session.exec(
             select(Case).where(Case.submission_key == submission_key)
@@ -246,7 +257,7 @@ def open_case(
     case = Case.model_validate(
         data,
         update={
-            "id": _next_case_id(ctx, data.notice_type),
+            "id": _next_case_id(ctx, counter, data.notice_type),
             "officer": ctx.actor,
             "channel": (aor.channel if aor and aor.channel else origin_channel),
             "opened_at": ctx.now,

@@ -102,3 +102,20 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
         result = record.verify(session)
     assert result.ok, result
     assert result.entries == len(entries(core))
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
+def test_r2_concurrent_twin_submissions_create_one_case(core: Core) -> None:
+    from storage.models import Case
+    from tests.helpers import SUBJECT
+
+    values = {"notice_type": "red_notice", "intended_use": "enforcement",
+              "extradition_pending": "no", **SUBJECT}
+    for attempt in range(5):
+        key = f"view-twin-{attempt}"
+        outcomes = race(*[partial(core.submit, actor=OFFICER, form=FormId.open_case,
+                                  values=values, submission_key=key) for _ in range(3)])
+        assert all(o.ok for o in outcomes)
+        assert len({o.case_id for o in outcomes}) == 1
+    with Session(core.engine) as session:
+        assert len(session.exec(select(Case)).all()) == 5
