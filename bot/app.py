@@ -5,22 +5,33 @@ from __future__ import annotations
 from datetime import date, timedelta
 from importlib import resources
 
+import httpx
 from sqlalchemy import Engine
 
 from bot.clock import Clock, SystemClock
 from bot.core.context import unit_of_work
 from bot.core.service import Core
 from bot.roster import ImportReport, import_roster, parse_roster
-from config.settings import Settings
+from bot.usncb.webhook import WebhookSender
+from config.settings import Settings, UsncbChannelKind
 from storage.db import create_db_engine, upgrade
 
 
 def build_core(settings: Settings, *, clock: Clock | None = None,
-               engine: Engine | None = None, migrate: bool = True) -> Core:
+               engine: Engine | None = None, migrate: bool = True,
+               usncb_http: httpx.Client | None = None) -> Core:
+    """`usncb_http` is the client the USNCB webhook uses (tests inject a mocked transport)."""
     engine = engine or create_db_engine(settings.database_url)
     if migrate:
         upgrade(engine)
-    return Core(engine=engine, settings=settings, clock=clock or SystemClock())
+    sender = None
+    if settings.usncb_channel is UsncbChannelKind.webhook:
+        client = usncb_http or httpx.Client(timeout=settings.usncb_timeout_seconds)
+        sender = WebhookSender(url=settings.usncb_webhook_url,
+                               secret=settings.usncb_webhook_secret, client=client,
+                               max_attempts=settings.usncb_max_attempts)
+    return Core(engine=engine, settings=settings, clock=clock or SystemClock(),
+                usncb_sender=sender)
 
 
 def sample_roster_text(today: date) -> str:

@@ -83,7 +83,7 @@ def serve(workers: int, threads: int) -> None:
 
     def factory() -> Any:
         core = build_core(settings, migrate=False)
-        return wsgi_app(create_app(settings, core), core.engine)
+        return wsgi_app(create_app(settings, core), core.engine, core)
 
     GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
 

@@ -34,6 +34,8 @@ class ActionId(StrEnum):
     report_inactive = "report_inactive"
     withdraw = "withdraw"
     show_case = "show_case"
+    retry_delivery = "retry_delivery"
+    switch_manual = "switch_manual"
 
 
 class FormId(StrEnum):
@@ -55,6 +57,7 @@ class FormId(StrEnum):
     representations = "representations"
     report_inactive = "report_inactive"
     withdraw = "withdraw"
+    switch_manual = "switch_manual"
 
 
 class Style(StrEnum):
@@ -208,4 +211,5 @@ class Outcome:
     form: Form | None = None  # a form to open for the actor
     errors: dict[str, str] = field(default_factory=dict)  # inline form errors by field name
     refusal: str | None = None
+    refusal_code: str | None = None  # machine-readable reason, e.g. "unknown_request"
     case_id: str | None = None

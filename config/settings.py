@@ -14,6 +14,11 @@ PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-", "
 SUPPORTED_DRIVERS = ("sqlite", "postgresql")
 
 
+class UsncbChannelKind(StrEnum):
+    manual = "manual"
+    webhook = "webhook"
+
+
 class Environment(StrEnum):
     development = "development"
     production = "production"
@@ -56,6 +61,21 @@ class Settings(BaseSettings):
     # Notices published before this date predate INTERPOL's 2016-2017 reforms (SPEC §3).
     reform_cutoff: str = Field(default="2017-01-01", validation_alias="NOTICEBOT_REFORM_CUTOFF")
 
+    # How requests reach the USNCB: the officer sends them (manual) or noticebot does (webhook).
+    usncb_channel: UsncbChannelKind = Field(
+        default=UsncbChannelKind.manual, validation_alias="NOTICEBOT_USNCB_CHANNEL"
+    )
+    usncb_webhook_url: str = Field(default="", validation_alias="NOTICEBOT_USNCB_WEBHOOK_URL")
+    usncb_webhook_secret: str = Field(
+        default="", validation_alias="NOTICEBOT_USNCB_WEBHOOK_SECRET"
+    )
+    usncb_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=120, validation_alias="NOTICEBOT_USNCB_TIMEOUT_SECONDS"
+    )
+    usncb_max_attempts: int = Field(
+        default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
+    )
+
     @field_validator("watchlist_countries", mode="before")
     @classmethod
     def _split_countries(cls, value: object) -> object:
@@ -85,6 +105,20 @@ class Settings(BaseSettings):
         return value if value.endswith("/") else value + "/"
 
     @model_validator(mode="after")
+    def _webhook_needs_its_endpoint(self) -> Settings:
+        if self.usncb_channel is not UsncbChannelKind.webhook:
+            return self
+        problems = []
+        if not self.usncb_webhook_url.startswith(("https://", "http://")):
+            problems.append("NOTICEBOT_USNCB_WEBHOOK_URL must be an http(s) URL in webhook mode")
+        if len(self.usncb_webhook_secret) < 16:
+            problems.append("NOTICEBOT_USNCB_WEBHOOK_SECRET must be at least 16 characters in "
+                            "webhook mode")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         if self.environment is not Environment.production:
             return self
@@ -92,6 +126,8 @@ class Settings(BaseSettings):
         for name, value in (
             ("SLACK_BOT_TOKEN", self.slack_bot_token),
             ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
+            *((("NOTICEBOT_USNCB_WEBHOOK_SECRET", self.usncb_webhook_secret),)
+              if self.usncb_channel is UsncbChannelKind.webhook else ()),
         ):
             if not value:
                 problems.append(f"{name} is required in production")
@@ -115,6 +151,9 @@ _ENV_NAMES = {
     "environment": "NOTICEBOT_ENV",
     "training_validity_days": "NOTICEBOT_TRAINING_VALIDITY_DAYS",
     "watchlist_countries": "NOTICEBOT_WATCHLIST_COUNTRIES",
+    "usncb_channel": "NOTICEBOT_USNCB_CHANNEL",
+    "usncb_timeout_seconds": "NOTICEBOT_USNCB_TIMEOUT_SECONDS",
+    "usncb_max_attempts": "NOTICEBOT_USNCB_MAX_ATTEMPTS",
 }
 
 

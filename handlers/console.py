@@ -194,7 +194,9 @@ class Console:
         self.deliver()
 
     def deliver(self) -> None:
-        """Act as the relay: print every queued outgoing message."""
+        """Send queued USNCB webhook requests, then act as the relay: print every queued
+        outgoing message."""
+        self.core.deliver_usncb()
         for row in self.core.take_outbox():
             message = Message.from_dict(row.payload)
             updated = message.key is not None and message.key in self.latest

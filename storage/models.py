@@ -305,6 +305,29 @@ class UsncbRequest(SQLModel, table=True):
     answer_reference: str = ""
     answer_details: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
     recorded_at: datetime = Field(sa_type=UTCDateTime)
+    # How it travels: "manual" (the officer sends it) or "webhook" (noticebot sends it).
+    channel: str = "manual"
+    external_id: str | None = Field(default=None, unique=True, max_length=80)
+    delivery: str | None = Field(default=None, index=True)  # pending | delivered | failed
+    delivery_attempts: int = 0
+    delivery_error: str | None = None
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Delivery(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class UsncbCallbackSeen(SQLModel, table=True):
+    """Signatures of accepted USNCB callbacks: a replayed callback is refused."""
+
+    __tablename__ = "usncb_callback_seen"
+    signature: str = Field(primary_key=True, max_length=80)
+    received_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class UsncbNoResponse(SQLModel, table=True):

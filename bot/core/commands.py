@@ -250,7 +250,9 @@ def home(ctx: Ctx) -> Outcome:
     requests = Message(
         title="My outstanding USNCB requests",
         text="\n".join(f"{r.case_id}: {r.kind.replace('_', ' ')} requested {r.sent_on}, "
-                       f"{(ctx.today - r.sent_on).days} days ago" for r in outstanding)
+                       f"{(ctx.today - r.sent_on).days} days ago"
+                       + (" — NOT DELIVERED" if r.delivery == "failed" else "")
+                       for r in outstanding)
         or "None.",
     )
     ctx.record("read", "home.viewed")

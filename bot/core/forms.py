@@ -142,13 +142,16 @@ def open_case_form() -> Form:
 
 
 def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = None,
-               automatic: tuple[str, ...] = ()) -> Form:
-    """The form for a step of `case`. `automatic` lists indicators the core already set."""
+               automatic: tuple[str, ...] = (), webhook: bool = False) -> Form:
+    """The form for a step of `case`. `automatic` lists indicators the core already set;
+    with `webhook`, noticebot sends USNCB requests itself, so no 'when and how' is asked."""
     fields: tuple[FormField, ...]
+    sent_fields = () if webhook else _usncb_sent_fields(today)
     title, section, intro = "", "", ""
     if form_id is FormId.validity_sent:
-        title, section = "Validity request sent", "§5.1(1)"
-        fields = _usncb_sent_fields(today)
+        title, section = ("Send validity request" if webhook else "Validity request sent",
+                          "§5.1(1)")
+        fields = sent_fields
         intro = "Ask the USNCB to confirm the notice is active (not suspended, withdrawn or " \
                 "expired)."
     elif form_id is FormId.validity_answer:
@@ -218,7 +221,7 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         fields = (
             FormField("documents", "Documents requested", FieldKind.multi_choice,
                       options=options(DOCUMENT_KINDS)),
-            *_usncb_sent_fields(today),
+            *sent_fields,
         )
     elif form_id is FormId.documents_answer:
         title, section = "USNCB answer on documentation", "§5.1(4), §6"
@@ -248,7 +251,7 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         fields = (
             FormField("purpose", "Purpose", FieldKind.choice, options=INTENDED_USES,
                       initial=case.intended_use),
-            *_usncb_sent_fields(today),
+            *sent_fields,
             FormField("doj_coordination", "DOJ coordination (required when an extradition "
                       "request is pending)", FieldKind.long_text, required=False,
                       max_length=2000),
@@ -303,6 +306,10 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
             FormField("note", "Source of the information", FieldKind.long_text,
                       max_length=2000),
         )
+    elif form_id is FormId.switch_manual:
+        title, section = "Sent manually instead", "§6"
+        intro = "The liaison system did not take the request; record that you sent it yourself."
+        fields = _usncb_sent_fields(today)
     elif form_id is FormId.withdraw:
         title, section = "Withdraw the case", ""
         fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)

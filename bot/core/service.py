@@ -12,6 +12,7 @@ Outgoing messages go to the outbox in the same transaction; `Outcome.private` is
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -24,9 +25,12 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
-from config.settings import Settings
+from bot.usncb.delivery import deliver_pending
+from bot.usncb.requests import request_text
+from bot.usncb.webhook import WebhookSender
+from config.settings import Settings, UsncbChannelKind
 from storage.db import transaction
-from storage.models import Case, OutboxMessage, OutboxStatus, RequestKind
+from storage.models import Case, OutboxMessage, OutboxStatus, RequestKind, UsncbCallbackSeen
 
 # Buttons that open a form first (their guard runs before the form is shown).
 FORM_FOR_ACTION: dict[ActionId, FormId] = {
@@ -47,8 +51,12 @@ FORM_FOR_ACTION: dict[ActionId, FormId] = {
     ActionId.representations: FormId.representations,
     ActionId.report_inactive: FormId.report_inactive,
     ActionId.withdraw: FormId.withdraw,
+    ActionId.switch_manual: FormId.switch_manual,
 }
 ACTION_FOR_FORM = {form: action for action, form in FORM_FOR_ACTION.items()}
+REQUEST_FORMS = {FormId.validity_sent: RequestKind.validity,
+                 FormId.documents_sent: RequestKind.documents,
+                 FormId.use_auth_sent: RequestKind.use_authorization}
 
 FormStep = Callable[[Ctx, Case, dict[str, Any], int | None], None]
 FORM_STEPS: dict[FormId, FormStep] = {
@@ -69,6 +77,7 @@ FORM_STEPS: dict[FormId, FormStep] = {
     FormId.representations: lambda c, k, v, r: steps.representations(c, k, v),
     FormId.report_inactive: lambda c, k, v, r: steps.report_inactive(c, k, v),
     FormId.withdraw: lambda c, k, v, r: steps.withdraw(c, k, v),
+    FormId.switch_manual: steps.switch_to_manual,
 }
 
 ClickStep = Callable[[Ctx, Case, int | None], None]
@@ -80,14 +89,17 @@ CLICK_STEPS: dict[ActionId, ClickStep] = {
         c, k, RequestKind.documents, r),
     ActionId.use_auth_no_response: lambda c, k, r: steps.record_no_response(
         c, k, RequestKind.use_authorization, r),
+    ActionId.retry_delivery: steps.retry_delivery,
 }
 
 
 class Core:
-    def __init__(self, *, engine: Engine, settings: Settings, clock: Clock) -> None:
+    def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
+                 usncb_sender: WebhookSender | None = None) -> None:
         self.engine = engine
         self.settings = settings
         self.clock = clock
+        self.usncb_sender = usncb_sender
 
     # --- the three verbs -------------------------------------------------------------------
 
@@ -98,6 +110,26 @@ class Core:
             lambda ctx: commands.run(ctx, parsed, channel=channel),
             case_id=parsed.case_id,
         )
+
+    def usncb_answer(self, *, body: dict[str, Any], signature: str) -> Outcome:
+        """An answer from the USNCB liaison system, already authenticated by its signature.
+        A repeated answer for the same request is acknowledged with errors['status'] set to
+        'duplicate' and changes nothing."""
+        def handle(ctx: Ctx) -> Outcome:
+            ctx.session.add(UsncbCallbackSeen(signature=signature, received_at=ctx.now))
+            case, recorded = steps.callback_answer(ctx, body)
+            thread.sync(ctx, case)
+            return Outcome(case_id=case.id, errors={} if recorded else {"status": "duplicate"})
+
+        return self._run(steps.USNCB_ACTOR, "callback", "usncb.callback",
+                         {"body": _jsonable(body)}, handle, case_id=None)
+
+    def deliver_usncb(self) -> int:
+        """Send queued webhook requests (no-op in manual mode); adapters call it after acking."""
+        if self.usncb_sender is None:
+            return 0
+        return deliver_pending(engine=self.engine, clock=self.clock, settings=self.settings,
+                               sender=self.usncb_sender)
 
     def home(self, *, actor: str) -> Outcome:
         """The actor's overview (App Home); the view itself is recorded as a read."""
@@ -111,8 +143,13 @@ class Core:
             case = steps.load_case(ctx, value.case_id)
             if value.action in FORM_FOR_ACTION:
                 steps.guard(ctx, case, value.action)
-                return Outcome(form=self._form_for(ctx, case, FORM_FOR_ACTION[value.action],
-                                                   value.ref), case_id=case.id)
+                form = self._form_for(ctx, case, FORM_FOR_ACTION[value.action], value.ref)
+                if form.fields:
+                    return Outcome(form=form, case_id=case.id)
+                # Nothing to ask (a webhook request with no options): act on the click.
+                FORM_STEPS[form.form_id](ctx, case, {}, value.ref)
+                thread.sync(ctx, case)
+                return Outcome(case_id=case.id)
             CLICK_STEPS[value.action](ctx, case, value.ref)
             thread.sync(ctx, case)
             return Outcome(case_id=case.id)
@@ -157,7 +194,17 @@ class Core:
 
     def _form_for(self, ctx: Ctx, case: Case, form: FormId, ref: int | None) -> Form:
         automatic = steps.automatic_indicators(ctx, case) if form is FormId.review else ()
-        return build_form(form, case, today=ctx.today, ref=ref, automatic=automatic)
+        webhook = self.settings.usncb_channel is UsncbChannelKind.webhook
+        built = build_form(form, case, today=ctx.today, ref=ref, automatic=automatic,
+                           webhook=webhook)
+        kind = REQUEST_FORMS.get(form)
+        if kind is None:
+            return built
+        # The request itself: noticebot sends it (webhook) or the officer copies it (manual).
+        text = request_text(case, kind, {"purpose": case.intended_use})
+        intro = ("noticebot will send this request to the USNCB liaison system:\n" if webhook
+                 else "Send this to the USNCB through your local procedure, then record it:\n")
+        return replace(built, intro=intro + text)
 
     def _run(
         self,
@@ -181,7 +228,8 @@ class Core:
                 ctx.discard_since(mark)
                 ctx.record("refusal", action, case_id=case_id, reason=refusal.reason,
                            code=refusal.code)
-                outcome = Outcome(ok=False, refusal=refusal.reason, case_id=case_id,
+                outcome = Outcome(ok=False, refusal=refusal.reason, refusal_code=refusal.code,
+                                  case_id=case_id,
                                   private=[Message(title="Not done", text=refusal.reason)])
             except FormErrors as invalid:
                 ctx.discard_since(mark)

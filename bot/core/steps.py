@@ -32,6 +32,7 @@ from bot.messages import (
     DestinationKind,
     Message,
 )
+from config.settings import UsncbChannelKind
 from storage.models import (
     Aor,
     Approval,
@@ -43,6 +44,7 @@ from storage.models import (
     ChecklistItem,
     CloseReason,
     Contact,
+    Delivery,
     DoubtStep,
     IntendedUse,
     NoticeType,
@@ -60,6 +62,7 @@ from storage.models import (
 )
 
 CASE_PREFIX = {NoticeType.red_notice: "RN", NoticeType.diffusion: "WD"}
+USNCB_ACTOR = "usncb:liaison"  # the actor of answers that arrive by signed callback
 
 
 # --- helpers -------------------------------------------------------------------------------
@@ -278,16 +281,27 @@ def open_case(
 
 def _record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, Any],
                     details: dict[str, Any]) -> UsncbRequest:
-    _not_future(values, "sent_on", today=ctx.today)
+    if kind is not RequestKind.validity and indications_exist(case):
+        refuse_requesting_ncb(ctx, case)  # defence in depth: the stage guards come first
+    webhook = ctx.settings.usncb_channel is UsncbChannelKind.webhook
+    if not webhook:
+        _not_future(values, "sent_on", today=ctx.today)
     request = UsncbRequest(
-        case_id=case.id, kind=kind.value, sent_on=values["sent_on"], sent_by=ctx.actor,
-        method=values["method"], reference=values.get("reference") or "", details=details,
+        case_id=case.id, kind=kind.value, sent_by=ctx.actor, details=details,
+        sent_on=ctx.today if webhook else values["sent_on"],
+        method="webhook" if webhook else values["method"],
+        reference="" if webhook else values.get("reference") or "",
+        channel=UsncbChannelKind.webhook.value if webhook else UsncbChannelKind.manual.value,
+        delivery=Delivery.pending.value if webhook else None,
         recorded_at=ctx.now,
     )
     ctx.session.add(request)
     ctx.session.flush()
-    ctx.state("usncb.request_sent", case_id=case.id, request_id=request.id, kind=kind.value,
-              sent_on=request.sent_on, details=details)
+    request.external_id = f"NB-{case.id}-{request.id}"
+    ctx.session.add(request)
+    ctx.state("usncb.request_queued" if webhook else "usncb.request_sent", case_id=case.id,
+              request_id=request.id, external_id=request.external_id, kind=kind.value,
+              sent_on=request.sent_on, channel=request.channel, details=details)
     return request
 
 
@@ -328,7 +342,12 @@ def validity_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
 
 def validity_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
     guard(ctx, case, ActionId.validity_answer)
-    request = _open_request(ctx, case, RequestKind.validity, ref)
+    apply_validity_answer(ctx, case, _open_request(ctx, case, RequestKind.validity, ref), values)
+
+
+def apply_validity_answer(ctx: Ctx, case: Case, request: UsncbRequest,
+                          values: dict[str, Any]) -> None:
+    """§5.1(1): anything but active closes the case. Shared by officers and callbacks."""
     status = values["status"]
     _answer(ctx, request, status, values)
     if status == "active":
@@ -620,7 +639,12 @@ def _documents_allowed(ctx: Ctx, case: Case) -> None:
 
 def documents_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
     guard(ctx, case, ActionId.documents_answer)
-    request = _open_request(ctx, case, RequestKind.documents, ref)
+    apply_documents_answer(ctx, case, _open_request(ctx, case, RequestKind.documents, ref),
+                           values)
+
+
+def apply_documents_answer(ctx: Ctx, case: Case, request: UsncbRequest,
+                           values: dict[str, Any]) -> None:
     if values["answer"] == "received" and not values["received"]:
         raise FormErrors({"received": "name the documents received"})
     _answer(ctx, request, values["answer"], values, {"received": values["received"]})
@@ -730,15 +754,20 @@ def use_auth_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
 def use_auth_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
     guard(ctx, case, ActionId.use_auth_answer)
     request = _open_request(ctx, case, RequestKind.use_authorization, ref)
-    answer = values["answer"]
-    purpose = IntendedUse(request.details.get("purpose", case.intended_use))
-    if answer == "no_response_proceed":
+    if values["answer"] == "no_response_proceed":
+        purpose = IntendedUse(request.details.get("purpose", case.intended_use))
         if purpose is not IntendedUse.enforcement:
             raise FormErrors({"answer": "§5.1(5): a notice cannot be introduced or disclosed in "
                               "immigration proceedings without use authorization"})
         assert request.id is not None
         if not thread.no_responses(ctx, request.id):
             add_no_response(ctx, request)
+    apply_use_auth_answer(ctx, case, request, values)
+
+
+def apply_use_auth_answer(ctx: Ctx, case: Case, request: UsncbRequest,
+                          values: dict[str, Any]) -> None:
+    answer = values["answer"]
     _answer(ctx, request, answer, values)
     if answer == "denied":
         complete(ctx, case, Stage.use_authorization, "Use authorization denied")
@@ -748,6 +777,91 @@ def use_auth_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | Non
              "No response to the use authorization request (recorded); enforcement use only")
     complete(ctx, case, Stage.use_authorization, label)
     advance(ctx, case, Stage.disclosure)
+
+
+# --- USNCB answers arriving by callback, and delivery of webhook requests ---------------------
+
+CALLBACK_ANSWERS: dict[RequestKind, frozenset[str]] = {
+    RequestKind.validity: frozenset({"active", "suspended", "withdrawn", "expired"}),
+    RequestKind.documents: frozenset({"received", "declined"}),
+    RequestKind.use_authorization: frozenset({"granted", "denied"}),
+}
+STAGE_OF_REQUEST = {RequestKind.validity: Stage.validity, RequestKind.documents: Stage.documents,
+                    RequestKind.use_authorization: Stage.use_authorization}
+
+
+def request_by_external_id(ctx: Ctx, external_id: object) -> UsncbRequest:
+    request = ctx.session.exec(
+        select(UsncbRequest).where(UsncbRequest.external_id == str(external_id))
+    ).first() if isinstance(external_id, str) and external_id else None
+    if request is None:
+        raise Refused(f"Unknown request id {external_id!r}.", code="unknown_request")
+    return request
+
+
+def callback_answer(ctx: Ctx, body: dict[str, Any]) -> tuple[Case, bool]:
+    """Record the USNCB's answer exactly as a manual answer would be; (case, newly recorded).
+    An answer already on record is acknowledged again and changes nothing."""
+    request = request_by_external_id(ctx, body.get("request_id"))
+    case = load_case(ctx, request.case_id)
+    kind = RequestKind(request.kind)
+    if request.answer is not None:
+        return case, False
+    errors: dict[str, str] = {}
+    answer = body.get("answer")
+    if answer not in CALLBACK_ANSWERS[kind]:
+        errors["answer"] = f"must be one of {', '.join(sorted(CALLBACK_ANSWERS[kind]))}"
+    try:
+        answered_on = date.fromisoformat(str(body.get("answered_on")))
+    except ValueError:
+        errors["answered_on"] = "must be a date (YYYY-MM-DD)"
+        answered_on = ctx.today
+    documents = body.get("documents") or []
+    if not isinstance(documents, list) or any(not isinstance(d, str) for d in documents):
+        errors["documents"] = "must be a list of document kinds"
+    if errors:
+        raise FormErrors(errors)
+    require_stage(case, STAGE_OF_REQUEST[kind])
+    values = {"answered_on": answered_on, "reference": str(body.get("reference") or ""),
+              "status": answer, "answer": answer, "received": documents}
+    if kind is RequestKind.validity:
+        apply_validity_answer(ctx, case, request, values)
+    elif kind is RequestKind.documents:
+        apply_documents_answer(ctx, case, request, values)
+    else:
+        apply_use_auth_answer(ctx, case, request, values)
+    return case, True
+
+
+def _failed_request(ctx: Ctx, case: Case, ref: int | None) -> UsncbRequest:
+    request = ctx.session.get(UsncbRequest, ref) if ref is not None else None
+    if request is None or request.case_id != case.id:
+        raise Refused("That request does not exist.", code="no_request")
+    if request.delivery != Delivery.failed or request.answer is not None:
+        raise Refused("That request is not waiting to be re-sent.", code="stale")
+    require_stage(case, STAGE_OF_REQUEST[RequestKind(request.kind)])
+    return request
+
+
+def retry_delivery(ctx: Ctx, case: Case, ref: int | None) -> None:
+    guard(ctx, case, ActionId.retry_delivery)
+    request = _failed_request(ctx, case, ref)
+    request.delivery, request.delivery_error = Delivery.pending.value, None
+    ctx.session.add(request)
+    ctx.state("usncb.delivery_retry", case_id=case.id, request_id=request.id)
+
+
+def switch_to_manual(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
+    """A request the webhook could not deliver, sent by the officer instead (§6 keeps both)."""
+    guard(ctx, case, ActionId.switch_manual)
+    request = _failed_request(ctx, case, ref)
+    _not_future(values, "sent_on", today=ctx.today)
+    request.channel, request.delivery = UsncbChannelKind.manual.value, None
+    request.sent_on, request.method = values["sent_on"], values["method"]
+    request.reference = values.get("reference") or ""
+    ctx.session.add(request)
+    ctx.state("usncb.switched_to_manual", case_id=case.id, request_id=request.id,
+              sent_on=request.sent_on)
 
 
 # --- step 6: disclosure --------------------------------------------------------------------
@@ -827,6 +941,8 @@ GUARDS: dict[ActionId, Guard] = {
     ActionId.sign_off_exception: Guard("approver", (Stage.disclosure,)),
     ActionId.refuse_exception: Guard("approver", (Stage.disclosure,)),
     ActionId.representations: Guard("owner", (Stage.representations,)),
+    ActionId.retry_delivery: Guard("owner"),
+    ActionId.switch_manual: Guard("owner"),
     ActionId.report_inactive: Guard("owner_or_approver"),
     ActionId.withdraw: Guard("owner_or_approver"),
 }

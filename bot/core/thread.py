@@ -19,6 +19,7 @@ from storage.models import (
     Case,
     ChecklistItem,
     CloseReason,
+    Delivery,
     DoubtStep,
     NoticeType,
     RequestKind,
@@ -134,11 +135,12 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                 (_button("Record request sent", ActionId.validity_sent, case,
                          style=Style.primary),),
             )
+        note, fixes = _delivery(case, request)
         return (
-            f"Request sent {request.sent_on.isoformat()}. Record the USNCB's answer. Anything "
-            "but active closes the case.",
-            (_button("Record answer", ActionId.validity_answer, case, ref=request.id,
-                     style=Style.primary),),
+            f"Request sent {request.sent_on.isoformat()}.{note} Record the USNCB's answer. "
+            "Anything but active closes the case.",
+            (*fixes, _button("Record answer", ActionId.validity_answer, case, ref=request.id,
+                             style=Style.primary)),
         )
     if stage is Stage.review:
         return (
@@ -182,9 +184,11 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                          style=Style.primary),),
             )
         text, silent = _request_status(ctx, request)
+        note, fixes = _delivery(case, request)
+        text += note
         if request.answer is not None:
             text += f" Answer: {request.answer} ({request.answered_on})."
-        actions: tuple[Action, ...] = ()
+        actions: tuple[Action, ...] = fixes
         if request.answer is None:
             actions += (
                 _button("Record answer", ActionId.documents_answer, case, ref=request.id),
@@ -205,7 +209,9 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                          style=Style.primary),),
             )
         text, _ = _request_status(ctx, request)
-        return text, (
+        note, fixes = _delivery(case, request)
+        return text + note, (
+            *fixes,
             _button("Record answer", ActionId.use_auth_answer, case, ref=request.id,
                     style=Style.primary),
             _button("Record no response as of today", ActionId.use_auth_no_response, case,
@@ -231,6 +237,22 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
             "not cite the notice.",
             (_button("Acknowledge and finish", ActionId.representations, case,
                      style=Style.primary),),
+        )
+    return "", ()
+
+
+def _delivery(case: Case, request: UsncbRequest) -> tuple[str, tuple[Action, ...]]:
+    """How a webhook request is travelling, and what the officer can do if it failed."""
+    if request.delivery in (Delivery.pending, Delivery.sending):
+        return " Sending it to the USNCB liaison system…", ()
+    if request.delivery == Delivery.delivered:
+        return f" Delivered to the USNCB liaison system ({request.external_id}).", ()
+    if request.delivery == Delivery.failed and request.answer is None:
+        return (
+            f" NOT DELIVERED to the USNCB liaison system ({request.delivery_error}).",
+            (_button("Retry sending", ActionId.retry_delivery, case, ref=request.id,
+                     style=Style.primary),
+             _button("Send it manually instead", ActionId.switch_manual, case, ref=request.id)),
         )
     return "", ()
 

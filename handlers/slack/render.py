@@ -22,6 +22,7 @@ def show(outcome: Outcome, deps: SlackDeps, *, client: WebClient, user: str,
     for message in outcome.private:
         private(client, message_blocks(message), fallback_text(message), user=user,
                 channel=channel, respond=respond)
+    deps.core.deliver_usncb()
     deps.relay.drain()
 
 

@@ -14,6 +14,9 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from sqlalchemy import Engine, text
 
+from bot.core.service import Core
+from handlers import usncb_callback
+
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
 log = logging.getLogger(__name__)
@@ -30,10 +33,18 @@ class _Handler(SlackRequestHandler):
         return response
 
 
-def wsgi_app(app: App, engine: Engine) -> WSGIApp:
+def wsgi_app(app: App, engine: Engine, core: Core | None = None) -> WSGIApp:
     slack = _Handler(app, path=EVENTS_PATH)
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if (core is not None and environ.get("PATH_INFO") == usncb_callback.PATH
+                and environ.get("REQUEST_METHOD") == "POST"):
+            def respond(status: str, body: dict[str, Any]) -> Iterable[bytes]:
+                payload = json.dumps(body).encode()
+                start_response(status, [("Content-Type", "application/json"),
+                                        ("Content-Length", str(len(payload)))])
+                return [payload]
+            return usncb_callback.handle(core, environ, respond)
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") == "GET":
             try:
                 with engine.connect() as connection:

@@ -151,7 +151,7 @@ def slack_settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
 def slack(core: Core, slack_settings: Settings, fake_slack: FakeSlack) -> Iterator[SlackUser]:
     core.settings = slack_settings
     app = create_app(slack_settings, core)
-    server = make_server("127.0.0.1", 0, wsgi_app(app, core.engine),
+    server = make_server("127.0.0.1", 0, wsgi_app(app, core.engine, core),
                          server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -1,0 +1,28 @@
+"""HMAC-SHA256 over `v1:{timestamp}:{body}`, the same scheme both ways (requests we send and
+callbacks we receive), with a 5-minute replay window."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+VERSION = "v1"
+REPLAY_WINDOW_SECONDS = 300
+SIGNATURE_HEADER = "X-Noticebot-Signature"
+TIMESTAMP_HEADER = "X-Noticebot-Timestamp"
+REQUEST_ID_HEADER = "X-Noticebot-Request-Id"
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    base = f"{VERSION}:{timestamp}:".encode() + body
+    return f"{VERSION}=" + hmac.new(secret.encode(), base, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, *, timestamp: str | None, signature: str | None, body: bytes,
+           now: float) -> bool:
+    """True when the signature matches and the timestamp is within the replay window."""
+    if not timestamp or not signature or not timestamp.isdigit():
+        return False
+    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+        return False
+    return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
