@@ -49,3 +49,16 @@ def test_bad_port_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NOTICEBOT_PORT", "70000")
     with pytest.raises(SettingsError, match="NOTICEBOT_PORT"):
         load_settings(_env_file=None)
+
+
+def test_webhook_mode_needs_url_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTICEBOT_USNCB_CHANNEL", "webhook")
+    monkeypatch.setenv("NOTICEBOT_USNCB_WEBHOOK_URL", "")
+    monkeypatch.setenv("NOTICEBOT_USNCB_WEBHOOK_SECRET", "short")
+    with pytest.raises(SettingsError) as error:
+        load_settings(_env_file=None)
+    assert "NOTICEBOT_USNCB_WEBHOOK_URL must be an http(s) URL" in str(error.value)
+    assert "NOTICEBOT_USNCB_WEBHOOK_SECRET must be at least 16" in str(error.value)
+    monkeypatch.setenv("NOTICEBOT_USNCB_CHANNEL", "carrier-pigeon")
+    with pytest.raises(SettingsError, match="NOTICEBOT_USNCB_CHANNEL"):
+        load_settings(_env_file=None)

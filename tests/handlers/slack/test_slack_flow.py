@@ -290,3 +290,9 @@ def test_every_modal_opened_passes_block_kit_validation(slack: SlackUser, core: 
     step(slack, OFFICER, "withdraw", case_id, {"reason": "duplicate"})
     for body in slack.fake.of("views.open"):
         View(**body["view"]).validate_json()
+
+
+def test_usncb_callback_is_routed_by_the_server(slack: SlackUser) -> None:
+    response = slack.http.post("/usncb/callback", content=b"{}")
+    assert response.status_code == 404  # manual mode: the webhook channel is not enabled
+    assert "not enabled" in response.json()["error"]
