@@ -46,6 +46,16 @@ def step(slack: SlackUser, user: str, action: str, case_id: str,
     assert response.content in (b"", b"{}") or "errors" not in response.json(), response.text
 
 
+def request_approval(slack: SlackUser, case_id: str) -> None:
+    """Validity active, a clean review, and the approval requested, all by the officer."""
+    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
+    step(slack, OFFICER, "validity_answer", case_id, {"status": "active", "answered_on": TODAY})
+    step(slack, OFFICER, "review", case_id, {
+        "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
+                    "public_information"], "outcome": "no_indications"})
+    step(slack, OFFICER, "request_approval", case_id)
+
+
 def open_case(slack: SlackUser, core: Core) -> str:
     assert slack.command(OFFICER, "open").status_code == 200
     slack.fake.wait_for(lambda: bool(slack.fake.of("views.open")))
@@ -126,13 +136,7 @@ def test_r4_other_accounts_are_refused_at_state_changing_steps(
 
 def test_r4_approval_button_refuses_everyone_but_the_chain(slack: SlackUser, core: Core) -> None:
     case_id = open_case(slack, core)
-    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
-    step(slack, OFFICER, "validity_answer", case_id, {"status": "active", "answered_on": TODAY})
-    wait_stage(slack, core, case_id, Stage.review)
-    step(slack, OFFICER, "review", case_id, {
-        "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
-                    "public_information"], "outcome": "no_indications"})
-    step(slack, OFFICER, "request_approval", case_id)
+    request_approval(slack, case_id)
     approve = slack.button("approve", case_id)
     for outsider in (OFFICER, MANAGER, OPLA, "U0STRANGER"):
         slack.click(outsider, approve)
@@ -261,12 +265,7 @@ def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(
     slack: SlackUser, core: Core
 ) -> None:
     case_id = open_case(slack, core)
-    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
-    step(slack, OFFICER, "validity_answer", case_id, {"status": "active", "answered_on": TODAY})
-    step(slack, OFFICER, "review", case_id, {
-        "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
-                    "public_information"], "outcome": "no_indications"})
-    step(slack, OFFICER, "request_approval", case_id)
+    request_approval(slack, case_id)
     slack.button("approve", case_id)
     event = {"type": "event_callback", "team_id": "T1", "event_id": "Ev2",
              "event": {"type": "app_home_opened", "user": FRO, "tab": "home"}}
