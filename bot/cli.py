@@ -22,6 +22,7 @@ from config.settings import Settings, SettingsError, load_settings
 from storage import record
 from storage.db import create_db_engine, upgrade
 from storage.models import RecordEntry, RecordPayload
+from storage.vault import Vault
 
 
 def _settings() -> Settings:
@@ -172,7 +173,7 @@ def audit_verify() -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
     with Session(_engine(settings.database_url)) as session:
-        result = record.verify(session)
+        result = record.verify(session, Vault(settings.encryption_keys))
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}")
@@ -189,7 +190,7 @@ def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
     return moment + timedelta(days=1) if end else moment
 
 
-def export_lines(session: Session, *, case_id: str | None, since: date | None,
+def export_lines(session: Session, *, vault: Vault, case_id: str | None, since: date | None,
                  until: date | None) -> Iterator[str]:
     statement = (
         select(RecordEntry, RecordPayload.body)
@@ -210,7 +211,7 @@ def export_lines(session: Session, *, case_id: str | None, since: date | None,
             yield record.canonical_json({
                 "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
                 "kind": entry.kind, "action": entry.action, "case_id": entry.case_id,
-                "payload": None if body is None else json.loads(body),
+                "payload": None if body is None else json.loads(vault.open(body)),
                 "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
                 "hash": entry.hash,
             })
@@ -236,7 +237,8 @@ def export(case_id: str | None, since: datetime | None, until: datetime | None,
                    since=since.date() if since else None, until=until.date() if until else None,
                    output=str(output) if output else "stdout")
     with Session(core.engine) as session:
-        lines = export_lines(session, case_id=case, since=since.date() if since else None,
+        lines = export_lines(session, vault=Vault(core.settings.encryption_keys), case_id=case,
+                             since=since.date() if since else None,
                              until=until.date() if until else None)
         if output is None:
             count = _write(lines, sys.stdout)

@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     usncb_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, validation_alias="NOTICEBOT_USNCB_TIMEOUT_SECONDS"
     )
+    # Fernet keys, newest first: the first encrypts subject details and record content.
+    encryption_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
+    )
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
@@ -81,6 +85,24 @@ class Settings(BaseSettings):
     def _split_countries(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(c.strip().upper() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("encryption_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("encryption_keys")
+    @classmethod
+    def _check_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from storage.vault import Vault, VaultError
+
+        try:
+            Vault(value)
+        except VaultError as exc:
+            raise ValueError(str(exc).split(": ", 1)[-1]) from None
         return value
 
     @field_validator("database_url")
@@ -135,6 +157,9 @@ class Settings(BaseSettings):
                 problems.append(f"{name} looks like a placeholder, not a real secret")
         if make_url(self.database_url).get_backend_name() == "sqlite":
             problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
+        if not self.encryption_keys:
+            problems.append("NOTICEBOT_ENCRYPTION_KEYS is required in production (subject "
+                            "details are encrypted at rest)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -154,6 +179,7 @@ _ENV_NAMES = {
     "usncb_channel": "NOTICEBOT_USNCB_CHANNEL",
     "usncb_timeout_seconds": "NOTICEBOT_USNCB_TIMEOUT_SECONDS",
     "usncb_max_attempts": "NOTICEBOT_USNCB_MAX_ATTEMPTS",
+    "encryption_keys": "NOTICEBOT_ENCRYPTION_KEYS",
 }
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from storage.models import RecordEntry, RecordPayload
+from storage.vault import Vault, VaultError
 
 GENESIS_HASH = "0" * 64
 # Arbitrary constant: the PostgreSQL advisory lock that serializes appends to the chain.
@@ -57,6 +58,7 @@ def append(
     action: str,
     case_id: str | None = None,
     payload: dict[str, Any] | None = None,
+    vault: Vault | None = None,
 ) -> RecordEntry:
     """Append one entry in the caller's transaction. Appends are serialized (advisory lock on
     PostgreSQL, BEGIN IMMEDIATE on SQLite) so two writers never chain to the same predecessor;
@@ -93,7 +95,7 @@ def append(
     )
     session.add(entry)
     session.flush()
-    session.add(RecordPayload(seq=seq, body=body))
+    session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
     session.flush()
     return entry
 
@@ -121,13 +123,14 @@ def iter_entries(
         yield from result
 
 
-def verify(session: Session) -> VerifyResult:
-    """Walk the chain from the first entry; stop at the first entry that does not verify."""
+def verify(session: Session, vault: Vault | None = None) -> VerifyResult:
+    """Walk the chain from the first entry; stop at the first entry that does not verify.
+    A disposed entry (content removed, tombstone kept) still verifies."""
     with closing(iter_entries(session)) as rows:
-        return _walk(rows)
+        return _walk(rows, vault or Vault(()))
 
 
-def _walk(rows: Iterator[tuple[RecordEntry, str | None]]) -> VerifyResult:
+def _walk(rows: Iterator[tuple[RecordEntry, str | None]], vault: Vault) -> VerifyResult:
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
     for entry, body in rows:
         problem = None
@@ -146,7 +149,9 @@ def _walk(rows: Iterator[tuple[RecordEntry, str | None]]) -> VerifyResult:
             payload_digest=entry.payload_digest,
         ):
             problem = "hash does not match its contents (altered)"
-        elif body is not None and sha256_hex(body) != entry.payload_digest:
+        elif body is not None and (plain := _open(vault, body)) is None:
+            problem = "payload cannot be decrypted (is NOTICEBOT_ENCRYPTION_KEYS set?)"
+        elif body is not None and sha256_hex(plain or "") != entry.payload_digest:
             problem = "payload does not match its digest (altered)"
         if problem is not None:
             return VerifyResult(
@@ -162,6 +167,15 @@ def _walk(rows: Iterator[tuple[RecordEntry, str | None]]) -> VerifyResult:
     return VerifyResult(ok=True, entries=count, head_seq=expected_seq - 1, head_hash=prev_hash)
 
 
-def payload_of(session: Session, seq: int) -> dict[str, Any] | None:
+def _open(vault: Vault, body: str) -> str | None:
+    try:
+        return vault.open(body)
+    except VaultError:
+        return None
+
+
+def payload_of(session: Session, seq: int, vault: Vault | None = None) -> dict[str, Any] | None:
     row = session.get(RecordPayload, seq)
-    return None if row is None else dict(json.loads(row.body))
+    if row is None:
+        return None
+    return dict(json.loads(vault.open(row.body) if vault else row.body))

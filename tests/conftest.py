@@ -18,6 +18,7 @@ from bot.clock import ManualClock
 from bot.core.service import Core
 from config.settings import Settings
 from storage.db import create_db_engine
+from storage.vault import Vault
 
 PG_URL = os.environ.get("NOTICEBOT_TEST_DATABASE_URL", "")
 # A Monday afternoon; tests move it by hand.
@@ -49,10 +50,20 @@ def clock() -> ManualClock:
     return ManualClock(START)
 
 
+# Fixed test keys, so runs are repeatable; the second only decrypts (rotation tests).
+TEST_KEY = "lN0b2mE0QHk0dFf9qfXc3l2wM6Y7a1p4R5s8u9v0x2A="
+OLD_KEY = "0Jt8yYv3oK5bQ9cR2mW6zX1nL4pF7hD0sA3gE8uI5kM="
+
+
 @pytest.fixture
 def settings(database_url: str) -> Settings:
     return Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
-                    watchlist_countries=frozenset({"ZZ"}))
+                    watchlist_countries=frozenset({"ZZ"}), encryption_keys=(TEST_KEY,))
+
+
+@pytest.fixture
+def vault(settings: Settings) -> Vault:
+    return Vault(settings.encryption_keys)
 
 
 @pytest.fixture

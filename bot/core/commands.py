@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from bot.core import access, steps, thread
 from bot.core.context import Ctx
+from bot.core.details import open_case_details
 from bot.core.errors import Refused
 from bot.core.forms import open_case_form
 from bot.messages import Action, ActionId, ActionValue, Message, Outcome
@@ -104,20 +105,22 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
         select(Approval).where(Approval.case_id == case.id).order_by(col(Approval.id))
     ).all()
     notes += [f"{a.kind} approval routed to <@{a.routed_to}>: {a.status}"
-              + (f" ({a.justification})" if a.justification else "") for a in approvals]
+              + (f" ({ctx.vault.open(a.justification)})" if a.justification else "")
+              for a in approvals]
+    details = open_case_details(ctx.vault, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} (private)",
-        text=case.offense_summary,
+        text=details.offense_summary,
         fields=(
-            ("Subject", case.subject_name),
-            ("Identifiers", case.subject_identifiers or "-"),
-            ("Issuing country", case.issuing_country),
-            ("Notice reference", case.notice_reference),
+            ("Subject", details.subject_name),
+            ("Identifiers", details.subject_identifiers or "-"),
+            ("Issuing country", details.issuing_country),
+            ("Notice reference", details.notice_reference),
             ("Published", case.published_on.isoformat() if case.published_on else "unknown"),
             ("Intended use", case.intended_use),
             ("Extradition pending", "yes" if case.extradition_pending else "no"),
             ("Stage", thread.STAGE_LABELS.get(case.stage, case.stage)),
-            ("Notes", case.notes or "-"),
+            ("Notes", details.notes or "-"),
         ),
         notes=tuple(notes),
     )])

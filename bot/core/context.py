@@ -17,6 +17,7 @@ from config.settings import Settings
 from storage import record
 from storage.db import transaction
 from storage.models import OutboxMessage
+from storage.vault import Vault
 
 
 @dataclass
@@ -29,6 +30,10 @@ class Ctx:
     # Entries wait here and are chained at the end of the unit of work, so the chain's lock
     # is held only for the append and the commit, not for the whole interaction.
     pending: list[tuple[str, str, str | None, dict[str, Any]]] = field(default_factory=list)
+    vault: Vault = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.vault = Vault(self.settings.encryption_keys)
 
     @property
     def today(self) -> date:
@@ -50,7 +55,7 @@ class Ctx:
     def flush_records(self) -> None:
         for kind, action, case_id, payload in self.pending:
             record.append(self.session, at=self.now, actor=self.actor, kind=kind,
-                          action=action, case_id=case_id, payload=payload)
+                          action=action, case_id=case_id, payload=payload, vault=self.vault)
         self.pending.clear()
 
     def state(self, action: str, /, *, case_id: str | None = None, **payload: Any) -> None:

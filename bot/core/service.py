@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from bot.clock import Clock
 from bot.core import access, commands, steps, thread
 from bot.core.context import Ctx, unit_of_work
+from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
@@ -201,7 +202,9 @@ class Core:
         if kind is None:
             return built
         # The request itself: noticebot sends it (webhook) or the officer copies it (manual).
-        text = request_text(case, kind, {"purpose": case.intended_use})
+        reference = open_case_details(ctx.vault, case).notice_reference
+        text = request_text(case, kind, {"purpose": case.intended_use},
+                            notice_reference=reference)
         intro = ("noticebot will send this request to the USNCB liaison system:\n" if webhook
                  else "Send this to the USNCB through your local procedure, then record it:\n")
         return replace(built, intro=intro + text)

@@ -14,6 +14,7 @@ from sqlmodel import col, select, update
 
 from bot.core import access, thread
 from bot.core.context import Ctx
+from bot.core.details import open_case_details, seal_case
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import (
     AUTOMATIC_INDICATORS,
@@ -268,6 +269,7 @@ def open_case(
             "stage": Stage.validity.value,
         },
     )
+    seal_case(ctx.vault, case)
     ctx.session.add(case)
     ctx.session.flush()
     ctx.session.add(ChecklistItem(case_id=case.id, step=Stage.validity.value))
@@ -381,7 +383,7 @@ def automatic_indicators(ctx: Ctx, case: Case) -> tuple[str, ...]:
     cutoff = date.fromisoformat(ctx.settings.reform_cutoff)
     if case.published_on is not None and case.published_on < cutoff:
         found.append("pre_reform")
-    if case.issuing_country in ctx.settings.watchlist_countries:
+    if open_case_details(ctx.vault, case).issuing_country in ctx.settings.watchlist_countries:
         found.append("watchlist")
     return tuple(found)
 
@@ -419,7 +421,7 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     review = RiskReview(
         case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome.value,
         prohibited_categories=prohibited, serious_crime_exception=exception,
-        sources=sorted(sources), notes=values.get("notes") or "",
+        sources=sorted(sources), notes=ctx.vault.seal(values.get("notes") or ""),
     )
     ctx.session.add(review)
     ctx.session.flush()
@@ -428,7 +430,8 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
         ctx.session.add(RiskAnswer(
             review_id=review.id, indicator=key, answer=key in present,
             automatic=key in auto and key in AUTOMATIC_INDICATORS,
-            not_applicable_note=(values.get("dismissal_note") or "") if key in dismissed else "",
+            not_applicable_note=ctx.vault.seal(values.get("dismissal_note") or "")
+            if key in dismissed else "",
         ))
     case.review_outcome = outcome.value
     ctx.state("review.recorded", case_id=case.id, review_id=review.id, outcome=outcome.value,
@@ -488,7 +491,8 @@ def doubt_step(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
             raise FormErrors({"partners": "confer with another country only if there is an "
                               "indication it granted the person protected status (§5.2(1))"})
     step = DoubtStep(case_id=case.id, kind=values["kind"], partners=partners,
-                     note=values["note"], recorded_by=ctx.actor, recorded_at=ctx.now)
+                     note=ctx.vault.seal(values["note"]), recorded_by=ctx.actor,
+                     recorded_at=ctx.now)
     ctx.session.add(step)
     ctx.state("doubt.step", case_id=case.id, kind=values["kind"], partners=partners)
 
@@ -545,7 +549,8 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
 def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "") -> Approval:
     routed_to = access.route_approval(ctx.session, case, today=ctx.today)
     approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
-                        requested_at=ctx.now, routed_to=routed_to, justification=justification)
+                        requested_at=ctx.now, routed_to=routed_to,
+                        justification=ctx.vault.seal(justification))
     ctx.session.add(approval)
     ctx.session.flush()
     ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,
@@ -578,7 +583,8 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
     result = ctx.session.execute(
         update(Approval)
         .where(col(Approval.id) == approval.id, col(Approval.status) == ApprovalStatus.pending)
-        .values(status=status.value, decided_by=ctx.actor, decided_at=ctx.now, reason=reason)
+        .values(status=status.value, decided_by=ctx.actor, decided_at=ctx.now,
+                reason=ctx.vault.seal(reason))
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         ctx.session.refresh(approval)

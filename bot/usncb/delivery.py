@@ -13,10 +13,12 @@ from sqlmodel import Session, col, select
 from bot.clock import Clock
 from bot.core import steps, thread
 from bot.core.context import unit_of_work
+from bot.core.details import open_case_details
 from bot.usncb.requests import webhook_body
 from bot.usncb.webhook import DeliveryResult, WebhookSender
 from config.settings import Settings
 from storage.models import Case, Delivery, UsncbRequest
+from storage.vault import Vault
 
 SYSTEM_ACTOR = "noticebot:usncb-webhook"
 LEASE = timedelta(minutes=5)
@@ -27,7 +29,7 @@ def deliver_pending(*, engine: Engine, clock: Clock, settings: Settings,
     """Send up to `limit` queued requests; returns how many were delivered."""
     delivered = 0
     for _ in range(limit):
-        claimed = _claim(engine, clock.now())
+        claimed = _claim(engine, clock.now(), Vault(settings.encryption_keys))
         if claimed is None:
             break
         request_id, body = claimed
@@ -37,7 +39,7 @@ def deliver_pending(*, engine: Engine, clock: Clock, settings: Settings,
     return delivered
 
 
-def _claim(engine: Engine, now: datetime) -> tuple[int, dict[str, Any]] | None:
+def _claim(engine: Engine, now: datetime, vault: Vault) -> tuple[int, dict[str, Any]] | None:
     with Session(engine) as session, session.begin():
         candidate = session.exec(
             select(UsncbRequest).where(or_(
@@ -61,7 +63,8 @@ def _claim(engine: Engine, now: datetime) -> tuple[int, dict[str, Any]] | None:
             return None
         case = session.get(Case, candidate.case_id)
         assert case is not None and candidate.id is not None
-        return candidate.id, webhook_body(case, candidate)
+        reference = open_case_details(vault, case).notice_reference
+        return candidate.id, webhook_body(case, candidate, notice_reference=reference)
 
 
 def _finish(engine: Engine, clock: Clock, settings: Settings, request_id: int,

@@ -23,14 +23,15 @@ PURPOSE_TEXT = {
 }
 
 
-def request_text(case: Case, kind: RequestKind, details: dict[str, Any]) -> str:
+def request_text(case: Case, kind: RequestKind, details: dict[str, Any], *,
+                 notice_reference: str) -> str:
     documents = ", ".join(DOCUMENT_KINDS.get(d, d) for d in details.get("documents") or []) \
         or "the foreign warrant, indictment, charging documents, conviction documentation and " \
            "police reports"
     purpose = PURPOSE_TEXT[IntendedUse(details.get("purpose") or case.intended_use)]
     lines = [
         KIND_TEXT[kind].format(documents=documents, purpose=purpose),
-        f"Notice: {case.notice_reference} ({case.notice_type.replace('_', ' ')}).",
+        f"Notice: {notice_reference} ({case.notice_type.replace('_', ' ')}).",
         f"ICE case reference: {case.id}, AOR {case.aor_id}.",
     ]
     if kind is RequestKind.use_authorization and details.get("purpose") in (
@@ -41,19 +42,19 @@ def request_text(case: Case, kind: RequestKind, details: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def webhook_body(case: Case, request: UsncbRequest) -> dict[str, Any]:
+def webhook_body(case: Case, request: UsncbRequest, *, notice_reference: str) -> dict[str, Any]:
     kind = RequestKind(request.kind)
     return {
         "request_id": request.external_id,
         "kind": kind.value,
         "case_id": case.id,
         "aor": case.aor_id,
-        "notice": {"type": case.notice_type, "reference": case.notice_reference},
+        "notice": {"type": case.notice_type, "reference": notice_reference},
         "documents": request.details.get("documents") or [],
         "purpose": request.details.get("purpose"),
         "opla_facilitates": kind is RequestKind.use_authorization
         and request.details.get("purpose") in (IntendedUse.immigration, IntendedUse.both),
         "extradition_pending": case.extradition_pending,
         "requested_by": request.sent_by,
-        "text": request_text(case, kind, request.details),
+        "text": request_text(case, kind, request.details, notice_reference=notice_reference),
     }

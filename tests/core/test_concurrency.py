@@ -13,7 +13,8 @@ from bot.core.service import Core
 from bot.messages import ActionId, FormId, Outcome
 from storage import record
 from storage.models import Approval, ApprovalStatus, CloseReason, Stage
-from tests.conftest import on_postgres
+from storage.vault import Vault
+from tests.conftest import TEST_KEY, on_postgres
 from tests.helpers import (
     DESIGNEE,
     FRO,
@@ -99,7 +100,7 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
 
     assert len(winners) == CASES
     with Session(core.engine) as session:
-        result = record.verify(session)
+        result = record.verify(session, Vault((TEST_KEY,)))
     assert result.ok, result
     assert result.entries == len(entries(core))
 

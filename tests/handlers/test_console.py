@@ -11,6 +11,8 @@ from bot.core.service import Core
 from handlers.console import run_console
 from storage import record
 from storage.models import Case, CloseReason, Stage
+from storage.vault import Vault
+from tests.conftest import TEST_KEY
 
 OPEN_FORM = [
     "/notice open",
@@ -78,7 +80,7 @@ def test_console_walks_a_case_to_ready_for_immigration_proceedings(core: Core) -
         if line.startswith("── #") or line.startswith("── thread"):
             assert "Consoleperson" not in line
     with Session(core.engine) as session:
-        assert record.verify(session).ok
+        assert record.verify(session, Vault((TEST_KEY,))).ok
 
 
 VALIDITY_ACTIVE = [

@@ -21,7 +21,8 @@ from bot.messages import ActionId
 from storage import record
 from storage.db import transaction
 from storage.models import RecordEntry
-from tests.conftest import START, on_postgres
+from storage.vault import Vault
+from tests.conftest import START, TEST_KEY, on_postgres
 from tests.helpers import OFFICER, open_case, press, to_approval
 
 postgres_only = pytest.mark.skipif(not on_postgres(),
@@ -47,7 +48,7 @@ def walked(core: Core) -> Core:
 
 def verify(engine: Engine) -> record.VerifyResult:
     with Session(engine) as session:
-        return record.verify(session)
+        return record.verify(session, Vault((TEST_KEY,)))
 
 
 def row_count(engine: Engine) -> int:
@@ -375,7 +376,8 @@ def run_audit_verify(database_url: str) -> Any:
     with runner.isolated_filesystem():  # no stray .env is read
         return runner.invoke(main, ["audit", "verify"],
                              env={"NOTICEBOT_DATABASE_URL": database_url,
-                                  "NOTICEBOT_ENV": "development"})
+                                  "NOTICEBOT_ENV": "development",
+                                  "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY})
 
 
 def test_r7_cli_audit_verify(walked: Core, database_url: str) -> None:

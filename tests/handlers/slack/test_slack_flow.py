@@ -12,6 +12,8 @@ from sqlmodel import Session, select
 from bot.core.service import Core
 from storage import record
 from storage.models import Case, CloseReason, OutboxMessage, PlatformMessage, Stage
+from storage.vault import Vault
+from tests.conftest import TEST_KEY
 from tests.handlers.slack.conftest import SlackUser
 from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED, OPLA, SUBJECT, entries
 
@@ -117,7 +119,7 @@ def test_whole_case_walked_through_slack(slack: SlackUser, core: Core) -> None:
             for block in body["blocks"]:
                 Block.parse(block).validate_json()  # type: ignore[union-attr]
     with Session(core.engine) as session:
-        assert record.verify(session).ok
+        assert record.verify(session, Vault((TEST_KEY,))).ok
 
 
 def test_r4_other_accounts_are_refused_at_state_changing_steps(
