@@ -15,14 +15,25 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
-from bot.core.context import unit_of_work
+from bot.core.context import Ctx, unit_of_work
 from bot.core.service import Core
+from bot.messages import Outcome
+from bot.records.disposition import dispose, eligible
+from bot.records.holds import (
+    active_holds,
+    holds_case,
+    lift_hold,
+    place_hold,
+    require_records_officer,
+)
+from bot.records.keys import rotate_all
+from bot.records.retention import RecordType, Schedule, ScheduleError, load_schedule
 from bot.roster import RosterError, record_training
 from config.settings import Settings, SettingsError, load_settings
 from storage import record
 from storage.db import create_db_engine, upgrade
-from storage.models import RecordEntry, RecordPayload
-from storage.vault import Vault
+from storage.models import Case, RecordEntry, RecordPayload
+from storage.vault import Vault, VaultError, generate_key
 
 
 def _settings() -> Settings:
@@ -161,6 +172,188 @@ def training_record(user: str, completed_on: datetime) -> None:
         except RosterError as exc:
             raise click.ClickException(str(exc)) from None
     click.echo("recorded" if added else "already on record")
+
+
+@main.group()
+def keys() -> None:
+    """Encryption keys for subject details and record content at rest."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print a new key; put it FIRST in NOTICEBOT_ENCRYPTION_KEYS, keep the old ones after it."""
+    click.echo(generate_key())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-encrypt everything with the newest key (the first in NOTICEBOT_ENCRYPTION_KEYS)."""
+    core = _core()
+    vault = Vault(core.settings.encryption_keys)
+    if not vault.enabled:
+        raise click.ClickException("NOTICEBOT_ENCRYPTION_KEYS is not set")
+    try:
+        counts = rotate_all(core.engine, vault)
+    except VaultError as exc:
+        raise click.ClickException(str(exc)) from None
+    core.act(actor=_actor(), action="keys.rotated", handler=lambda ctx: Outcome(),
+             rewritten=counts)
+    click.echo("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+AS_USER = click.option("--as", "user", metavar="USER", required=True,
+                       help="Your roster user id; the records role is checked.")
+
+
+def _schedule(core: Core) -> Schedule:
+    try:
+        return load_schedule(core.settings.retention_file)
+    except ScheduleError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _done(outcome: Outcome) -> None:
+    if not outcome.ok:
+        raise click.ClickException(outcome.refusal or "; ".join(
+            f"{k}: {v}" for k, v in outcome.errors.items()))
+
+
+@main.group()
+def records() -> None:
+    """Records management (§6): schedule, litigation holds, disposition."""
+
+
+@records.command("schedule")
+@AS_USER
+def records_schedule(user: str) -> None:
+    """Show the retention schedule and when each closed case becomes eligible."""
+    core = _core()
+    schedule = _schedule(core)
+    lines: list[str] = []
+
+    def handle(ctx: Ctx) -> Outcome:
+        require_records_officer(ctx)
+        for record_type in RecordType:
+            item = schedule.item_for(record_type)
+            lines.append(f"{record_type.value:16} " + (
+                item.describe() if item else "unscheduled: kept indefinitely"))
+        item = schedule.item_for(RecordType.case_file)
+        holds = active_holds(ctx)
+        for case in ctx.session.exec(select(Case).where(Case.stage == "closed")
+                                     .order_by(col(Case.closed_at))).all():
+            assert case.closed_at is not None
+            held = [h.id for h in holds if holds_case(h, case)]
+            when = item.eligible_on(case.closed_at.date()).isoformat() if item else "never"
+            state = "disposed" if case.disposed_at else (
+                f"HELD ({', '.join(map(str, held))})" if held else f"eligible {when}")
+            lines.append(f"  {case.id:14} closed {case.closed_at.date()}  {state}")
+        ctx.record("read", "records.schedule_viewed")
+        return Outcome()
+
+    _done(core.act(actor=user.upper(), action="records.schedule", handler=handle))
+    click.echo("\n".join(lines))
+
+
+@records.group("hold")
+def records_hold() -> None:
+    """Litigation holds."""
+
+
+@records_hold.command("place")
+@AS_USER
+@click.option("--matter", required=True, help="Matter name.")
+@click.option("--authority", required=True, help="Who ordered the hold (court, counsel...).")
+@click.option("--reason", required=True)
+@click.option("--case", "case_id", metavar="ID")
+@click.option("--aor", "aor_id")
+@click.option("--person", metavar="USER")
+@click.option("--from", "date_from", type=click.DateTime(formats=["%Y-%m-%d"]))
+@click.option("--to", "date_to", type=click.DateTime(formats=["%Y-%m-%d"]))
+def records_hold_place(user: str, matter: str, authority: str, reason: str,
+                       case_id: str | None, aor_id: str | None, person: str | None,
+                       date_from: datetime | None, date_to: datetime | None) -> None:
+    """Place a hold on a case, or on everything matching AOR / person / dates."""
+    core = _core()
+    placed: list[int] = []
+
+    def handle(ctx: Ctx) -> Outcome:
+        hold = place_hold(ctx, matter=matter, authority=authority, reason=reason,
+                          case_id=case_id.upper() if case_id else None, aor_id=aor_id,
+                          person=person.upper() if person else None,
+                          date_from=date_from.date() if date_from else None,
+                          date_to=date_to.date() if date_to else None)
+        assert hold.id is not None
+        placed.append(hold.id)
+        return Outcome()
+
+    _done(core.act(actor=user.upper(), action="records.hold_place", handler=handle,
+                   case_id=case_id.upper() if case_id else None))
+    click.echo(f"hold {placed[0]} placed")
+
+
+@records_hold.command("lift")
+@AS_USER
+@click.argument("hold_id", type=int)
+@click.option("--reason", required=True)
+def records_hold_lift(user: str, hold_id: int, reason: str) -> None:
+    """Lift a hold (the records under it become disposable again on schedule)."""
+    core = _core()
+    _done(core.act(actor=user.upper(), action="records.hold_lift", hold_id=hold_id,
+                   handler=lambda ctx: (lift_hold(ctx, hold_id, reason=reason), Outcome())[1]))
+    click.echo(f"hold {hold_id} lifted")
+
+
+@records_hold.command("list")
+@AS_USER
+def records_hold_list(user: str) -> None:
+    """Active holds."""
+    core = _core()
+    lines: list[str] = []
+
+    def handle(ctx: Ctx) -> Outcome:
+        require_records_officer(ctx)
+        for h in active_holds(ctx):
+            scope = ", ".join(f"{k}={v}" for k, v in (
+                ("case", h.case_id), ("aor", h.aor_id), ("person", h.person),
+                ("from", h.date_from), ("to", h.date_to)) if v)
+            lines.append(f"{h.id:4}  {h.matter}  [{scope}]  by {h.placed_by} "
+                         f"{h.placed_at:%Y-%m-%d}")
+        ctx.record("read", "records.holds_viewed")
+        return Outcome()
+
+    _done(core.act(actor=user.upper(), action="records.hold_list", handler=handle))
+    click.echo("\n".join(lines) or "no active holds")
+
+
+@records.command("disposition")
+@AS_USER
+@click.option("--list", "show", is_flag=True, help="List what is eligible today.")
+@click.option("--approve", is_flag=True, help="Dispose of the eligible records (or REFs).")
+@click.argument("refs", nargs=-1)
+def records_disposition(user: str, show: bool, approve: bool, refs: tuple[str, ...]) -> None:
+    """List eligible records, or approve their disposition (records officers)."""
+    if show == approve:
+        raise click.UsageError("give exactly one of --list or --approve")
+    core = _core()
+    schedule = _schedule(core)
+    lines: list[str] = []
+
+    def handle(ctx: Ctx) -> Outcome:
+        if show:
+            require_records_officer(ctx)
+            for e in eligible(ctx, schedule):
+                lines.append(f"{e.record_ref:20} {e.record_type.value:12} eligible "
+                             f"{e.eligible_on}  {e.item} ({e.authority})")
+            ctx.record("read", "records.disposition_listed", count=len(lines))
+            return Outcome()
+        for log in dispose(ctx, schedule, [r.upper() if not r.startswith(("entry:", "training:"))
+                                           else r for r in refs] or None):
+            lines.append(f"disposed {log.record_ref} ({log.record_type}) under {log.schedule_item}")
+        return Outcome()
+
+    _done(core.act(actor=user.upper(), action="records.disposition", handler=handle,
+                   approve=approve, refs=list(refs)))
+    click.echo("\n".join(lines) or "nothing eligible")
 
 
 @main.group()

@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     encryption_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
     )
+    # The retention schedule (TOML); without one every record is kept indefinitely (§6).
+    retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
@@ -180,6 +182,7 @@ _ENV_NAMES = {
     "usncb_timeout_seconds": "NOTICEBOT_USNCB_TIMEOUT_SECONDS",
     "usncb_max_attempts": "NOTICEBOT_USNCB_MAX_ATTEMPTS",
     "encryption_keys": "NOTICEBOT_ENCRYPTION_KEYS",
+    "retention_file": "NOTICEBOT_RETENTION_FILE",
 }
 
 

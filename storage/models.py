@@ -208,6 +208,7 @@ class Case(CaseBase, table=True):
     documents_preferred: bool = False
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    disposed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     submission_key: str | None = Field(default=None, unique=True)
     # Subject details: never rendered into a channel or thread message.
     notice_reference: str
@@ -395,3 +396,38 @@ class PlatformMessage(SQLModel, table=True):
     channel: str
     ts: str
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class LitigationHold(SQLModel, table=True):
+    """Records matching every given criterion are never disposed of while the hold is active."""
+
+    __tablename__ = "litigation_hold"
+    id: int | None = Field(default=None, primary_key=True)
+    matter: str
+    authority: str
+    reason: str = Field(sa_column=Column(Text, nullable=False))
+    case_id: str | None = Field(default=None, index=True)
+    aor_id: str | None = None
+    person: str | None = None
+    date_from: date | None = None
+    date_to: date | None = None
+    placed_by: str
+    placed_at: datetime = Field(sa_type=UTCDateTime)
+    lifted_by: str | None = None
+    lifted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    lift_reason: str = ""
+
+
+class DispositionLog(SQLModel, table=True):
+    """What was destroyed, under which schedule item and authority, when, approved by whom."""
+
+    __tablename__ = "disposition_log"
+    id: int | None = Field(default=None, primary_key=True)
+    record_type: str
+    record_ref: str
+    schedule_item: str
+    authority: str
+    eligible_on: date
+    disposed_on: date
+    approved_by: str
+    entries_affected: int = 0

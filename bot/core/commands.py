@@ -74,14 +74,30 @@ def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
     if command.name == "delegate":
         return delegate(ctx, command.args)
     if command.name == "hold":
-        access.require_role(ctx.session, ctx.actor, Role.records)
-        raise Refused("Litigation holds are not available yet in this version.", code="todo")
+        return hold(ctx, command)
     if command.name == "digest":
         access.require_role(ctx.session, ctx.actor, Role.manager)
         raise Refused("The weekly digest is not available yet in this version.", code="todo")
     prefix = "" if command.name == "help" else f"Unknown command '{command.args[0]}'.\n"
     return Outcome(ok=command.name == "help",
                    private=[Message(title="noticebot", text=prefix + HELP)])
+
+
+def hold(ctx: Ctx, command: Command) -> Outcome:
+    """`/notice hold ID REASON`: a litigation hold on one case (records officers only)."""
+    from bot.records.holds import place_hold
+
+    if len(command.args) < 2:
+        raise Refused("Usage: /notice hold CASE-ID REASON", code="usage")
+    reason = " ".join(command.args[1:])
+    placed = place_hold(ctx, matter=reason, authority=f"placed in chat by {ctx.actor}",
+                        reason=reason, case_id=command.case_id)
+    return Outcome(case_id=command.case_id, private=[Message(
+        title=f"Litigation hold {placed.id} placed",
+        text=f"{command.case_id} will not be disposed of while hold {placed.id} is active "
+        "(§6). Records officers lift holds with `noticebot records hold lift`.",
+        section="§6",
+    )])
 
 
 def show_case(ctx: Ctx, case_id: str | None) -> Outcome:

@@ -125,6 +125,12 @@ class Core:
         return self._run(steps.USNCB_ACTOR, "callback", "usncb.callback",
                          {"body": _jsonable(body)}, handle, case_id=None)
 
+    def act(self, *, actor: str, action: str, handler: Callable[[Ctx], Outcome],
+            case_id: str | None = None, **payload: Any) -> Outcome:
+        """Run an administrative action (records, CLI) through the same recorded unit of work
+        as chat interactions: the attempt, any refusal and every change are on the record."""
+        return self._run(actor, "admin", action, payload, handler, case_id=case_id)
+
     def deliver_usncb(self) -> int:
         """Send queued webhook requests (no-op in manual mode); adapters call it after acking."""
         if self.usncb_sender is None:

@@ -1,0 +1,1 @@
+"""Records management (§6): retention, holds, disposition, key rotation, exports and heads."""
