@@ -93,6 +93,7 @@ class ApprovalStatus(StrEnum):
 
 class OutboxStatus(StrEnum):
     pending = "pending"
+    sending = "sending"  # claimed by a relay; a stale claim is checked and taken over
     sent = "sent"
     dead = "dead"
 
@@ -360,6 +361,9 @@ class OutboxMessage(SQLModel, table=True):
     payload: dict[str, Any] = Field(sa_type=JSON)
     status: str = Field(default=OutboxStatus.pending)
     attempts: int = 0
+    next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    alert: bool = False  # an admin alert about a dead letter: its own failure alerts no one
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     platform_ref: str | None = None
     error: str | None = None
@@ -431,3 +435,36 @@ class DispositionLog(SQLModel, table=True):
     disposed_on: date
     approved_by: str
     entries_affected: int = 0
+
+
+class ReminderKind(StrEnum):
+    usncb_request = "usncb_request"
+    approval = "approval"
+    training = "training"
+
+
+class Reminder(SQLModel, table=True):
+    """A pending nudge: due work as data, claimed by whichever sweep gets there first."""
+
+    __tablename__ = "reminder"
+    __table_args__ = (UniqueConstraint("kind", "ref"),
+                      Index("ix_reminder_active_due", "active", "next_due_at"))
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str
+    ref: str  # request id, approval id, or user id (training)
+    case_id: str | None = Field(default=None, index=True)
+    next_due_at: datetime = Field(sa_type=UTCDateTime)
+    sent: int = 0  # reminders sent so far
+    active: bool = True
+    snoozed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DigestSent(SQLModel, table=True):
+    """One weekly digest per manager per ISO year and week, in the manager's time zone."""
+
+    __tablename__ = "digest_sent"
+    manager: str = Field(primary_key=True)
+    iso_year: int = Field(primary_key=True)
+    iso_week: int = Field(primary_key=True)
+    sent_at: datetime = Field(sa_type=UTCDateTime)
