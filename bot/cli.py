@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -29,7 +31,9 @@ from bot.records.holds import (
 from bot.records.keys import rotate_all
 from bot.records.retention import RecordType, Schedule, ScheduleError, load_schedule
 from bot.roster import RosterError, record_training
+from bot.schedule.runner import start_scheduler
 from config.settings import Settings, SettingsError, load_settings
+from handlers.slack.relay import SlackRelay
 from storage import record
 from storage.db import create_db_engine, upgrade
 from storage.models import Case, RecordEntry, RecordPayload
@@ -95,7 +99,10 @@ def serve(workers: int, threads: int) -> None:
 
     def factory() -> Any:
         core = build_core(settings, migrate=False)
-        return wsgi_app(create_app(settings, core), core.engine, core)
+        app = create_app(settings, core)
+        relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
+        start_scheduler(core, deliver=relay.drain)  # per worker, after the fork
+        return wsgi_app(app, core.engine, core)
 
     GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
 
@@ -113,8 +120,36 @@ def socket() -> None:
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     core = build_core(settings, engine=_engine(settings.database_url))
-    handler = SocketModeHandler(create_app(settings, core), settings.slack_app_token)
-    handler.start()  # type: ignore[no-untyped-call]
+    app = create_app(settings, core)
+    scheduler = start_scheduler(core, deliver=SlackRelay(engine=core.engine, client=app.client,
+                                                         clock=core.clock).drain)
+    try:
+        SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+    finally:
+        scheduler.shutdown(wait=True)
+
+
+@main.command()
+def worker() -> None:
+    """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
+    deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
+    settings = _settings()
+    core = build_core(settings, engine=_engine(settings.database_url))
+    deliver = None
+    if settings.slack_bot_token:
+        from handlers.slack.app import web_client
+
+        deliver = SlackRelay(engine=core.engine, client=web_client(settings),
+                             clock=core.clock).drain
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    scheduler = start_scheduler(core, deliver=deliver)
+    click.echo(f"worker running: sweeps every {settings.sweep_seconds}s"
+               + (", Slack relay on" if deliver else ""), err=True)
+    stop.wait()
+    scheduler.shutdown(wait=True)
+    click.echo("worker stopped", err=True)
 
 
 @main.group()

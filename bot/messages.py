@@ -36,6 +36,8 @@ class ActionId(StrEnum):
     show_case = "show_case"
     retry_delivery = "retry_delivery"
     switch_manual = "switch_manual"
+    reminder_followed_up = "reminder_followed_up"
+    reminder_snooze = "reminder_snooze"
 
 
 class FormId(StrEnum):

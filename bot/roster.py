@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlmodel import Session, SQLModel, col, delete, select
 
 from bot.core.context import Ctx
+from bot.schedule import reminders
 from storage.models import (
     Aor,
     AorApprover,
@@ -302,6 +303,8 @@ def record_training(ctx: Ctx, user_id: str, completed_on: date, *, source: str,
     session.add(TrainingCompletion(user_id=user_id, completed_on=completed_on, source=source,
                                    recorded_at=ctx.now))
     ctx.state("training.recorded", user=user_id, completed_on=completed_on, source=source)
+    session.flush()
+    reminders.on_training(ctx, user_id)
     if report is not None:
         report.changes.append(f"training {user_id} {completed_on.isoformat()}")
     return True

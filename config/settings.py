@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from enum import StrEnum
 from typing import Annotated
 
@@ -78,6 +79,23 @@ class Settings(BaseSettings):
     )
     # The retention schedule (TOML); without one every record is kept indefinitely (§6).
     retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
+    # Reminders and escalations (business days exclude weekends and federal holidays).
+    usncb_remind_every: int = Field(default=2, ge=1, le=30,
+                                    validation_alias="NOTICEBOT_USNCB_REMIND_EVERY_DAYS")
+    usncb_escalate_after: int = Field(default=3, ge=1, le=50,
+                                      validation_alias="NOTICEBOT_USNCB_ESCALATE_AFTER")
+    usncb_escalate_next_after: int = Field(
+        default=5, ge=1, le=50, validation_alias="NOTICEBOT_USNCB_ESCALATE_NEXT_AFTER")
+    approval_remind_after: int = Field(default=1, ge=1, le=30,
+                                       validation_alias="NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS")
+    approval_escalate_after: int = Field(default=2, ge=1, le=50,
+                                         validation_alias="NOTICEBOT_APPROVAL_ESCALATE_AFTER")
+    training_reminder_days: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(30, 7, 1), validation_alias="NOTICEBOT_TRAINING_REMINDER_DAYS")
+    extra_holidays: Annotated[frozenset[date], NoDecode] = Field(
+        default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
+    sweep_seconds: int = Field(default=60, ge=5, le=3600,
+                               validation_alias="NOTICEBOT_SWEEP_SECONDS")
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
@@ -87,6 +105,20 @@ class Settings(BaseSettings):
     def _split_countries(cls, value: object) -> object:
         if isinstance(value, str):
             return frozenset(c.strip().upper() for c in value.split(",") if c.strip())
+        return value
+
+    @field_validator("training_reminder_days", mode="before")
+    @classmethod
+    def _split_days(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(sorted({int(v) for v in value.split(",") if v.strip()}, reverse=True))
+        return value
+
+    @field_validator("extra_holidays", mode="before")
+    @classmethod
+    def _split_holidays(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(date.fromisoformat(v.strip()) for v in value.split(",") if v.strip())
         return value
 
     @field_validator("encryption_keys", mode="before")
@@ -183,6 +215,14 @@ _ENV_NAMES = {
     "usncb_max_attempts": "NOTICEBOT_USNCB_MAX_ATTEMPTS",
     "encryption_keys": "NOTICEBOT_ENCRYPTION_KEYS",
     "retention_file": "NOTICEBOT_RETENTION_FILE",
+    "usncb_remind_every": "NOTICEBOT_USNCB_REMIND_EVERY_DAYS",
+    "usncb_escalate_after": "NOTICEBOT_USNCB_ESCALATE_AFTER",
+    "usncb_escalate_next_after": "NOTICEBOT_USNCB_ESCALATE_NEXT_AFTER",
+    "approval_remind_after": "NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS",
+    "approval_escalate_after": "NOTICEBOT_APPROVAL_ESCALATE_AFTER",
+    "training_reminder_days": "NOTICEBOT_TRAINING_REMINDER_DAYS",
+    "extra_holidays": "NOTICEBOT_EXTRA_HOLIDAYS",
+    "sweep_seconds": "NOTICEBOT_SWEEP_SECONDS",
 }
 
 

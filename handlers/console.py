@@ -16,6 +16,7 @@ from bot.app import load_roster_text, sample_roster_text
 from bot.core.service import Core
 from bot.messages import ActionValue, FieldKind, Form, FormField, FormId, Message, Outcome
 from bot.roster import RosterError, roster_is_empty
+from bot.schedule.runner import sweep_once
 from storage.models import OutboxMessage, Person
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
@@ -194,9 +195,9 @@ class Console:
         self.deliver()
 
     def deliver(self) -> None:
-        """Send queued USNCB webhook requests, then act as the relay: print every queued
-        outgoing message."""
-        self.core.deliver_usncb()
+        """Run the due sweeps (reminders, digests, USNCB requests), then act as the relay:
+        print every queued outgoing message."""
+        sweep_once(self.core)
         for row in self.core.take_outbox():
             message = Message.from_dict(row.payload)
             updated = message.key is not None and message.key in self.latest

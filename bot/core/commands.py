@@ -76,8 +76,10 @@ def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
     if command.name == "hold":
         return hold(ctx, command)
     if command.name == "digest":
+        from bot.schedule.digest import build_digest
+
         access.require_role(ctx.session, ctx.actor, Role.manager)
-        raise Refused("The weekly digest is not available yet in this version.", code="todo")
+        return Outcome(private=[build_digest(ctx, ctx.actor)])
     prefix = "" if command.name == "help" else f"Unknown command '{command.args[0]}'.\n"
     return Outcome(ok=command.name == "help",
                    private=[Message(title="noticebot", text=prefix + HELP)])

@@ -26,6 +26,7 @@ from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender
@@ -91,6 +92,8 @@ CLICK_STEPS: dict[ActionId, ClickStep] = {
     ActionId.use_auth_no_response: lambda c, k, r: steps.record_no_response(
         c, k, RequestKind.use_authorization, r),
     ActionId.retry_delivery: steps.retry_delivery,
+    ActionId.reminder_followed_up: reminders.followed_up,
+    ActionId.reminder_snooze: reminders.snooze,
 }
 
 

@@ -33,6 +33,7 @@ from bot.messages import (
     DestinationKind,
     Message,
 )
+from bot.schedule import reminders
 from config.settings import UsncbChannelKind
 from storage.models import (
     Aor,
@@ -51,6 +52,7 @@ from storage.models import (
     NoticeType,
     Person,
     PersonRole,
+    ReminderKind,
     RequestKind,
     RequestStatus,
     ReviewOutcome,
@@ -124,6 +126,7 @@ def close(ctx: Ctx, case: Case, reason: CloseReason) -> None:
         .where(col(Approval.case_id) == case.id, col(Approval.status) == ApprovalStatus.pending)
         .values(status=ApprovalStatus.cancelled, decided_at=ctx.now)
     )
+    reminders.stop_case(ctx, case.id)
     ctx.state("case.closed", case_id=case.id, previous=previous, reason=reason.value)
 
 
@@ -301,6 +304,7 @@ def _record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, A
     ctx.session.flush()
     request.external_id = f"NB-{case.id}-{request.id}"
     ctx.session.add(request)
+    reminders.on_request(ctx, case, request)
     ctx.state("usncb.request_queued" if webhook else "usncb.request_sent", case_id=case.id,
               request_id=request.id, external_id=request.external_id, kind=kind.value,
               sent_on=request.sent_on, channel=request.channel, details=details)
@@ -330,6 +334,7 @@ def _answer(ctx: Ctx, request: UsncbRequest, answer: str, values: dict[str, Any]
     request.answer_details = details or {}
     request.status = RequestStatus.answered.value
     ctx.session.add(request)
+    reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     ctx.state("usncb.answer", case_id=request.case_id, request_id=request.id,
               kind=request.kind, answer=answer, answered_on=request.answered_on,
               details=details or {})
@@ -556,6 +561,7 @@ def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "") ->
     ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,
               routed_to=routed_to)
     ctx.send(DestinationKind.dm, routed_to, _approval_dm(case, approval), case_id=case.id)
+    reminders.on_approval(ctx, case, approval)
     return approval
 
 
@@ -591,6 +597,7 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
         raise Refused(f"Already decided: {approval.status} by <@{approval.decided_by}>.",
                       code="decided")
     ctx.session.refresh(approval)
+    reminders.stop(ctx, ReminderKind.approval, approval.id)
     ctx.state("approval.decided", case_id=case.id, approval_id=approval.id, kind=kind.value,
               status=status.value, reason=reason)
     ctx.send(DestinationKind.dm, approval.routed_to, _approval_dm(case, approval),
@@ -707,6 +714,7 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
     if request.answer is None:
         request.status = RequestStatus.no_response.value
         ctx.session.add(request)
+        reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     case.documents_preferred = bool(received and values.get("better_evidence"))
     ctx.state("documents.reviewed", case_id=case.id, received=received,
               indications=values.get("indications"), documents_preferred=case.documents_preferred,
