@@ -126,9 +126,9 @@ def sweep_digests(*, engine: Engine, clock: Clock, settings: Settings) -> int:
             claimed = ctx.session.execute(
                 insert(DigestSent).values(manager=manager, iso_year=week.year,
                                           iso_week=week.week, sent_at=ctx.now)
-                .on_conflict_do_nothing()
-            ).rowcount  # type: ignore[attr-defined]
-            if claimed != 1:
+                .on_conflict_do_nothing().returning(col(DigestSent.manager))
+            ).first()
+            if claimed is None:
                 continue  # another replica (or an earlier sweep) sent it
             ctx.send(DestinationKind.dm, manager, build_digest(ctx, manager))
             ctx.state("digest.sent", manager=manager, iso_year=week.year, iso_week=week.week)
