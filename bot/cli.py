@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import getpass
-import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import click
 from sqlalchemy import Engine
@@ -21,6 +19,8 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.service import Core
 from bot.messages import Outcome
 from bot.records.disposition import dispose, eligible
+from bot.records.export import ExportError, export_records
+from bot.records.heads import HeadsError, publish_head, verify_against
 from bot.records.holds import (
     active_holds,
     holds_case,
@@ -36,7 +36,7 @@ from config.settings import Settings, SettingsError, load_settings
 from handlers.slack.relay import SlackRelay
 from storage import record
 from storage.db import create_db_engine, upgrade
-from storage.models import Case, RecordEntry, RecordPayload
+from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
 
 
@@ -396,10 +396,34 @@ def audit() -> None:
     """The tamper-evident interaction record."""
 
 
+@audit.command("publish-head")
+@click.option("--to", "target", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File (outside the database) the head is appended to.")
+def audit_publish_head(target: Path) -> None:
+    """Append the chain's head (seq and hash) to a file kept outside the database."""
+    core = _core()
+    try:
+        head = publish_head(engine=core.engine, settings=core.settings, clock=core.clock,
+                            target=target)
+    except HeadsError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"published head {head.seq} {head.hash} to {target}")
+
+
 @audit.command("verify")
-def audit_verify() -> None:
+@click.option("--against", "heads_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also check every head published in this file is still in the chain.")
+def audit_verify(heads_file: Path | None) -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
+    if heads_file is not None:
+        against = verify_against(engine=_engine(settings.database_url), settings=settings,
+                                 heads_file=heads_file)
+        if not against.ok:
+            click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
+                       "confirmed before it)", err=True)
+            sys.exit(1)
+        click.echo(f"OK: {against.checked} published heads match the chain")
     with Session(_engine(settings.database_url)) as session:
         result = record.verify(session, Vault(settings.encryption_keys))
     if result.ok:
@@ -411,76 +435,44 @@ def audit_verify() -> None:
     sys.exit(1)
 
 
-def _day(value: datetime | None, *, end: bool = False) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.combine(value.date(), time.min, tzinfo=UTC)
-    return moment + timedelta(days=1) if end else moment
-
-
-def export_lines(session: Session, *, vault: Vault, case_id: str | None, since: date | None,
-                 until: date | None) -> Iterator[str]:
-    statement = (
-        select(RecordEntry, RecordPayload.body)
-        .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq), isouter=True)
-        .order_by(col(RecordEntry.seq))
-    )
-    if case_id:
-        statement = statement.where(RecordEntry.case_id == case_id)
-    if since:
-        statement = statement.where(
-            col(RecordEntry.at) >= datetime.combine(since, time.min, tzinfo=UTC))
-    if until:
-        statement = statement.where(
-            col(RecordEntry.at) < datetime.combine(until, time.min, tzinfo=UTC)
-            + timedelta(days=1))
-    with session.exec(statement.execution_options(yield_per=2000)) as rows:
-        for entry, body in rows:
-            yield record.canonical_json({
-                "seq": entry.seq, "at": entry.at.isoformat(), "actor": entry.actor,
-                "kind": entry.kind, "action": entry.action, "case_id": entry.case_id,
-                "payload": None if body is None else json.loads(vault.open(body)),
-                "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
-                "hash": entry.hash,
-            })
-
-
 @main.command()
-@click.option("--case", "case_id", metavar="ID", help="Only this case's entries.")
+@AS_USER
+@click.option("--out", "out_dir", required=True,
+              type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to create (must not exist or be empty).")
+@click.option("--case", "case_id", metavar="ID", help="Only this case's file.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), help="From this day (UTC).")
 @click.option("--until", type=click.DateTime(formats=["%Y-%m-%d"]),
               help="Through this day (UTC).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write to this file instead of standard output.")
-def export(case_id: str | None, since: datetime | None, until: datetime | None,
-           output: Path | None) -> None:
-    """Export record entries as JSON Lines (a case file or a date range)."""
-    if since and until and until < since:
-        raise click.ClickException("--until is before --since")
+@click.option("--redact", is_flag=True,
+              help="Drop subject details, for sharing outside the records office.")
+def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None,
+           until: datetime | None, redact: bool) -> None:
+    """Export a case file or a date range: JSON Lines and CSV of the entries, a metadata CSV,
+    the chain verification with its head hash, and a SHA-256 manifest (records officers)."""
     core = _core()
-    case = case_id.upper() if case_id else None
-    with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
-                      actor=_actor()) as ctx:
-        ctx.record("admin", "records.exported", case_id=case,
-                   since=since.date() if since else None, until=until.date() if until else None,
-                   output=str(output) if output else "stdout")
-    with Session(core.engine) as session:
-        lines = export_lines(session, vault=Vault(core.settings.encryption_keys), case_id=case,
-                             since=since.date() if since else None,
-                             until=until.date() if until else None)
-        if output is None:
-            count = _write(lines, sys.stdout)
-        else:
-            partial = output.with_name(output.name + ".partial")
-            with partial.open("w", encoding="utf-8") as handle:
-                count = _write(lines, handle)
-            partial.replace(output)  # never leave a half-written export under the real name
-    click.echo(f"exported {count} entries", err=True)
+    def allowed(ctx: Ctx) -> Outcome:
+        require_records_officer(ctx)  # the export itself is recorded when it is complete
+        return Outcome()
 
+    _done(core.act(actor=user.upper(), action="records.export_requested", handler=allowed,
+                   case_id=case_id.upper() if case_id else None, redact=redact))
+    with click.progressbar(length=1, label="exporting", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = max(total, 1)
+            bar.update(done - bar.pos)
 
-def _write(lines: Iterator[str], handle: TextIO) -> int:
-    count = 0
-    for line in lines:
-        handle.write(line + "\n")
-        count += 1
-    return count
+        try:
+            report = export_records(
+                engine=core.engine, settings=core.settings, clock=core.clock,
+                actor=user.upper(), out_dir=out_dir,
+                case_id=case_id.upper() if case_id else None,
+                since=since.date() if since else None, until=until.date() if until else None,
+                redact=redact, progress=progress)
+        except ExportError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"exported {report.entries} entries to {report.out_dir}"
+               + (" (redacted)" if report.redacted else ""))
+    click.echo(f"manifest sha256 {report.manifest_sha256}")
+    if not report.verified:
+        click.echo("WARNING: the record chain does not verify; see verification.json", err=True)

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bot.app import sample_roster_text
 from bot.cli import main
+from bot.records.export import verify_export
 from tests.conftest import START
 
 
@@ -47,13 +48,20 @@ def test_roster_import_training_record_export_and_verify(cli: CliRunner, tmp_pat
     assert unknown.exit_code != 0 and "not on the roster" in unknown.output
     bad_date = cli.invoke(main, ["training", "record", "U0OFF2", "11/01/2026"])
     assert bad_date.exit_code == 2
-    out = tmp_path / "export.jsonl"
-    exported = cli.invoke(main, ["export", "--since", "2000-01-01", "--output", str(out)])
-    assert exported.exit_code == 0
-    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    out = tmp_path / "export"
+    refused = cli.invoke(main, ["export", "--as", "U0OFF1", "--out", str(out)])
+    assert refused.exit_code == 1 and "records role" in refused.output and not out.exists()
+    exported = cli.invoke(main, ["export", "--as", "U0REC1", "--since", "2000-01-01",
+                                 "--out", str(out)])
+    assert exported.exit_code == 0, exported.output
+    rows = [json.loads(line) for line in (out / "entries.jsonl").read_text().splitlines()]
     assert rows and [r["seq"] for r in rows] == sorted(r["seq"] for r in rows)
     assert any(r["action"] == "training.recorded" for r in rows)
-    assert not (tmp_path / "export.jsonl.partial").exists()
+    assert verify_export(out) == []
+    heads = tmp_path / "heads.jsonl"
+    assert cli.invoke(main, ["audit", "publish-head", "--to", str(heads)]).exit_code == 0
+    against = cli.invoke(main, ["audit", "verify", "--against", str(heads)])
+    assert against.exit_code == 0 and "1 published heads match" in against.output
     verified = cli.invoke(main, ["audit", "verify"])
     assert verified.exit_code == 0 and verified.output.startswith("OK:")
 

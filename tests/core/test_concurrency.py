@@ -90,7 +90,7 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
         else:
             winners.append("deny")
             assert (decided.status, decided.decided_by) == (ApprovalStatus.denied, DESIGNEE)
-            assert decided.reason == "insufficient basis"
+            assert Vault((TEST_KEY,)).open(decided.reason) == "insufficient basis"
             assert case.stage == Stage.closed and case.close_reason == CloseReason.denied
         decisions = entries(core, case_id=case_id, action="approval.decided")
         assert len(decisions) == 1

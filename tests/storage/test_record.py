@@ -300,7 +300,7 @@ def test_r7_postgres_refuses_delete_even_after_payload_disposal(walked: Core) ->
         connection.execute(text("DELETE FROM record_entry WHERE seq = :seq"), {"seq": seq})
     assert verify(engine).ok
     with Session(engine) as session:
-        assert record.payload_of(session, seq) is not None  # the whole transaction rolled back
+        assert record.payload_of(session, seq, Vault((TEST_KEY,))) is not None  # rolled back
 
 
 # --- concurrent writers ----------------------------------------------------------------------

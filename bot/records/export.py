@@ -1,0 +1,410 @@
+"""Export of the interaction record for the records office (§6): a folder with the entries (JSON
+Lines and CSV), one metadata row per record, the chain's verification and a SHA-256 manifest.
+
+The folder is built beside its destination and renamed into place only once it is complete and
+the export is in the chain, so a failed export leaves nothing behind. Entries are streamed.
+With `redact=True` subject details and free text are replaced by "[redacted]" (sharing outside
+the records office); the payload digests and hashes stay those of the original content.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Generator, Iterator
+from contextlib import closing, contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import Session, col, func, select
+
+from bot.clock import Clock
+from bot.core.context import unit_of_work
+from bot.core.details import SUBJECT_FIELDS, open_case_details
+from bot.records.retention import RecordType
+from config.settings import Settings
+from storage import record
+from storage.models import Case, RecordEntry, RecordPayload
+from storage.vault import Vault, VaultError
+
+ENTRIES_JSONL = "entries.jsonl"
+ENTRIES_CSV = "entries.csv"
+METADATA_CSV = "metadata.csv"
+VERIFICATION_JSON = "verification.json"
+MANIFEST = "manifest.sha256"
+DATA_FILES = (ENTRIES_JSONL, ENTRIES_CSV, METADATA_CSV, VERIFICATION_JSON)
+
+ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload", "payload_digest",
+                 "prev_hash", "hash")
+METADATA_COLUMNS = ("seq", "record_type", "case_id", "created", "disposed", "sha256")
+
+REDACTED = "[redacted]"
+FREE_TEXT_FIELDS = ("note", "notes", "justification", "reason", "dismissal_note", "provided",
+                    "necessity", "doj_coordination", "text")
+REDACTED_KEYS = frozenset(SUBJECT_FIELDS) | frozenset(FREE_TEXT_FIELDS)
+# A known subject value this long or longer is also scrubbed where it appears inside other text
+# (a private message's fields, a request's text); a shorter one only where it is a whole value.
+MIN_SCRUBBED_SUBSTRING = 4
+
+BATCH = 2000
+PROGRESS_EVERY = 1000
+CHUNK = 1 << 16
+
+
+class ExportError(Exception):
+    """The export cannot be made; nothing was written and nothing was recorded."""
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    out_dir: Path
+    entries: int
+    files: dict[str, str]  # every file the manifest lists -> its SHA-256
+    manifest_sha256: str
+    verification: record.VerifyResult  # of the whole record, not only the exported scope
+    redacted: bool
+    log_seq: int  # the "records.exported" entry that records this export
+
+    @property
+    def verified(self) -> bool:
+        return self.verification.ok
+
+
+@dataclass(frozen=True)
+class _Scope:
+    case_id: str | None
+    since: date | None
+    until: date | None
+    redact: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"case_id": self.case_id,
+                "since": self.since.isoformat() if self.since else None,
+                "until": self.until.isoformat() if self.until else None,
+                "redact": self.redact}
+
+
+@dataclass
+class _Redactor:
+    """Replaces subject details and free text in payloads; scrubs each case's own subject
+    values wherever else they appear in that case's entries."""
+
+    session: Session
+    vault: Vault
+    known: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def payload(self, payload: dict[str, Any], case_id: str | None) -> dict[str, Any]:
+        values = self._values(case_id) if case_id else ()
+        redacted: dict[str, Any] = _redact(payload, values)
+        return redacted
+
+    def _values(self, case_id: str) -> tuple[str, ...]:
+        if case_id not in self.known:
+            self.known[case_id] = self._load(case_id)
+        return self.known[case_id]
+
+    def _load(self, case_id: str) -> tuple[str, ...]:
+        case = self.session.get(Case, case_id)
+        if case is None or case.disposed_at is not None:
+            return ()
+        try:
+            details = open_case_details(self.vault, case)
+        except VaultError as exc:
+            raise ExportError(f"case {case_id}: subject details cannot be decrypted ({exc}); "
+                              "a redacted export needs them to scrub") from None
+        found: set[str] = set()
+        for name in SUBJECT_FIELDS:
+            whole = str(getattr(details, name)).strip()
+            found.add(whole)
+            # Each part of a list ("DOB 1979-02-03, A-123-456-789") is a detail on its own.
+            parts = (part.strip() for part in re.split(r"[,;\n]", whole))
+            found.update(part for part in parts if len(part) >= MIN_SCRUBBED_SUBSTRING)
+        return tuple(sorted((v for v in found if v), key=len, reverse=True))
+
+
+def _redact(value: Any, known: tuple[str, ...]) -> Any:
+    if isinstance(value, dict):
+        return {key: (REDACTED if key in REDACTED_KEYS and value[key] not in (None, "")
+                      else _redact(value[key], known)) for key in value}
+    if isinstance(value, list):
+        return [_redact(item, known) for item in value]
+    if isinstance(value, str):
+        return _scrub(value, known)
+    return value
+
+
+def _scrub(text: str, known: tuple[str, ...]) -> str:
+    folded = text.strip().casefold()
+    for value in known:
+        if folded == value.casefold():
+            return REDACTED
+    for value in known:
+        if len(value) >= MIN_SCRUBBED_SUBSTRING and value.casefold() in text.casefold():
+            text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
+    return text
+
+
+# --- export ---------------------------------------------------------------------------------
+
+
+def export_records(
+    *,
+    engine: Engine,
+    settings: Settings,
+    clock: Clock,
+    actor: str,
+    out_dir: Path,
+    case_id: str | None = None,
+    since: date | None = None,
+    until: date | None = None,
+    redact: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportReport:
+    """Export the entries in scope into `out_dir` (absent or empty) and record the export."""
+    if since and until and until < since:
+        raise ExportError(f"until ({until}) is before since ({since})")
+    scope = _Scope(case_id=case_id, since=since, until=until, redact=redact)
+    vault = Vault(settings.encryption_keys)
+    existed = _check_destination(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # mkdtemp makes the folder readable by its owner only; the export keeps that mode.
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
+    moved = False
+    try:
+        started = clock.now()
+        with _snapshot(engine) as session:
+            verification = record.verify(session, vault)
+            total = session.exec(select(func.count()).select_from(RecordEntry)
+                                 .where(*_filters(scope))).one()
+            redactor = _Redactor(session, vault) if redact else None
+            count = _write_entries(session, work, scope, vault, redactor, total, progress)
+        _write_json(work / VERIFICATION_JSON, {
+            "ok": verification.ok, "entries": verification.entries,
+            "head_seq": verification.head_seq, "head_hash": verification.head_hash,
+            "broken_seq": verification.broken_seq, "problem": verification.problem,
+            "scope": scope.to_dict(), "exported_entries": count,
+            "exported_at": started.isoformat(), "exported_by": actor,
+        })
+        files = {name: _file_sha256(work / name) for name in DATA_FILES}
+        manifest = "".join(f"{digest}  {name}\n" for name, digest in files.items())
+        _write_text(work / MANIFEST, manifest)
+        manifest_sha256 = _file_sha256(work / MANIFEST)
+        _fsync_dir(work)
+        with unit_of_work(engine, clock=clock, settings=settings, actor=actor) as ctx:
+            ctx.record("admin", "records.exported", case_id=case_id, scope=scope.to_dict(),
+                       entries=count, files=files, manifest_sha256=manifest_sha256,
+                       destination=str(out_dir.resolve()), chain_ok=verification.ok,
+                       head_seq=verification.head_seq, head_hash=verification.head_hash)
+            ctx.flush_records()  # chain it now: a failure here leaves the folder unmoved
+            log_seq = ctx.session.exec(select(func.max(RecordEntry.seq))).one() or 0
+            _check_destination(out_dir)  # nothing appeared there meanwhile
+            os.replace(work, out_dir)  # an empty folder is replaced; a non-empty one refuses
+            moved = True
+            _fsync_dir(out_dir.parent)
+        # The commit happened on leaving the block: the export is both on disk and on record.
+    except BaseException:
+        if moved:  # the record of it did not commit: take the export back
+            shutil.rmtree(out_dir, ignore_errors=True)
+            if existed:
+                with suppress(OSError):
+                    out_dir.mkdir()
+        raise
+    finally:
+        if not moved:
+            shutil.rmtree(work, ignore_errors=True)
+    return ExportReport(out_dir=out_dir, entries=count, files=files,
+                        manifest_sha256=manifest_sha256, verification=verification,
+                        redacted=redact, log_seq=log_seq)
+
+
+def _check_destination(out_dir: Path) -> bool:
+    """True if `out_dir` exists (and is an empty folder); refuse anything else there."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return False
+    if out_dir.is_symlink() or not out_dir.is_dir():
+        raise ExportError(f"{out_dir} exists and is not a folder; give a new or empty folder")
+    if any(out_dir.iterdir()):
+        raise ExportError(f"{out_dir} is not empty; give a new or empty folder "
+                          "(an export never overwrites files)")
+    return True
+
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Session]:
+    """A read-only session on one connection: on PostgreSQL a REPEATABLE READ snapshot, so the
+    verification, the count and the entries all describe the same state of the record. Closed
+    before the export is recorded (on SQLite the read transaction holds the write lock)."""
+    with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection = connection.execution_options(isolation_level="REPEATABLE READ",
+                                                      postgresql_readonly=True)
+        with Session(bind=connection) as session:
+            yield session
+
+
+def _filters(scope: _Scope) -> list[ColumnElement[bool]]:
+    found: list[ColumnElement[bool]] = []
+    if scope.case_id is not None:
+        found.append(col(RecordEntry.case_id) == scope.case_id)
+    if scope.since is not None:
+        found.append(col(RecordEntry.at) >= datetime.combine(scope.since, time.min, tzinfo=UTC))
+    if scope.until is not None:
+        found.append(col(RecordEntry.at) < datetime.combine(scope.until, time.min, tzinfo=UTC)
+                     + timedelta(days=1))
+    return found
+
+
+def _rows(
+    session: Session, scope: _Scope
+) -> Generator[tuple[RecordEntry, str | None], None, None]:
+    statement = (
+        select(RecordEntry, RecordPayload.body)
+        .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq), isouter=True)
+        .where(*_filters(scope))
+        .order_by(col(RecordEntry.seq))
+        .execution_options(yield_per=BATCH)
+    )
+    with session.exec(statement) as result:  # closes a server-side cursor on early exit
+        yield from result
+
+
+def _write_entries(
+    session: Session,
+    work: Path,
+    scope: _Scope,
+    vault: Vault,
+    redactor: _Redactor | None,
+    total: int,
+    progress: Callable[[int, int], None] | None,
+) -> int:
+    count = 0
+    if progress is not None:
+        progress(0, total)
+    with (
+        (work / ENTRIES_JSONL).open("w", encoding="utf-8", newline="\n") as jsonl,
+        (work / ENTRIES_CSV).open("w", encoding="utf-8", newline="") as entries_file,
+        (work / METADATA_CSV).open("w", encoding="utf-8", newline="") as metadata_file,
+        closing(_rows(session, scope)) as rows,
+    ):
+        entries_csv = csv.writer(entries_file)
+        metadata_csv = csv.writer(metadata_file)
+        entries_csv.writerow(ENTRY_COLUMNS)
+        metadata_csv.writerow(METADATA_COLUMNS)
+        for entry, body in rows:
+            plain = _open_body(vault, entry.seq, body)
+            payload: dict[str, Any] | None = None if plain is None else json.loads(plain)
+            if payload is not None and redactor is not None:
+                payload = redactor.payload(payload, entry.case_id)
+            at = entry.at.isoformat()
+            row = {"seq": entry.seq, "at": at, "actor": entry.actor, "kind": entry.kind,
+                   "action": entry.action, "case_id": entry.case_id, "payload": payload,
+                   "payload_digest": entry.payload_digest, "prev_hash": entry.prev_hash,
+                   "hash": entry.hash}
+            jsonl.write(record.canonical_json(row) + "\n")
+            entries_csv.writerow([
+                "" if row[name] is None
+                else record.canonical_json(payload) if name == "payload" else row[name]
+                for name in ENTRY_COLUMNS])
+            record_type = RecordType.case_file if entry.case_id else RecordType.interaction
+            metadata_csv.writerow([
+                entry.seq, record_type.value, entry.case_id or "", at,
+                "true" if plain is None else "false",
+                # The original content's SHA-256 (its digest in the chain once disposed of).
+                entry.payload_digest if plain is None else record.sha256_hex(plain)])
+            count += 1
+            if progress is not None and count % PROGRESS_EVERY == 0:
+                progress(count, total)
+        for handle in (jsonl, entries_file, metadata_file):
+            handle.flush()
+            os.fsync(handle.fileno())
+    if progress is not None and (count % PROGRESS_EVERY != 0 or count == 0):
+        progress(count, total)
+    return count
+
+
+def _open_body(vault: Vault, seq: int, body: str | None) -> str | None:
+    if body is None:
+        return None
+    try:
+        return vault.open(body)
+    except VaultError as exc:
+        raise ExportError(f"entry {seq}: payload cannot be decrypted ({exc})") from None
+
+
+def _write_text(path: Path, text: str) -> None:
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _write_json(path: Path, value: dict[str, Any]) -> None:
+    _write_text(path, json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+# --- checking an export ---------------------------------------------------------------------
+
+_MANIFEST_LINE = re.compile(r"([0-9a-f]{64})  (\S(?:.*\S)?)")
+
+
+def verify_export(out_dir: Path) -> list[str]:
+    """Problems with an export folder: files whose SHA-256 differs from `manifest.sha256`,
+    files missing from the folder or from the manifest. An empty list means intact.
+
+    The manifest itself is covered by the `manifest_sha256` of the export's record entry."""
+    if not out_dir.is_dir():
+        return [f"{out_dir} is not a folder"]
+    manifest = out_dir / MANIFEST
+    if not manifest.is_file():
+        return [f"{MANIFEST} is missing"]
+    problems: list[str] = []
+    listed: dict[str, str] = {}
+    try:
+        lines = manifest.read_text("utf-8").splitlines()
+    except UnicodeDecodeError:
+        return [f"{MANIFEST} is not UTF-8 text"]
+    for number, line in enumerate(lines, start=1):
+        match = _MANIFEST_LINE.fullmatch(line)
+        name = match.group(2) if match else ""
+        if match is None or "/" in name or "\\" in name or name in (".", "..", MANIFEST):
+            problems.append(f"{MANIFEST} line {number} is not '<sha256>  <file name>': "
+                            f"{line[:80]!r}")
+        elif name in listed:
+            problems.append(f"{MANIFEST} lists {name} twice (line {number})")
+        else:
+            listed[name] = match.group(1)
+    for name, expected in listed.items():
+        path = out_dir / name
+        if not path.is_file():
+            problems.append(f"{name} is missing")
+        elif _file_sha256(path) != expected:
+            problems.append(f"{name} does not match its SHA-256 in {MANIFEST} (altered)")
+    for path in sorted(out_dir.iterdir()):
+        if path.name != MANIFEST and path.name not in listed:
+            problems.append(f"{path.name} is not in {MANIFEST} (added)")
+    return problems
