@@ -96,6 +96,9 @@ class Settings(BaseSettings):
         default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
     sweep_seconds: int = Field(default=60, ge=5, le=3600,
                                validation_alias="NOTICEBOT_SWEEP_SECONDS")
+    # Where the chain's head is published outside the database, and how often (hours).
+    heads_file: str = Field(default="", validation_alias="NOTICEBOT_HEADS_FILE")
+    heads_hours: int = Field(default=24, ge=1, le=168, validation_alias="NOTICEBOT_HEADS_HOURS")
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
@@ -223,6 +226,8 @@ _ENV_NAMES = {
     "training_reminder_days": "NOTICEBOT_TRAINING_REMINDER_DAYS",
     "extra_holidays": "NOTICEBOT_EXTRA_HOLIDAYS",
     "sweep_seconds": "NOTICEBOT_SWEEP_SECONDS",
+    "heads_file": "NOTICEBOT_HEADS_FILE",
+    "heads_hours": "NOTICEBOT_HEADS_HOURS",
 }
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.core.context import unit_of_work
 from bot.core.service import Core
+from bot.records.heads import publish_head
 from bot.schedule import reminders
 from bot.schedule.digest import sweep_digests
 
@@ -42,6 +44,11 @@ def start_scheduler(core: Core, *, deliver: Callable[[], object] | None = None,
                       seconds=core.settings.sweep_seconds, id="sweeps")
     if deliver is not None:
         scheduler.add_job(_guarded(deliver), "interval", seconds=deliver_seconds, id="relay")
+    if core.settings.heads_file:
+        scheduler.add_job(_guarded(lambda: publish_head(
+            engine=core.engine, settings=core.settings, clock=core.clock,
+            target=Path(core.settings.heads_file))), "interval",
+            hours=core.settings.heads_hours, id="heads")
     scheduler.start()
     return scheduler
 

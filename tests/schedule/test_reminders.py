@@ -185,3 +185,23 @@ def test_notice_digest_shows_a_manager_their_digest_now(core: Core) -> None:
     shown = core.command(actor=MANAGER, text="/notice digest")
     assert shown.ok and shown.private[0].title.startswith("Weekly digest")
     assert core.command(actor=OFFICER, text="/notice digest").refusal
+
+
+def test_scheduler_runs_sweeps_and_publishes_heads(core: Core, tmp_path: object) -> None:
+    from pathlib import Path
+
+    from bot.schedule.runner import start_scheduler
+
+    heads = Path(str(tmp_path)) / "heads.jsonl"
+    core.settings = core.settings.model_copy(update={"heads_file": str(heads)})
+    delivered: list[int] = []
+    scheduler = start_scheduler(core, deliver=lambda: delivered.append(1))
+    try:
+        jobs = {job.id for job in scheduler.get_jobs()}
+        assert jobs == {"sweeps", "relay", "heads"}
+        for job in scheduler.get_jobs():
+            job.func()  # run each once, as a tick would
+    finally:
+        scheduler.shutdown(wait=True)
+    assert delivered == [1]
+    assert heads.read_text().count('"seq"') == 1
