@@ -1,106 +1,324 @@
-"""Deliver the outbox to Slack: post new messages, update keyed ones in place.
+"""Deliver the outbox to Slack exactly once, from any number of relays (spec R6, P5).
 
-One drainer per process at a time, in outbox order, so a case's root message is posted before
-its thread replies. Transient Slack errors leave the row pending for the next drain; permanent
-ones dead-letter it. (Multi-replica claiming, back-off and rate pacing come with the outbox
-relay of the reminders work.)
+Each message goes through three short steps; no transaction is held across a call to Slack.
+
+1. Claim. One transaction moves one due `pending` row (`next_attempt_at` unset or past) to
+   `sending` with a conditional UPDATE, so two relays never claim the same row. On PostgreSQL
+   the claims of all replicas are serialized by an advisory lock (SQLite's BEGIN IMMEDIATE does
+   the same), so the ordering rules hold across replicas: a row is not claimed while an earlier
+   row for the same destination, with the same message key, or (for a thread reply) its case's
+   root is still pending or sending; a thread reply waits until its root has been posted; and a
+   Slack channel has at most one message in flight.
+2. Send, outside any transaction. Every new post carries the outbox id in its metadata.
+3. Finish. Sent: `platform_ref` keeps the ts, and a keyed message's first post is remembered so
+   later versions update it in place. 429: retried after Retry-After. 5xx, timeouts, dropped
+   connections: exponential back-off through `next_attempt_at`. Permanent errors: the row is
+   dead-lettered, with a record entry and a DM alert to every admin.
+
+A claim older than the lease belongs to a relay that died and is taken over. A new post is never
+re-sent blindly after a takeover or after an attempt that may have reached Slack (timeout, 5xx,
+dropped connection): the channel's history (the thread's replies) is searched for a message
+carrying the row's outbox id first, and if there is one the row is marked sent with its ts.
+Updates (chat.update) are idempotent and are simply sent again.
+
+The client's own retry handlers still absorb short blips, on a copy of the client: a 429 is
+retried in-process only when Retry-After is short, a dropped connection only when the request
+cannot have reached Slack; everything else comes back here and waits in the outbox.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import threading
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from http.client import HTTPException
 from typing import Any
+from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from sqlalchemy import Engine, update
+from slack_sdk.http_retry.builtin_handlers import (
+    ConnectionErrorRetryHandler,
+    RateLimitErrorRetryHandler,
+)
+from slack_sdk.http_retry.handler import RetryHandler
+from slack_sdk.http_retry.request import HttpRequest
+from slack_sdk.http_retry.response import HttpResponse
+from slack_sdk.http_retry.state import RetryState
+from slack_sdk.web import SlackResponse
+from sqlalchemy import Engine, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.messages import DestinationKind, Message
 from handlers.slack.blocks import fallback_text, message_blocks
+from storage import record
 from storage.db import transaction
-from storage.models import OutboxMessage, OutboxStatus, PlatformMessage
+from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, PlatformMessage, Role
 
 log = logging.getLogger(__name__)
+
+ACTOR = "noticebot:relay"
+EVENT_TYPE = "noticebot_outbox"
+LEASE = timedelta(seconds=60)
+MAX_BACKOFF = timedelta(minutes=5)
+MAX_RETRY_AFTER = timedelta(hours=1)
+INLINE_RETRY_AFTER = 2.0  # seconds slack_sdk may sleep on a 429 before handing it back here
+UNCERTAIN = "uncertain: "  # error prefix: the failed attempt may have reached Slack
+CLAIM_WINDOW = 1000  # unfinished rows looked at per claim, oldest first
+HISTORY_PAGE = 200
+HISTORY_PAGES = 5  # how far back a possibly-posted message is looked for
+# Arbitrary constant: the PostgreSQL advisory lock that serializes outbox claims.
+CLAIM_LOCK_KEY = 0x6E6272656C6179
 PERMANENT_ERRORS = frozenset({
     "channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
     "user_not_found", "cannot_dm_bot", "invalid_blocks", "msg_too_long", "no_text",
+    # Also never cured by waiting: configuration, or a message Slack refuses as it is.
+    "not_authed", "token_revoked", "token_expired", "missing_scope", "invalid_arguments",
+    "restricted_action", "team_access_not_granted", "message_not_found", "cant_update_message",
+    "edit_window_closed", "invalid_metadata_format", "invalid_metadata_schema",
+    "metadata_too_large", "invalid_payload",
 })
+_UNFINISHED = (OutboxStatus.pending.value, OutboxStatus.sending.value)
 
 
-class NotReady(Exception):
-    """The message depends on one not delivered yet (a thread reply before its root)."""
+class _Retry(Exception):
+    """A transient failure: back to pending until `delay` (default: exponential back-off)."""
+
+    def __init__(self, code: str, *, uncertain: bool, delay: timedelta | None = None) -> None:
+        super().__init__(code)
+        self.code, self.uncertain, self.delay = code, uncertain, delay
+
+
+class _Dead(Exception):
+    """A permanent failure: the row is dead-lettered."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _Lost(Exception):
+    """The claim was taken over by another relay (this one outlived its lease)."""
+
+
+@dataclass(frozen=True)
+class _Claim:
+    id: int
+    attempts: int  # including this one: also the claim's version
+    claimed_at: datetime
+    kind: str
+    destination: str
+    case_id: str | None
+    payload: dict[str, Any]
+    alert: bool
+    verify: bool  # an earlier attempt may have reached Slack: look before posting
 
 
 class SlackRelay:
-    def __init__(self, *, engine: Engine, client: WebClient, clock: Clock) -> None:
+    def __init__(self, *, engine: Engine, client: WebClient, clock: Clock,
+                 lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF) -> None:
         self.engine = engine
         self.client = client
         self.clock = clock
-        self._lock = threading.Lock()
+        self.lease = lease
+        self.max_backoff = max_backoff
+        self.api = relay_client(client)
 
     def drain(self, *, limit: int = 200) -> int:
-        """Send pending messages in order; returns how many were delivered."""
+        """Send up to `limit` due messages; returns how many were delivered. Safe to call from
+        several threads, processes and hosts at once."""
         delivered = 0
-        with self._lock:
-            for _ in range(limit):
-                with Session(self.engine) as session:
-                    row = session.exec(
-                        select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.pending)
-                        .order_by(col(OutboxMessage.id)).limit(1)
-                    ).first()
-                if row is None:
-                    break
-                try:
-                    ref = self._deliver(row)
-                except NotReady:
-                    break
-                except SlackApiError as error:
-                    code = str(error.response.get("error", "unknown"))
-                    self._failed(row, code, permanent=code in PERMANENT_ERRORS)
-                    if code not in PERMANENT_ERRORS:
-                        break
-                    continue
-                self._sent(row, ref)
-                delivered += 1
+        for _ in range(limit):
+            claim = self._claim()
+            if claim is None:
+                break
+            delivered += self._process(claim)
         return delivered
+
+    # --- claim -------------------------------------------------------------------------------
+
+    def _claim(self) -> _Claim | None:
+        now = self.clock.now()
+        with transaction(self.engine) as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                {"key": CLAIM_LOCK_KEY})
+            rows = session.execute(
+                sa_select(col(OutboxMessage.id), col(OutboxMessage.status),
+                          col(OutboxMessage.destination_kind), col(OutboxMessage.destination),
+                          col(OutboxMessage.message_key), col(OutboxMessage.next_attempt_at),
+                          col(OutboxMessage.claimed_at), col(OutboxMessage.attempts))
+                .where(col(OutboxMessage.status).in_(_UNFINISHED))
+                .order_by(col(OutboxMessage.id)).limit(CLAIM_WINDOW)
+            ).all()
+            roots = _root_channels(session, [r.destination for r in rows
+                                             if r.destination_kind == DestinationKind.thread])
+
+            def lane(kind: str, destination: str) -> str:
+                """The Slack conversation the row posts into (one message in flight each)."""
+                if kind == DestinationKind.thread:
+                    return f"C:{roots.get(destination, '?' + destination)}"
+                return f"{'U' if kind == DestinationKind.dm else 'C'}:{destination}"
+
+            busy = {lane(r.destination_kind, r.destination) for r in rows
+                    if r.status == OutboxStatus.sending}
+            blocked: set[str] = set()
+            for r in rows:
+                keys = {f"D:{r.destination_kind}:{r.destination}"}
+                if r.message_key is not None:
+                    keys.add(f"K:{r.message_key}")
+                waits_on = keys | ({f"K:{r.destination}:root"}
+                                   if r.destination_kind == DestinationKind.thread else set())
+                if r.status == OutboxStatus.sending:
+                    # In flight; taken over once its claim is older than the lease.
+                    candidate = r.claimed_at is None or r.claimed_at <= now - self.lease
+                else:
+                    candidate = (
+                        not waits_on & blocked
+                        and (r.next_attempt_at is None or r.next_attempt_at <= now)
+                        and (r.destination_kind != DestinationKind.thread
+                             or r.destination in roots)
+                        and lane(r.destination_kind, r.destination) not in busy
+                    )
+                blocked |= keys
+                if not candidate:
+                    continue
+                # Conditional claim: `attempts` is the row's version, bumped by every claim.
+                won = session.execute(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == r.id,
+                           col(OutboxMessage.status) == r.status,
+                           col(OutboxMessage.attempts) == r.attempts)
+                    .values(status=OutboxStatus.sending.value, claimed_at=now,
+                            attempts=r.attempts + 1)
+                ).rowcount  # type: ignore[attr-defined]
+                if won != 1:
+                    continue
+                row = session.get(OutboxMessage, r.id)
+                assert row is not None and row.id is not None
+                if r.status == OutboxStatus.sending:
+                    log.warning("outbox %s: taking over a claim from %s", row.id, r.claimed_at)
+                return _Claim(
+                    id=row.id, attempts=r.attempts + 1, claimed_at=now,
+                    kind=row.destination_kind, destination=row.destination,
+                    case_id=row.case_id, payload=dict(row.payload), alert=row.alert,
+                    verify=r.status == OutboxStatus.sending
+                    or (row.error or "").startswith(UNCERTAIN),
+                )
+        return None
 
     # --- one message -------------------------------------------------------------------------
 
-    def _deliver(self, row: OutboxMessage) -> str:
-        message = Message.from_dict(row.payload)
-        kind = DestinationKind(row.destination_kind)
-        known = self._known(message.key)
-        if kind is DestinationKind.thread:
-            root = self._known(f"{row.destination}:root")
-            if root is None:
-                raise NotReady(row.destination)
-            channel, thread_ts = root.channel, root.ts
-        elif kind is DestinationKind.dm:
-            channel = known.channel if known else self._open_dm(row.destination)
-            thread_ts = None
-        else:
-            channel, thread_ts = row.destination, None
-        body: dict[str, Any] = {"channel": channel, "text": fallback_text(message),
-                                "blocks": message_blocks(message)}
-        if known is not None:
-            response = self.client.chat_update(ts=known.ts, **{**body, "channel": known.channel})
-        else:
-            response = self.client.chat_postMessage(
-                **body, thread_ts=thread_ts,
-                metadata={"event_type": "noticebot_outbox",
-                          "event_payload": {"outbox_id": row.id}},
-            )
-        ts = str(response["ts"])
-        if message.key is not None and known is None:
-            self._remember(message.key, str(response.get("channel", channel)), ts)
-        return ts
+    def _process(self, claim: _Claim) -> bool:
+        try:
+            ts, channel, posted = self._deliver(claim)
+        except _Retry as retry:
+            self._retry(claim, retry)
+            return False
+        except _Dead as dead:
+            self._dead(claim, dead.code)
+            return False
+        except _Lost:
+            log.warning("outbox %s: claim taken over by another relay; left to it", claim.id)
+            return False
+        except Exception:
+            log.exception("outbox %s: unexpected failure", claim.id)
+            self._retry(claim, _Retry("internal_error", uncertain=True))
+            return False
+        return self._sent(claim, ts, channel, posted=posted)
 
-    def _open_dm(self, user_id: str) -> str:
-        response = self.client.conversations_open(users=user_id)
-        return str(response["channel"]["id"])
+    def _deliver(self, claim: _Claim) -> tuple[str, str, bool]:
+        """(ts, channel, whether this is the message's first post)."""
+        try:
+            message = Message.from_dict(claim.payload)
+            body: dict[str, Any] = {"text": fallback_text(message),
+                                    "blocks": message_blocks(message)}
+        except (KeyError, TypeError, ValueError) as error:
+            raise _Dead("invalid_payload") from error
+        known = self._known(message.key)
+        if known is not None:  # a later version: update in place (idempotent)
+            self._call(self.api.chat_update, unverified=False, ambiguous=False,
+                       channel=known.channel, ts=known.ts, **body)
+            return known.ts, known.channel, False
+        channel, thread_ts = self._where(claim)
+        if claim.verify:
+            found = self._find(claim, channel, thread_ts)
+            if found is not None:
+                log.warning("outbox %s: an earlier attempt reached Slack (ts %s); not re-sent",
+                            claim.id, found)
+                return found, channel, True
+        self._renew(claim)
+        response = self._call(
+            self.api.chat_postMessage, unverified=False, ambiguous=True,
+            channel=channel, thread_ts=thread_ts, **body,
+            metadata={"event_type": EVENT_TYPE, "event_payload": {"outbox_id": claim.id}},
+        )
+        return str(response["ts"]), str(response.get("channel") or channel), True
+
+    def _where(self, claim: _Claim) -> tuple[str, str | None]:
+        """(channel, thread ts) a new post goes to."""
+        kind = DestinationKind(claim.kind)
+        if kind is DestinationKind.thread:
+            root = self._known(f"{claim.destination}:root")
+            if root is None:  # claims wait for the root; only a vanished root gets here
+                raise _Retry("root_not_posted", uncertain=claim.verify)
+            return root.channel, root.ts
+        if kind is DestinationKind.dm:
+            response = self._call(self.api.conversations_open, unverified=claim.verify,
+                                  ambiguous=False, users=claim.destination)
+            return str(response["channel"]["id"]), None
+        if kind is DestinationKind.channel:
+            return claim.destination, None
+        raise _Dead(f"invalid_payload: destination kind {claim.kind}")
+
+    def _find(self, claim: _Claim, channel: str, thread_ts: str | None) -> str | None:
+        """The ts of a message carrying this row's outbox id, among the newest messages of the
+        channel (or of the thread)."""
+        cursor: str | None = None
+        for _ in range(HISTORY_PAGES):
+            page: dict[str, Any] = {"channel": channel, "include_all_metadata": True,
+                                    "limit": HISTORY_PAGE, "cursor": cursor}
+            if thread_ts is None:
+                response = self._call(self.api.conversations_history, unverified=True,
+                                      ambiguous=False, **page)
+            else:
+                response = self._call(self.api.conversations_replies, unverified=True,
+                                      ambiguous=False, ts=thread_ts, **page)
+            for message in response.get("messages") or []:
+                if _outbox_id(message) == claim.id:
+                    return str(message["ts"])
+            cursor = (response.get("response_metadata") or {}).get("next_cursor") or None
+            if not response.get("has_more") or not cursor:
+                break
+        return None
+
+    def _call(self, method: Callable[..., SlackResponse], *, unverified: bool, ambiguous: bool,
+              **kwargs: Any) -> SlackResponse:
+        """Call Slack; turn failures into _Retry / _Dead. `unverified`: the row may already be
+        in Slack before this call; `ambiguous`: this call may have taken effect if it fails."""
+        try:
+            return method(**kwargs)
+        except SlackApiError as error:
+            response = error.response
+            data = response.data if isinstance(response.data, dict) else {}
+            status = int(response.status_code or 0)
+            code = str(data.get("error") or f"http_{status}")
+            if status == 429 or code == "ratelimited":
+                raise _Retry("ratelimited", uncertain=unverified,
+                             delay=_retry_after(response.headers)) from error
+            if status >= 500:
+                code = f"http_{status}"
+            elif code in PERMANENT_ERRORS:
+                raise _Dead(code) from error
+            raise _Retry(code, uncertain=unverified or ambiguous) from error
+        except (OSError, HTTPException) as error:
+            code = "timeout" if _is_timeout(error) else f"connection_error: {type(error).__name__}"
+            raise _Retry(code, uncertain=unverified or ambiguous) from error
 
     def _known(self, key: str | None) -> PlatformMessage | None:
         if key is None:
@@ -108,26 +326,193 @@ class SlackRelay:
         with Session(self.engine) as session:
             return session.get(PlatformMessage, key)
 
-    def _remember(self, key: str, channel: str, ts: str) -> None:
-        with transaction(self.engine) as session:
-            session.merge(PlatformMessage(message_key=key, channel=channel, ts=ts,
-                                          updated_at=self.clock.now()))
+    # --- finish ------------------------------------------------------------------------------
 
-    def _sent(self, row: OutboxMessage, ref: str) -> None:
+    def _mine(self, claim: _Claim) -> Any:
+        """The WHERE clause that matches the row only while this claim holds it."""
+        return ((col(OutboxMessage.id) == claim.id)
+                & (col(OutboxMessage.status) == OutboxStatus.sending.value)
+                & (col(OutboxMessage.attempts) == claim.attempts))
+
+    def _renew(self, claim: _Claim) -> None:
+        """Before a post, make sure the claim is still ours and fresh (lookups take time)."""
+        now = self.clock.now()
+        if now - claim.claimed_at < self.lease / 4:
+            return
+        with transaction(self.engine) as session:
+            won = session.execute(
+                update(OutboxMessage).where(self._mine(claim)).values(claimed_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+        if won != 1:
+            raise _Lost()
+
+    def _sent(self, claim: _Claim, ts: str, channel: str, *, posted: bool) -> bool:
+        now = self.clock.now()
+        with transaction(self.engine) as session:
+            won = session.execute(
+                update(OutboxMessage).where(self._mine(claim))
+                .values(status=OutboxStatus.sent.value, sent_at=now, platform_ref=ts,
+                        error=None, next_attempt_at=None)
+            ).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                log.warning("outbox %s: sent (ts %s) after losing the claim", claim.id, ts)
+                return False
+            key = claim.payload.get("key")
+            if posted and key is not None:
+                session.merge(PlatformMessage(message_key=str(key), channel=channel, ts=ts,
+                                              updated_at=now))
+        return True
+
+    def _retry(self, claim: _Claim, retry: _Retry) -> None:
+        now = self.clock.now()
+        delay = retry.delay if retry.delay is not None else backoff(claim.attempts,
+                                                                    self.max_backoff)
+        error = (UNCERTAIN if retry.uncertain else "") + retry.code
+        log.warning("outbox %s to %s failed (%s); next attempt in %ss", claim.id,
+                    claim.destination, error, delay.total_seconds())
         with transaction(self.engine) as session:
             session.execute(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == row.id,
-                       col(OutboxMessage.status) == OutboxStatus.pending)
-                .values(status=OutboxStatus.sent, sent_at=self.clock.now(), platform_ref=ref,
-                        attempts=row.attempts + 1, error=None)
+                update(OutboxMessage).where(self._mine(claim))
+                .values(status=OutboxStatus.pending.value, next_attempt_at=now + delay,
+                        error=error)
             )
 
-    def _failed(self, row: OutboxMessage, code: str, *, permanent: bool) -> None:
-        log.warning("outbox %s to %s failed: %s", row.id, row.destination, code)
+    def _dead(self, claim: _Claim, code: str) -> None:
+        now = self.clock.now()
+        log.error("outbox %s to %s dead-lettered: %s", claim.id, claim.destination, code)
         with transaction(self.engine) as session:
-            session.execute(
-                update(OutboxMessage).where(col(OutboxMessage.id) == row.id)
-                .values(attempts=row.attempts + 1, error=code,
-                        status=OutboxStatus.dead if permanent else OutboxStatus.pending)
+            won = session.execute(
+                update(OutboxMessage).where(self._mine(claim))
+                .values(status=OutboxStatus.dead.value, error=code, next_attempt_at=None)
+            ).rowcount  # type: ignore[attr-defined]
+            if won != 1:
+                return
+            # An alert that itself dies alerts no one: no loop of alerts about alerts.
+            admins = [] if claim.alert else _admins(session)
+            alert = dead_letter_alert(claim.id, claim.case_id, code)
+            for admin in admins:
+                session.add(OutboxMessage(
+                    created_at=now, case_id=claim.case_id,
+                    destination_kind=DestinationKind.dm.value, destination=admin,
+                    payload=alert.to_dict(), alert=True,
+                ))
+            record.append(
+                session, at=now, actor=ACTOR, kind="state", action="outbox.dead_letter",
+                case_id=claim.case_id,
+                payload={"outbox_id": claim.id, "error": code, "attempts": claim.attempts,
+                         "destination_kind": claim.kind, "alert": claim.alert,
+                         "alerted": admins},
             )
+
+
+def dead_letter_alert(outbox_id: int, case_id: str | None, code: str) -> Message:
+    """What admins are told: which outbox row and case, and why; never the message itself."""
+    about = f" for case {case_id}" if case_id else ""
+    return Message(
+        title="Slack message not delivered",
+        text=f"Outbox message {outbox_id}{about} could not be delivered to Slack and will not "
+             f"be retried. Slack answered: `{code}`.",
+        notes=("The record holds an outbox.dead_letter entry for it.",),
+    )
+
+
+def backoff(attempts: int, cap: timedelta = MAX_BACKOFF) -> timedelta:
+    """1 s after the first attempt, 2 s after the second, then 4 s, 8 s, ... at most `cap`."""
+    exponent = min(max(attempts - 1, 0), 20)
+    return min(timedelta(seconds=2 ** exponent), cap)
+
+
+def _root_channels(session: Session, case_ids: Sequence[str]) -> dict[str, str]:
+    """Case id -> channel of its posted root message, for the thread rows given."""
+    keys = {f"{case_id}:root" for case_id in case_ids}
+    if not keys:
+        return {}
+    found = session.exec(
+        select(PlatformMessage).where(col(PlatformMessage.message_key).in_(keys))
+    ).all()
+    return {pm.message_key.removesuffix(":root"): pm.channel for pm in found}
+
+
+def _admins(session: Session) -> list[str]:
+    return list(session.exec(
+        select(PersonRole.user_id)
+        .join(Person, col(Person.user_id) == col(PersonRole.user_id))
+        .where(PersonRole.role == Role.admin.value, col(Person.active).is_(True))
+        .order_by(col(PersonRole.user_id))
+    ).all())
+
+
+def _outbox_id(message: dict[str, Any]) -> int | None:
+    metadata = message.get("metadata") or {}
+    if metadata.get("event_type") != EVENT_TYPE:
+        return None
+    value = (metadata.get("event_payload") or {}).get("outbox_id")
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _seconds(value: object) -> float | None:
+    if isinstance(value, list | tuple):
+        value = value[0] if value else None
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _header(headers: Any, name: str) -> object:
+    for key, value in dict(headers or {}).items():
+        if str(key).lower() == name:
+            return value
+    return None
+
+
+def _retry_after(headers: Any) -> timedelta:
+    seconds = _seconds(_header(headers, "retry-after"))
+    return min(timedelta(seconds=1 if seconds is None else seconds), MAX_RETRY_AFTER)
+
+
+def _is_timeout(error: BaseException) -> bool:
+    if isinstance(error, URLError) and isinstance(error.reason, BaseException):
+        return _is_timeout(error.reason)
+    return isinstance(error, TimeoutError)
+
+
+# --- the relay's copy of the client ------------------------------------------------------------
+
+
+class _ShortRateLimitRetry(RateLimitErrorRetryHandler):
+    """Sleeps in-process on a 429 only when Retry-After is short; a long wait is the relay's,
+    through `next_attempt_at`, while other channels go on."""
+
+    def _can_retry(self, *, state: RetryState, request: HttpRequest,
+                   response: HttpResponse | None = None,
+                   error: Exception | None = None) -> bool:
+        if response is None or response.status_code != 429:
+            return False
+        seconds = _seconds(_header(response.headers, "retry-after"))
+        return seconds is not None and seconds <= INLINE_RETRY_AFTER
+
+
+def relay_client(client: WebClient) -> WebClient:
+    """The given client with retry handlers that are safe for exactly-once posting: a long
+    Retry-After is not slept through, and a connection that failed after the request may have
+    been sent (reset, dropped, timed out while reading) is not retried blindly."""
+    handlers: list[RetryHandler] = []
+    for handler in client.retry_handlers:
+        if isinstance(handler, RateLimitErrorRetryHandler):
+            handlers.append(_ShortRateLimitRetry(handler.max_retry_count,
+                                                 handler.interval_calculator))
+        elif isinstance(handler, ConnectionErrorRetryHandler):
+            # URLError: urllib failed before the request was sent (connect, DNS, TLS, write).
+            handlers.append(ConnectionErrorRetryHandler(handler.max_retry_count,
+                                                        handler.interval_calculator,
+                                                        error_types=[URLError]))
+        else:
+            handlers.append(handler)
+    relayed = copy.copy(client)
+    relayed.retry_handlers = handlers
+    return relayed
