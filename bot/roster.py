@@ -14,7 +14,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlmodel import Session, SQLModel, col, delete, select
+from sqlmodel import SQLModel, col, delete, select
 
 from bot.core.context import Ctx
 from bot.schedule import reminders
@@ -308,7 +308,3 @@ def record_training(ctx: Ctx, user_id: str, completed_on: date, *, source: str,
     if report is not None:
         report.changes.append(f"training {user_id} {completed_on.isoformat()}")
     return True
-
-
-def roster_is_empty(session: Session) -> bool:
-    return session.exec(select(Person).limit(1)).first() is None

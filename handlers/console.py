@@ -15,9 +15,9 @@ from typing import TextIO
 from bot.app import load_roster_text, sample_roster_text
 from bot.core.service import Core
 from bot.messages import ActionValue, FieldKind, Form, FormField, FormId, Message, Outcome
-from bot.roster import RosterError, roster_is_empty
+from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
-from storage.models import OutboxMessage, Person
+from storage.models import OutboxMessage
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 CONSOLE_CHANNEL = "C0CONSOLE"
@@ -95,9 +95,7 @@ class Console:
 
     def _start(self) -> None:
         self.say("noticebot console — ICE Directive 15006.1 checklist. Type 'help'.")
-        with self.core.session() as session:
-            empty = roster_is_empty(session)
-        if empty:
+        if not self.core.roster():
             load = self.load_sample
             if load is None:
                 answer = self.ask("The roster is empty. Load the bundled sample roster? [Y/n] ")
@@ -115,18 +113,7 @@ class Console:
         self.deliver()
 
     def _first_officer(self) -> str:
-        from sqlmodel import col, select
-
-        from storage.models import PersonRole
-
-        with self.core.session() as session:
-            row = session.exec(
-                select(Person.user_id).join(PersonRole, col(PersonRole.user_id)
-                                            == col(Person.user_id))
-                .where(PersonRole.role == "officer", col(Person.active).is_(True))
-                .order_by(col(Person.user_id))
-            ).first()
-        return row or ""
+        return next((user for user, _, roles, _ in self.core.roster() if "officer" in roles), "")
 
     def handle(self, line: str) -> None:
         words = line.split()
@@ -163,18 +150,8 @@ class Console:
             self.say(f"Unknown input '{line}'. Type 'help'.")
 
     def _users(self) -> None:
-        from sqlmodel import col, select
-
-        from storage.models import PersonRole
-
-        with self.core.session() as session:
-            people = session.exec(select(Person).where(col(Person.active).is_(True))
-                                  .order_by(col(Person.user_id))).all()
-            for person in people:
-                roles = session.exec(select(PersonRole.role)
-                                     .where(PersonRole.user_id == person.user_id)).all()
-                self.say(f"  {person.user_id:10} {person.name:22} {', '.join(roles):20} "
-                         f"{person.aor_id or ''}")
+        for user, name, roles, aor in self.core.roster():
+            self.say(f"  {user:10} {name:22} {', '.join(roles):20} {aor or ''}")
 
     def _thread(self, case_id: str) -> None:
         found = False

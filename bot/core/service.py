@@ -32,7 +32,14 @@ from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender
 from config.settings import Settings, UsncbChannelKind
 from storage.db import transaction
-from storage.models import Case, OutboxMessage, OutboxStatus, RequestKind, UsncbCallbackSeen
+from storage.models import (
+    Case,
+    OutboxMessage,
+    OutboxStatus,
+    Person,
+    RequestKind,
+    UsncbCallbackSeen,
+)
 
 # Buttons that open a form first (their guard runs before the form is shown).
 FORM_FOR_ACTION: dict[ActionId, FormId] = {
@@ -270,12 +277,16 @@ class Core:
                 session.add(row)
             return rows
 
-    def session(self) -> Session:
-        """A read-only look for adapters' rendering needs (names, for instance)."""
-        return Session(self.engine)
+    def roster(self) -> list[tuple[str, str, list[str], str | None]]:
+        """Active people as (user id, name, roles, AOR), for surfaces that list or pick them."""
+        with Session(self.engine) as session:
+            people = session.exec(select(Person).where(col(Person.active).is_(True))
+                                  .order_by(col(Person.user_id))).all()
+            return [(p.user_id, p.name, sorted(access.roles_of(session, p.user_id)), p.aor_id)
+                    for p in people]
 
     def display_name(self, user_id: str) -> str:
-        with self.session() as session:
+        with Session(self.engine) as session:
             found = access.person(session, user_id)
             return found.name if found else user_id
 
