@@ -13,11 +13,9 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 
 from bot.core.service import Core
 from bot.usncb.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
-from storage.models import UsncbCallbackSeen
 
 PATH = "/usncb/callback"
 MAX_BODY = 64 * 1024
@@ -48,9 +46,8 @@ def handle(core: Core, environ: dict[str, Any], respond: Respond,
                   body=body, now=now()):
         return respond("401 Unauthorized", {"error": "invalid or stale signature"})
     assert signature is not None
-    with Session(core.engine) as session:
-        if session.get(UsncbCallbackSeen, signature) is not None:
-            return respond("401 Unauthorized", {"error": "replayed callback"})
+    if core.callback_seen(signature):
+        return respond("401 Unauthorized", {"error": "replayed callback"})
     try:
         payload = json.loads(body)
     except ValueError:

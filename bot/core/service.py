@@ -141,6 +141,11 @@ class Core:
         as chat interactions: the attempt, any refusal and every change are on the record."""
         return self._run(actor, "admin", action, payload, handler, case_id=case_id)
 
+    def callback_seen(self, signature: str) -> bool:
+        """Whether a USNCB callback with this signature was accepted before (a replay)."""
+        with Session(self.engine) as session:
+            return session.get(UsncbCallbackSeen, signature) is not None
+
     def deliver_usncb(self) -> int:
         """Send queued webhook requests (no-op in manual mode); adapters call it after acking."""
         if self.usncb_sender is None:
