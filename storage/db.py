@@ -11,11 +11,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+MIGRATION_LOCK_KEY = 0x6E6D6967  # arbitrary: serializes schema upgrades across replicas
 
 
 def create_db_engine(url: str, **kwargs: Any) -> Engine:
@@ -57,8 +58,19 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
-    command.upgrade(_alembic_config(engine), "head")
+    """Bring the schema to the newest revision (idempotent). On PostgreSQL replicas starting
+    together take turns (a session advisory lock), so only one of them migrates."""
+    if engine.dialect.name != "postgresql":
+        command.upgrade(_alembic_config(engine), "head")
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        try:
+            command.upgrade(_alembic_config(engine), "head")
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                               {"key": MIGRATION_LOCK_KEY})
+            connection.commit()
 
 
 def needs_upgrade(engine: Engine) -> bool:

@@ -1,0 +1,51 @@
+"""Schema upgrades: repeatable, and safe when replicas start together."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from sqlalchemy import inspect
+
+from storage.db import create_db_engine, needs_upgrade, upgrade
+from tests.conftest import on_postgres
+
+
+def test_upgrade_creates_every_table_and_is_repeatable(database_url: str) -> None:
+    engine = create_db_engine(database_url)
+    try:
+        assert needs_upgrade(engine)
+        upgrade(engine)
+        upgrade(engine)
+        assert not needs_upgrade(engine)
+        tables = set(inspect(engine).get_table_names())
+        assert {"notice_case", "record_entry", "record_payload", "outbox", "reminder",
+                "litigation_hold", "disposition_log", "usncb_request"} <= tables
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
+def test_replicas_starting_together_migrate_once(database_url: str) -> None:
+    engines = [create_db_engine(database_url) for _ in range(3)]
+    failures: list[BaseException] = []
+    barrier = threading.Barrier(len(engines))
+
+    def start(engine: object) -> None:
+        try:
+            barrier.wait(timeout=30)
+            upgrade(engine)  # type: ignore[arg-type]
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    try:
+        assert failures == []
+        assert not needs_upgrade(engines[0])
+    finally:
+        for engine in engines:
+            engine.dispose()
