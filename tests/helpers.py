@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from sqlmodel import Session, col, select
 
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId, Message, Outcome
 from storage.models import Case, OutboxMessage, RecordEntry
+
+T = TypeVar("T")
 
 OFFICER, OFFICER_LAPSED, FRO, DESIGNEE, MANAGER, OPLA, RECORDS = (
     "U0OFF1", "U0OFF2", "U0SUP1", "U0SUP2", "U0MGR1", "U0OPLA1", "U0REC1")
@@ -108,3 +112,28 @@ def to_use_authorization(core: Core, case_id: str) -> None:
                  {"answer": "received", "received": ["warrant"], "answered_on": TODAY}).ok
     assert press(core, OFFICER, case_id, ActionId.documents_review,
                  {"indications": "no", "better_evidence": "yes"}).ok
+
+
+def run_together(*contenders: Callable[[], T]) -> list[T]:
+    """Run the contenders in threads released together by a barrier; return their results in
+    order, failing the test if any raised or hung."""
+    barrier = threading.Barrier(len(contenders))
+    results: dict[int, T] = {}
+    failures: list[BaseException] = []
+
+    def run(index: int, contender: Callable[[], T]) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = contender()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(contenders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads)
+    assert failures == []
+    assert len(results) == len(contenders)
+    return [results[index] for index in range(len(contenders))]

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Engine
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.core import access, thread
@@ -103,17 +103,16 @@ def build_digest(ctx: Ctx, manager: str) -> Message:
     )
 
 
-def managers(ctx: Ctx) -> list[str]:
-    return sorted(set(ctx.session.exec(
+def managers(session: Session) -> list[str]:
+    return sorted(set(session.exec(
         select(AorManager.user_id).join(Person, col(Person.user_id) == col(AorManager.user_id))
         .where(col(Person.active).is_(True)))))
 
 
 def sweep_digests(*, engine: Engine, clock: Clock, settings: Settings) -> int:
     """Send each manager whose Monday 08:00 has passed this ISO week their digest, once."""
-    with unit_of_work(engine, clock=clock, settings=settings, actor=SYSTEM_ACTOR) as ctx:
-        everyone = managers(ctx)
-        ctx.pending.clear()  # a read-only look: nothing to record
+    with Session(engine) as session:
+        everyone = managers(session)
     sent = 0
     for manager in everyone:
         with unit_of_work(engine, clock=clock, settings=settings, actor=SYSTEM_ACTOR) as ctx:

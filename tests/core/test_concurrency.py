@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from functools import partial
 
 import pytest
 from sqlmodel import Session, select
 
 from bot.core.service import Core
-from bot.messages import ActionId, FormId, Outcome
+from bot.messages import ActionId, FormId
 from storage import record
 from storage.models import Approval, ApprovalStatus, CloseReason, Stage
 from storage.vault import Vault
@@ -24,34 +22,11 @@ from tests.helpers import (
     entries,
     open_case,
     press,
+    run_together,
     to_approval,
 )
 
 CASES = 10
-
-
-def race(*contenders: Callable[[], Outcome]) -> list[Outcome]:
-    """Run the contenders in threads released together; return their outcomes in order."""
-    barrier = threading.Barrier(len(contenders))
-    outcomes: list[Outcome | None] = [None] * len(contenders)
-    failures: list[BaseException] = []
-
-    def run(index: int, contender: Callable[[], Outcome]) -> None:
-        try:
-            barrier.wait(timeout=30)
-            outcomes[index] = contender()
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(contenders)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    assert failures == []
-    assert all(outcome is not None for outcome in outcomes)
-    return [outcome for outcome in outcomes if outcome is not None]
 
 
 @pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
@@ -69,7 +44,7 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
         form = opened.form
         assert form.form_id is FormId.deny
 
-        approved, denied = race(
+        approved, denied = run_together(
             partial(core.click, actor=FRO, value=approve),
             partial(core.submit, actor=DESIGNEE, form=FormId.deny,
                     values={"reason": "insufficient basis"}, case_id=form.case_id, ref=form.ref),
@@ -114,7 +89,7 @@ def test_r2_concurrent_twin_submissions_create_one_case(core: Core) -> None:
               "extradition_pending": "no", **SUBJECT}
     for attempt in range(5):
         key = f"view-twin-{attempt}"
-        outcomes = race(*[partial(core.submit, actor=OFFICER, form=FormId.open_case,
+        outcomes = run_together(*[partial(core.submit, actor=OFFICER, form=FormId.open_case,
                                   values=values, submission_key=key) for _ in range(3)])
         assert all(o.ok for o in outcomes)
         assert len({o.case_id for o in outcomes}) == 1

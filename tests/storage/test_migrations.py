@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import threading
+from functools import partial
 
 import pytest
 from sqlalchemy import inspect
 
 from storage.db import create_db_engine, needs_upgrade, upgrade
 from tests.conftest import on_postgres
+from tests.helpers import run_together
 
 
 def test_upgrade_creates_every_table_and_is_repeatable(database_url: str) -> None:
@@ -28,23 +29,8 @@ def test_upgrade_creates_every_table_and_is_repeatable(database_url: str) -> Non
 @pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
 def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     engines = [create_db_engine(database_url) for _ in range(3)]
-    failures: list[BaseException] = []
-    barrier = threading.Barrier(len(engines))
-
-    def start(engine: object) -> None:
-        try:
-            barrier.wait(timeout=30)
-            upgrade(engine)  # type: ignore[arg-type]
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=start, args=(e,)) for e in engines]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
     try:
-        assert failures == []
+        run_together(*[partial(upgrade, engine) for engine in engines])
         assert not needs_upgrade(engines[0])
     finally:
         for engine in engines:

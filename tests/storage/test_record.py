@@ -3,10 +3,10 @@ reordering, that PostgreSQL refuses to change, and that concurrent writers never
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from storage.db import transaction
 from storage.models import RecordEntry
 from storage.vault import Vault
 from tests.conftest import START, TEST_KEY, on_postgres
-from tests.helpers import OFFICER, open_case, press, to_approval
+from tests.helpers import OFFICER, open_case, press, run_together, to_approval
 
 postgres_only = pytest.mark.skipif(not on_postgres(),
                                    reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
@@ -343,23 +343,7 @@ def test_concurrent_writers_never_fork_the_chain(bare_core: Core) -> None:
     engine = bare_core.engine
     writers, per_writer = 8, 25
     before = row_count(engine)
-    barrier = threading.Barrier(writers)
-    failures: list[BaseException] = []
-
-    def run(writer: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            append_batch(engine, writer, per_writer)
-        except BaseException as exc:
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not any(thread.is_alive() for thread in threads)
-    assert failures == []
+    run_together(*[partial(append_batch, engine, w, per_writer) for w in range(writers)])
     assert_linear_chain(engine, before + writers * per_writer)
     with Session(engine) as session:
         by_writer = session.exec(
