@@ -15,15 +15,21 @@ Each message goes through three short steps; no transaction is held across a cal
    connections: exponential back-off through `next_attempt_at`. Permanent errors: the row is
    dead-lettered, with a record entry and a DM alert to every admin.
 
+Throughput (P5): a drain runs `concurrency` threads, each claiming and sending one row at a
+time, so a slow answer from Slack holds up only its own conversation. Slack allows about one
+post per second per channel: each relay paces itself (`pace` between its posts into one
+conversation) rather than learning the limit from 429s, and a drain lingers up to `linger`
+seconds for rows that are about to become due instead of leaving them to the next tick.
+
 A claim older than the lease belongs to a relay that died and is taken over. A new post is never
 re-sent blindly after a takeover or after an attempt that may have reached Slack (timeout, 5xx,
 dropped connection): the channel's history (the thread's replies) is searched for a message
 carrying the row's outbox id first, and if there is one the row is marked sent with its ts.
 Updates (chat.update) are idempotent and are simply sent again.
 
-The client's own retry handlers still absorb short blips, on a copy of the client: a 429 is
-retried in-process only when Retry-After is short, a dropped connection only when the request
-cannot have reached Slack; everything else comes back here and waits in the outbox.
+The client's own retry handlers still absorb short blips, on a copy of the client: a dropped
+connection only when the request cannot have reached Slack, and never a 429; everything else
+comes back here and waits in the outbox.
 """
 
 from __future__ import annotations
@@ -31,7 +37,11 @@ from __future__ import annotations
 import copy
 import logging
 import math
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.client import HTTPException
@@ -45,9 +55,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 from slack_sdk.http_retry.handler import RetryHandler
-from slack_sdk.http_retry.request import HttpRequest
-from slack_sdk.http_retry.response import HttpResponse
-from slack_sdk.http_retry.state import RetryState
 from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine, text, update
 from sqlalchemy import select as sa_select
@@ -67,9 +74,12 @@ EVENT_TYPE = "noticebot_outbox"
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
 MAX_RETRY_AFTER = timedelta(hours=1)
-INLINE_RETRY_AFTER = 2.0  # seconds slack_sdk may sleep on a 429 before handing it back here
 UNCERTAIN = "uncertain: "  # error prefix: the failed attempt may have reached Slack
 CLAIM_WINDOW = 1000  # unfinished rows looked at per claim, oldest first
+PACE = 1.0  # seconds between one relay's posts into one Slack conversation (Slack: ~1/s)
+CONCURRENCY = 4  # rows in flight per relay (never two in one conversation)
+LINGER = 2.0  # seconds a drain waits for rows about to become due before returning
+POLL = 0.05  # seconds between looks while a conversation is busy with another row
 HISTORY_PAGE = 200
 HISTORY_PAGES = 5  # how far back a possibly-posted message is looked for
 # Arbitrary constant: the PostgreSQL advisory lock that serializes outbox claims.
@@ -117,33 +127,84 @@ class _Claim:
     payload: dict[str, Any]
     alert: bool
     verify: bool  # an earlier attempt may have reached Slack: look before posting
+    lane: str = ""  # the Slack conversation it posts into
+
+
+class _Budget:
+    """Claims a drain may still make, shared by its threads."""
+
+    def __init__(self, limit: int) -> None:
+        self.left = limit
+        self.lock = threading.Lock()
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left <= 0:
+                return False
+            self.left -= 1
+            return True
+
+    def give_back(self) -> None:
+        with self.lock:
+            self.left += 1
 
 
 class SlackRelay:
     def __init__(self, *, engine: Engine, client: WebClient, clock: Clock,
-                 lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF) -> None:
+                 lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF,
+                 pace: float = PACE, concurrency: int = CONCURRENCY,
+                 linger: float = LINGER) -> None:
         self.engine = engine
         self.client = client
         self.clock = clock
         self.lease = lease
         self.max_backoff = max_backoff
+        self.pace = pace
+        self.concurrency = max(1, concurrency)
+        self.linger = linger
         self.api = relay_client(client)
+        # Conversation -> when this relay last claimed a row posting into it (monotonic
+        # seconds: Slack's limits run on real time, whatever clock the relay is given).
+        self._last_post: dict[str, float] = {}
 
     def drain(self, *, limit: int = 200) -> int:
         """Send up to `limit` due messages; returns how many were delivered. Safe to call from
         several threads, processes and hosts at once."""
-        delivered = 0
-        for _ in range(limit):
-            claim = self._claim()
-            if claim is None:
+        budget = _Budget(limit)
+        if self.concurrency == 1:
+            return self._work(budget)
+        with ThreadPoolExecutor(self.concurrency, thread_name_prefix="relay") as pool:
+            return sum(pool.map(lambda _: self._work(budget), range(self.concurrency)))
+
+    def _work(self, budget: _Budget) -> int:
+        """One drain thread: claim, send, repeat; linger briefly when rows are nearly due."""
+        delivered, idle_since = 0, None
+        while budget.take():
+            claim, wait = self._claim()
+            if claim is not None:
+                idle_since = None
+                delivered += self._process(claim)
+                continue
+            budget.give_back()
+            now = time.monotonic()
+            idle_since = idle_since or now
+            if wait is None or now - idle_since + wait > self.linger:
                 break
-            delivered += self._process(claim)
+            time.sleep(wait)
         return delivered
 
     # --- claim -------------------------------------------------------------------------------
 
-    def _claim(self) -> _Claim | None:
+    def _claim(self) -> tuple[_Claim | None, float | None]:
+        """A claimed row, or None and how many seconds until one may be claimable (None:
+        nothing is waiting on time)."""
         now = self.clock.now()
+        wait: float | None = None
+
+        def soon(seconds: float) -> None:
+            nonlocal wait
+            wait = seconds if wait is None else min(wait, seconds)
+
         with transaction(self.engine) as session:
             if session.get_bind().dialect.name == "postgresql":
                 session.execute(text("SELECT pg_advisory_xact_lock(:key)"),
@@ -174,16 +235,16 @@ class SlackRelay:
                     keys.add(f"K:{r.message_key}")
                 waits_on = keys | ({f"K:{r.destination}:root"}
                                    if r.destination_kind == DestinationKind.thread else set())
+                conversation = lane(r.destination_kind, r.destination)
                 if r.status == OutboxStatus.sending:
                     # In flight; taken over once its claim is older than the lease.
                     candidate = r.claimed_at is None or r.claimed_at <= now - self.lease
                 else:
                     candidate = (
                         not waits_on & blocked
-                        and (r.next_attempt_at is None or r.next_attempt_at <= now)
                         and (r.destination_kind != DestinationKind.thread
                              or r.destination in roots)
-                        and lane(r.destination_kind, r.destination) not in busy
+                        and self._ready(r.next_attempt_at, conversation, busy, now, soon)
                     )
                 blocked |= keys
                 if not candidate:
@@ -209,8 +270,34 @@ class SlackRelay:
                     case_id=row.case_id, payload=dict(row.payload), alert=row.alert,
                     verify=r.status == OutboxStatus.sending
                     or (row.error or "").startswith(UNCERTAIN),
-                )
-        return None
+                    lane=conversation,
+                ), None
+        return None, wait
+
+    @contextmanager
+    def _posting(self, claim: _Claim) -> Iterator[None]:
+        """Pace from the end of a post (answered or failed): the conversation's next post
+        leaves `pace` later, so it cannot reach Slack sooner than that after this one did."""
+        try:
+            yield
+        finally:
+            self._last_post[claim.lane] = time.monotonic()
+
+    def _ready(self, due: datetime | None, conversation: str, busy: set[str], now: datetime,
+               soon: Callable[[float], None]) -> bool:
+        """Whether a pending row may go now, as far as time and its conversation go; if not,
+        tell `soon` when to look again."""
+        if due is not None and due > now:
+            soon((due - now).total_seconds())
+            return False
+        if conversation in busy:
+            soon(POLL)
+            return False
+        paced = self._last_post.get(conversation, -math.inf) + self.pace - time.monotonic()
+        if paced > 0:
+            soon(paced)
+            return False
+        return True
 
     # --- one message -------------------------------------------------------------------------
 
@@ -242,8 +329,9 @@ class SlackRelay:
             raise _Dead("invalid_payload") from error
         known = self._known(message.key)
         if known is not None:  # a later version: update in place (idempotent)
-            self._call(self.api.chat_update, unverified=False, ambiguous=False,
-                       channel=known.channel, ts=known.ts, **body)
+            with self._posting(claim):
+                self._call(self.api.chat_update, unverified=False, ambiguous=False,
+                           channel=known.channel, ts=known.ts, **body)
             return known.ts, known.channel, False
         channel, thread_ts = self._where(claim)
         if claim.verify:
@@ -253,11 +341,12 @@ class SlackRelay:
                             claim.id, found)
                 return found, channel, True
         self._renew(claim)
-        response = self._call(
-            self.api.chat_postMessage, unverified=False, ambiguous=True,
-            channel=channel, thread_ts=thread_ts, **body,
-            metadata={"event_type": EVENT_TYPE, "event_payload": {"outbox_id": claim.id}},
-        )
+        with self._posting(claim):
+            response = self._call(
+                self.api.chat_postMessage, unverified=False, ambiguous=True,
+                channel=channel, thread_ts=thread_ts, **body,
+                metadata={"event_type": EVENT_TYPE, "event_payload": {"outbox_id": claim.id}},
+            )
         return str(response["ts"]), str(response.get("channel") or channel), True
 
     def _where(self, claim: _Claim) -> tuple[str, str | None]:
@@ -484,29 +573,17 @@ def _is_timeout(error: BaseException) -> bool:
 # --- the relay's copy of the client ------------------------------------------------------------
 
 
-class _ShortRateLimitRetry(RateLimitErrorRetryHandler):
-    """Sleeps in-process on a 429 only when Retry-After is short; a long wait is the relay's,
-    through `next_attempt_at`, while other channels go on."""
-
-    def _can_retry(self, *, state: RetryState, request: HttpRequest,
-                   response: HttpResponse | None = None,
-                   error: Exception | None = None) -> bool:
-        if response is None or response.status_code != 429:
-            return False
-        seconds = _seconds(_header(response.headers, "retry-after"))
-        return seconds is not None and seconds <= INLINE_RETRY_AFTER
-
-
 def relay_client(client: WebClient) -> WebClient:
-    """The given client with retry handlers that are safe for exactly-once posting: a long
-    Retry-After is not slept through, and a connection that failed after the request may have
+    """The given client with retry handlers that are safe for exactly-once posting: no
+    Retry-After is slept through, and a connection that failed after the request may have
     been sent (reset, dropped, timed out while reading) is not retried blindly."""
     handlers: list[RetryHandler] = []
     for handler in client.retry_handlers:
         if isinstance(handler, RateLimitErrorRetryHandler):
-            handlers.append(_ShortRateLimitRetry(handler.max_retry_count,
-                                                 handler.interval_calculator))
-        elif isinstance(handler, ConnectionErrorRetryHandler):
+            # A drain thread sleeping through Retry-After would hold up other conversations:
+            # the row waits in the outbox instead, and the thread goes on.
+            continue
+        if isinstance(handler, ConnectionErrorRetryHandler):
             # URLError: urllib failed before the request was sent (connect, DNS, TLS, write).
             handlers.append(ConnectionErrorRetryHandler(handler.max_retry_count,
                                                         handler.interval_calculator,

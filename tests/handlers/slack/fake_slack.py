@@ -31,6 +31,8 @@ RELAY_METHODS = frozenset({"chat.postMessage", "chat.update", "conversations.his
 class Call:
     method: str
     body: dict[str, Any]
+    # When the call reached the fake (time.monotonic(): comparable across processes on Linux).
+    at: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -93,6 +95,8 @@ class FakeSlack:
     # Posted messages per channel, in posting order, and how often each outbox id was stored.
     messages: dict[str, list[Posted]] = field(default_factory=dict)
     deliveries: Counter[int] = field(default_factory=Counter)
+    # 429s the chaos injected, per channel (not those of the per-channel rate limit).
+    injected_429: Counter[str] = field(default_factory=Counter)
     # A channel (or, for conversations.open, a user) answering every call with this error.
     channel_errors: dict[str, str] = field(default_factory=dict)
     # Slack allows about one post per second per channel; above this, 429 with Retry-After.
@@ -100,8 +104,10 @@ class FakeSlack:
     rate_retry_after: int = 1
     chaos: Chaos | None = None
     latency: float = 0.0  # seconds every relay call takes, after it has taken effect
-    # Most posts to one channel that were being answered at the same time (timeouts aside).
+    # Most posts to one channel that were being answered at the same time (timeouts aside),
+    # and most posts to any channels at the same time.
     max_in_flight: int = 0
+    max_in_flight_overall: int = 0
     # Called with each stored post before it is answered (a test can kill the poster there).
     after_post: Callable[[Posted], None] | None = None
     _in_flight: Counter[str] = field(default_factory=Counter)
@@ -176,6 +182,7 @@ class FakeSlack:
             elif self.chaos is not None and method in self.chaos.methods:
                 chaos, roll = self.chaos, self.chaos.rng.random()
                 if roll < chaos.rate_limited:
+                    self.injected_429[str(body.get("channel", ""))] += 1
                     return 429, {"Retry-After": str(chaos.retry_after)}, {
                         "ok": False, "error": "ratelimited"}
                 roll -= chaos.rate_limited
@@ -207,6 +214,8 @@ class FakeSlack:
                 posting_to = target
                 self._in_flight[target] += 1
                 self.max_in_flight = max(self.max_in_flight, self._in_flight[target])
+                self.max_in_flight_overall = max(self.max_in_flight_overall,
+                                                 sum(self._in_flight.values()))
         try:
             if stored is not None and self.after_post is not None:
                 self.after_post(stored)

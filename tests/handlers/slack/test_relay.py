@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from bot.clock import SystemClock
 from bot.core.service import Core
 from bot.messages import Message
 from config.settings import Settings
@@ -35,6 +38,9 @@ from tests.helpers import RECORDS
 
 ROOT = Path(__file__).resolve().parents[3]
 ADMIN = RECORDS  # the sample roster's only admin
+# On the tests' hand-moved clock, real-time pacing and lingering would only slow them down,
+# and one thread keeps the order of injected failures fixed.
+MANUAL: dict[str, Any] = {"pace": 0.0, "linger": 0.0, "concurrency": 1}
 
 
 @pytest.fixture
@@ -52,7 +58,7 @@ def bare_client(fake: FakeSlack) -> WebClient:
 
 @pytest.fixture
 def relay(core: Core, bare_client: WebClient) -> SlackRelay:
-    return SlackRelay(engine=core.engine, client=bare_client, clock=core.clock)
+    return SlackRelay(engine=core.engine, client=bare_client, clock=core.clock, **MANUAL)
 
 
 def queue(engine: Engine, kind: str, destination: str, text: str, *, key: str | None = None,
@@ -93,7 +99,8 @@ def test_rate_limit_delays_only_that_rows_next_attempt(
     core: Core, slack_settings: Settings, fake: FakeSlack
 ) -> None:
     # The client the app builds: its rate-limit handler must not sleep through 30 seconds.
-    relay = SlackRelay(engine=core.engine, client=web_client(slack_settings), clock=core.clock)
+    relay = SlackRelay(engine=core.engine, client=web_client(slack_settings), clock=core.clock,
+                       **MANUAL)
     clock, engine = core.clock, core.engine
     first = queue(engine, "channel", "C1", "one")
     second = queue(engine, "channel", "C1", "two")
@@ -165,7 +172,7 @@ def test_the_apps_retry_handlers_never_repost_after_a_timeout(
     client = web_client(Settings(_env_file=None, slack_api_url=fake.api_url,
                                  slack_bot_token="xoxb-test-token"))
     client.timeout = 1
-    relay = SlackRelay(engine=core.engine, client=client, clock=core.clock)
+    relay = SlackRelay(engine=core.engine, client=client, clock=core.clock, **MANUAL)
     row = queue(core.engine, "channel", "C1", "hello")
     fake.fail_next("chat.postMessage", 503)  # retried in-process: a quick blip is absorbed
     fake.timeout_next("chat.postMessage", seconds=2, deliver=True)  # ... but not a timeout
@@ -294,6 +301,39 @@ def test_one_message_in_flight_per_slack_channel(
     found = rows(engine)
     assert found[elsewhere].status == OutboxStatus.sent
     assert found[reply].attempts == 0 and found[busy].status == OutboxStatus.sending
+
+
+def test_relay_paces_each_conversation_and_sends_to_others_meanwhile(
+    core: Core, bare_client: WebClient, fake: FakeSlack
+) -> None:
+    # The real clock: pacing and lingering run on real time, as Slack's limits do.
+    relay = SlackRelay(engine=core.engine, client=bare_client, clock=SystemClock(),
+                       pace=0.3, linger=1.0, concurrency=4)
+    fake.latency = 0.05
+    stored: dict[int, float] = {}
+    fake.after_post = lambda posted: stored.setdefault(posted.outbox_id or 0, time.monotonic())
+    busy = [queue(core.engine, "channel", "C1", f"C1 #{n}") for n in range(3)]
+    others = [queue(core.engine, "channel", f"C{n}", "one") for n in range(2, 6)]
+
+    assert relay.drain() == 7  # lingered for C1's paced rows instead of leaving them
+    gaps = [stored[b] - stored[a] for a, b in itertools.pairwise(busy)]
+    assert min(gaps) >= 0.3, gaps
+    assert max(stored[o] for o in others) < stored[busy[1]]  # not held up behind C1
+    assert fake.max_in_flight == 1 and fake.max_in_flight_overall > 1
+    assert len(fake.of("chat.postMessage")) == 7  # paced, so Slack never had to say 429
+
+
+def test_a_drain_does_not_linger_for_rows_due_later(
+    core: Core, bare_client: WebClient, fake: FakeSlack
+) -> None:
+    relay = SlackRelay(engine=core.engine, client=bare_client, clock=SystemClock(),
+                       linger=0.5)
+    later = queue(core.engine, "channel", "C1", "later")
+    set_row(core.engine, later, next_attempt_at=datetime.now(UTC) + timedelta(minutes=5))
+    started = time.monotonic()
+    assert relay.drain() == 0
+    assert time.monotonic() - started < 5  # returned instead of waiting five minutes
+    assert rows(core.engine)[later].status == OutboxStatus.pending
 
 
 # --- crash safety -----------------------------------------------------------------------------
