@@ -3,11 +3,6 @@ fortnight: every due reminder is sent once, each manager's digest once, nothing 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,14 +14,9 @@ from bot.messages import ActionId, Message
 from storage.models import DigestSent, OutboxMessage
 from tests.conftest import TEST_KEY, on_postgres
 from tests.helpers import OFFICER, TODAY, entries, open_case, press, to_approval, to_documents
+from tests.schedule.replica import Replicas
 
 REPLICAS = 3
-
-
-def publish(control: Path, payload: dict[str, object]) -> None:
-    partial = control / "step.partial"
-    partial.write_text(json.dumps(payload))
-    partial.replace(control / "step.json")  # atomic: a replica never reads half a step
 
 
 @pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
@@ -44,30 +34,15 @@ def test_r5_three_replicas_send_each_reminder_and_digest_once(
         case_id = open_case(core)
         to_approval(core, case_id)
         press(core, OFFICER, case_id, ActionId.request_approval)
-    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
-    processes = [subprocess.Popen(
-        [sys.executable, "-m", "tests.schedule.replica", database_url, str(tmp_path),
-         f"r{i}", TEST_KEY], env=env) for i in range(REPLICAS)]
+    replicas = Replicas(database_url, tmp_path, TEST_KEY, count=REPLICAS)
     try:
         moment = datetime(2026, 11, 23, 15, tzinfo=UTC)
-        end = datetime(2026, 12, 8, 0, tzinfo=UTC)
-        step = 0
-        while moment < end:
-            publish(tmp_path, {"n": step, "now": moment.isoformat()})
-            deadline = time.monotonic() + 30
-            while not all((tmp_path / f"ack-r{i}-{step}").exists() for i in range(REPLICAS)):
-                assert time.monotonic() < deadline, f"replicas stalled at step {step}"
-                assert all(p.poll() is None for p in processes), "a replica died"
-                time.sleep(0.002)
-            step += 1
+        while moment < datetime(2026, 12, 8, 0, tzinfo=UTC):
+            replicas.at(moment)
             moment += timedelta(hours=1)
-        publish(tmp_path, {"stop": True})
-        for process in processes:
-            assert process.wait(timeout=30) == 0
+        replicas.stop()
     finally:
-        for process in processes:
-            if process.poll() is None:
-                process.kill()
+        replicas.kill()
     # Each documents request: reminders on Nov 25, 30, Dec 2, 4 (4 each); never twice.
     reminder_entries = entries(core, action="reminder.sent")
     with Session(core.engine) as session:

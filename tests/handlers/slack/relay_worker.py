@@ -2,7 +2,7 @@
 to a (fake) Slack in a loop, on the real clock, until no row is pending or sending.
 
     python -m tests.handlers.slack.relay_worker --database-url URL --api-url URL \
-        [--timeout 0.3] [--lease 3] [--max-backoff 4] [--max-seconds 50]
+        [--timeout 0.3] [--lease 3] [--max-backoff 4] [--pace 1] [--max-seconds 50]
 
 Exits 0 once the outbox is finished, 2 if --max-seconds passes first.
 """
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=float, default=3.0, help="claim lease (s)")
     parser.add_argument("--max-backoff", type=float, default=4.0,
                         help="back-off cap (s): short, so that a test's tail stays short")
+    parser.add_argument("--pace", type=float, default=1.0,
+                        help="seconds between posts into one conversation (Slack: ~1)")
     parser.add_argument("--max-seconds", type=float, default=50.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
@@ -60,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = create_db_engine(args.database_url)
     relay = SlackRelay(engine=engine, client=client, clock=SystemClock(),
                        lease=timedelta(seconds=args.lease),
-                       max_backoff=timedelta(seconds=args.max_backoff))
+                       max_backoff=timedelta(seconds=args.max_backoff), pace=args.pace)
     deadline = time.monotonic() + args.max_seconds
     try:
         while time.monotonic() < deadline:
