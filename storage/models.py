@@ -277,8 +277,10 @@ class DoubtStep(SQLModel, table=True):
 
 
 class Approval(SQLModel, table=True):
+    # (case, status): one manager's digest finds their AORs' pending approvals case by case.
+    __table_args__ = (Index("ix_approval_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    case_id: str = Field(foreign_key="notice_case.id")
     kind: str = Field(default=ApprovalKind.use)
     requested_by: str
     requested_at: datetime = Field(sa_type=UTCDateTime)
@@ -292,8 +294,10 @@ class Approval(SQLModel, table=True):
 
 class UsncbRequest(SQLModel, table=True):
     __tablename__ = "usncb_request"
+    # (case, status): one manager's digest finds their AORs' waiting requests case by case.
+    __table_args__ = (Index("ix_usncb_request_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
-    case_id: str = Field(foreign_key="notice_case.id", index=True)
+    case_id: str = Field(foreign_key="notice_case.id")
     kind: str
     status: str = Field(default=RequestStatus.sent, index=True)
     sent_on: date
