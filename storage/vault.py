@@ -17,11 +17,16 @@ class VaultError(Exception):
 
 class Vault:
     def __init__(self, keys: list[str] | tuple[str, ...]) -> None:
+        self._keys = tuple(keys)
         try:
             self._fernet = MultiFernet([Fernet(key.encode()) for key in keys]) if keys else None
         except (ValueError, TypeError):
             raise VaultError("NOTICEBOT_ENCRYPTION_KEYS: each key must be a Fernet key "
                              "(noticebot keys generate)") from None
+
+    def __reduce__(self) -> tuple[type[Vault], tuple[tuple[str, ...]]]:
+        # Rebuilt from its keys in a worker process (the record's parallel verification).
+        return (Vault, (self._keys,))
 
     @property
     def enabled(self) -> bool:

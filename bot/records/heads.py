@@ -126,11 +126,12 @@ def _parse(number: int, text: str) -> _Published | str:
     return _Published(line=number, published_at=at, seq=seq, hash=digest)
 
 
-def verify_against(*, engine: Engine, settings: Settings, heads_file: Path) -> AgainstResult:
+def verify_against(*, engine: Engine, settings: Settings, heads_file: Path,
+                   workers: int | None = None) -> AgainstResult:
     """Verify the chain, then check that every head published in `heads_file` is still in it:
     the entry with that seq exists and has that hash. Stops at the first problem."""
     with Session(engine) as session:  # one transaction: the chain and the lookups agree
-        result = record.verify(session, Vault(settings.encryption_keys))
+        result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
         if not result.ok:
             return AgainstResult(ok=False, checked=0, problem=(
                 f"the record does not verify: entry {result.broken_seq}: {result.problem}"))
