@@ -185,38 +185,49 @@ def build_digest(ctx: Ctx, manager: str, facts: DigestFacts | None = None) -> Me
     )
 
 
-def managers(session: Session) -> list[str]:
-    return sorted(set(session.exec(
-        select(AorManager.user_id).join(Person, col(Person.user_id) == col(AorManager.user_id))
-        .where(col(Person.active).is_(True)))))
+def _due(session: Session, now: datetime) -> list[tuple[str, int, int]]:
+    """(manager, ISO year, ISO week) of each digest due now and not yet sent, read without a
+    write transaction: most sweeps send none, and must stay cheap however many managers."""
+    zones = dict(session.exec(
+        select(Person.user_id, Person.timezone)
+        .join(AorManager, col(AorManager.user_id) == col(Person.user_id))
+        .where(col(Person.active).is_(True))).all())
+    sent = set(session.exec(
+        select(DigestSent.manager, DigestSent.iso_year, DigestSent.iso_week)
+        .where(col(DigestSent.sent_at) >= now - timedelta(days=8))).all())
+    due = []
+    for manager in sorted(zones):
+        start = week_start(now, zones[manager] or "America/New_York")
+        if now < start + timedelta(hours=SEND_AT.hour, minutes=SEND_AT.minute):
+            continue
+        week = start.isocalendar()
+        if (manager, week.year, week.week) not in sent:
+            due.append((manager, week.year, week.week))
+    return due
 
 
 def sweep_digests(*, engine: Engine, clock: Clock, settings: Settings) -> int:
     """Send each manager whose Monday 08:00 has passed this ISO week their digest, once."""
     with Session(engine) as session:
-        everyone = managers(session)
+        due = _due(session, clock.now())
     sent = 0
     facts: DigestFacts | None = None
-    for manager in everyone:
+    for manager, iso_year, iso_week in due:
         with unit_of_work(engine, clock=clock, settings=settings, actor=SYSTEM_ACTOR) as ctx:
-            start = week_start(ctx.now, zone_of(ctx, manager))
-            if ctx.now < start + timedelta(hours=SEND_AT.hour, minutes=SEND_AT.minute):
-                continue
-            week = start.isocalendar()
             insert = (postgresql_insert if ctx.session.get_bind().dialect.name == "postgresql"
                       else sqlite_insert)
             claimed = ctx.session.execute(
-                insert(DigestSent).values(manager=manager, iso_year=week.year,
-                                          iso_week=week.week, sent_at=ctx.now)
+                insert(DigestSent).values(manager=manager, iso_year=iso_year,
+                                          iso_week=iso_week, sent_at=ctx.now)
                 .on_conflict_do_nothing().returning(col(DigestSent.manager))
             ).first()
             if claimed is None:
-                continue  # another replica (or an earlier sweep) sent it
+                continue  # another replica sent it since we looked
             if facts is None or facts.today != ctx.today:
                 # Read once, when the first digest of this sweep is due: most sweeps send none.
                 facts = load_facts(ctx.session, ctx.settings, today=ctx.today,
                                    since=ctx.now - timedelta(days=8))
             ctx.send(DestinationKind.dm, manager, build_digest(ctx, manager, facts))
-            ctx.state("digest.sent", manager=manager, iso_year=week.year, iso_week=week.week)
+            ctx.state("digest.sent", manager=manager, iso_year=iso_year, iso_week=iso_week)
             sent += 1
     return sent
