@@ -101,7 +101,7 @@ def serve(workers: int, threads: int) -> None:
         core = build_core(settings, migrate=False)
         app = create_app(settings, core)
         relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
-        start_scheduler(core, deliver=relay.drain)  # per worker, after the fork
+        start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)  # per worker, after fork
         return wsgi_app(app, core.engine, core)
 
     GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
@@ -121,8 +121,8 @@ def socket() -> None:
         raise click.ClickException(str(exc)) from None
     core = build_core(settings, engine=_engine(settings.database_url))
     app = create_app(settings, core)
-    scheduler = start_scheduler(core, deliver=SlackRelay(engine=core.engine, client=app.client,
-                                                         clock=core.clock).drain)
+    relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
+    scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
         SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
     finally:
@@ -135,16 +135,16 @@ def worker() -> None:
     deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
     settings = _settings()
     core = build_core(settings, engine=_engine(settings.database_url))
-    deliver = None
+    deliver, nudge = None, None
     if settings.slack_bot_token:
         from handlers.slack.app import web_client
 
-        deliver = SlackRelay(engine=core.engine, client=web_client(settings),
-                             clock=core.clock).drain
+        relay = SlackRelay(engine=core.engine, client=web_client(settings), clock=core.clock)
+        deliver, nudge = relay.drain, relay.nudge
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    scheduler = start_scheduler(core, deliver=deliver)
+    scheduler = start_scheduler(core, deliver=deliver, nudge=nudge)
     click.echo(f"worker running: sweeps every {settings.sweep_seconds}s"
                + (", Slack relay on" if deliver else ""), err=True)
     stop.wait()
@@ -413,19 +413,22 @@ def audit_publish_head(target: Path) -> None:
 @audit.command("verify")
 @click.option("--against", "heads_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also check every head published in this file is still in the chain.")
-def audit_verify(heads_file: Path | None) -> None:
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Processes verifying ranges of the chain side by side (default: one per "
+                   "CPU for chains of 100,000 entries or more, else 1).")
+def audit_verify(heads_file: Path | None, workers: int | None) -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
     if heads_file is not None:
         against = verify_against(engine=_engine(settings.database_url), settings=settings,
-                                 heads_file=heads_file)
+                                 heads_file=heads_file, workers=workers)
         if not against.ok:
             click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
                        "confirmed before it)", err=True)
             sys.exit(1)
         click.echo(f"OK: {against.checked} published heads match the chain")
     with Session(_engine(settings.database_url)) as session:
-        result = record.verify(session, Vault(settings.encryption_keys))
+        result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}")
