@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from apscheduler.events import EVENT_SCHEDULER_SHUTDOWN
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.core.context import unit_of_work
@@ -15,6 +16,7 @@ from bot.core.service import Core
 from bot.records.heads import publish_head
 from bot.schedule import reminders
 from bot.schedule.digest import sweep_digests
+from bot.schedule.relay_loop import RelayLoop
 
 log = logging.getLogger(__name__)
 SYSTEM_ACTOR = "noticebot:scheduler"
@@ -37,13 +39,21 @@ def sweep_once(core: Core) -> SweepReport:
 
 
 def start_scheduler(core: Core, *, deliver: Callable[[], object] | None = None,
+                    nudge: Callable[[], None] | None = None,
                     deliver_seconds: int = 5) -> BackgroundScheduler:
-    """Start the sweeps (and the outbox relay, if given) in background threads."""
+    """Start the sweeps (and the outbox relay, if given) in background threads.
+
+    `deliver` runs in its own thread (`RelayLoop`), right after any transaction of this process
+    that queued outbox rows commits; the "relay" job wakes it every `deliver_seconds` for rows
+    queued elsewhere or due after a back-off; `nudge` (the relay's) wakes a pass lingering in
+    `deliver` when new rows arrive. Shutting the scheduler down stops it too."""
     scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1})
     scheduler.add_job(_guarded(lambda: sweep_once(core)), "interval",
                       seconds=core.settings.sweep_seconds, id="sweeps")
     if deliver is not None:
-        scheduler.add_job(_guarded(deliver), "interval", seconds=deliver_seconds, id="relay")
+        loop = RelayLoop(deliver, engine=core.engine, interval=None, nudge=nudge).start()
+        scheduler.add_job(loop.wake, "interval", seconds=deliver_seconds, id="relay")
+        scheduler.add_listener(lambda _event: loop.stop(), EVENT_SCHEDULER_SHUTDOWN)
     if core.settings.heads_file:
         scheduler.add_job(_guarded(lambda: publish_head(
             engine=core.engine, settings=core.settings, clock=core.clock,

@@ -15,7 +15,6 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.core.service import Core
 from config.settings import Settings
 from handlers.slack import actions, commands, events
-from handlers.slack.relay import SlackRelay
 
 
 class SlackSettingsError(Exception):
@@ -25,7 +24,6 @@ class SlackSettingsError(Exception):
 @dataclass(frozen=True)
 class SlackDeps:
     core: Core
-    relay: SlackRelay
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -55,8 +53,7 @@ def create_app(settings: Settings, core: Core, *, client: WebClient | None = Non
     client = client or web_client(settings)
     app = App(client=client, signing_secret=settings.slack_signing_secret,
               process_before_response=False)
-    deps = SlackDeps(core=core, relay=SlackRelay(engine=core.engine, client=client,
-                                                  clock=core.clock))
+    deps = SlackDeps(core=core)
     for module in (commands, actions, events):
         module.register(app, deps)
 

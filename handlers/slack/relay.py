@@ -163,9 +163,18 @@ class SlackRelay:
         self.concurrency = max(1, concurrency)
         self.linger = linger
         self.api = relay_client(client)
-        # Conversation -> when this relay last claimed a row posting into it (monotonic
-        # seconds: Slack's limits run on real time, whatever clock the relay is given).
+        # Conversation -> when this relay last posted into it (monotonic seconds: Slack's
+        # limits run on real time, whatever clock the relay is given).
         self._last_post: dict[str, float] = {}
+        # Lingering threads wait on this; `nudge` (new rows queued) wakes them early.
+        self._arrived = threading.Condition()
+        self._nudges = 0
+
+    def nudge(self) -> None:
+        """New rows were queued: threads lingering in a drain look again at once."""
+        with self._arrived:
+            self._nudges += 1
+            self._arrived.notify_all()
 
     def drain(self, *, limit: int = 200) -> int:
         """Send up to `limit` due messages; returns how many were delivered. Safe to call from
@@ -180,6 +189,7 @@ class SlackRelay:
         """One drain thread: claim, send, repeat; linger briefly when rows are nearly due."""
         delivered, idle_since = 0, None
         while budget.take():
+            nudges = self._nudges
             claim, wait = self._claim()
             if claim is not None:
                 idle_since = None
@@ -190,7 +200,9 @@ class SlackRelay:
             idle_since = idle_since or now
             if wait is None or now - idle_since + wait > self.linger:
                 break
-            time.sleep(wait)
+            with self._arrived:
+                if self._nudges == nudges:  # no rows queued since that look
+                    self._arrived.wait(wait)
         return delivered
 
     # --- claim -------------------------------------------------------------------------------

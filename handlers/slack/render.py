@@ -1,4 +1,5 @@
-"""Show a core `Outcome` to the Slack user who caused it, then deliver the outbox."""
+"""Show a core `Outcome` to the Slack user who caused it. What it queued in the outbox is
+delivered by the process's relay thread, woken by the commit (bot.schedule.relay_loop)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ def show(outcome: Outcome, deps: SlackDeps, *, client: WebClient, user: str,
         private(client, message_blocks(message), fallback_text(message), user=user,
                 channel=channel, respond=respond)
     deps.core.deliver_usncb()
-    deps.relay.drain()
 
 
 def private(client: WebClient, blocks: list[dict[str, Any]], text: str, *, user: str,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, date, datetime, timedelta
 
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.clock import ManualClock
 from bot.core.service import Core
 from bot.messages import ActionId, Message
 from bot.schedule.calendar import BusinessCalendar
+from bot.schedule.digest import sweep_digests
 from bot.schedule.runner import sweep_once
 from storage.models import Approval, OutboxMessage, UsncbNoResponse
 from tests.helpers import (
@@ -181,6 +184,24 @@ def test_digest_week_boundary_and_empty_week(core: Core, clock: ManualClock) -> 
     assert titles == ["Weekly digest 2026-W53", "Weekly digest 2027-W01"]
 
 
+def test_a_sweep_with_no_digest_due_writes_nothing(core: Core, clock: ManualClock) -> None:
+    clock.set(datetime(2026, 11, 30, 14, 5, tzinfo=UTC))
+    assert sweep_digests(engine=core.engine, clock=clock, settings=core.settings) == 1
+    began: list[object] = []
+
+    def count(connection: object) -> None:
+        began.append(connection)
+
+    event.listen(core.engine, "begin", count)
+    try:
+        clock.advance(timedelta(hours=1))  # sent already: one read, no write transaction
+        assert sweep_digests(engine=core.engine, clock=clock, settings=core.settings) == 0
+    finally:
+        event.remove(core.engine, "begin", count)
+    assert len(began) == 1
+    assert len(entries(core, action="digest.sent")) == 1
+
+
 def test_notice_digest_shows_a_manager_their_digest_now(core: Core) -> None:
     shown = core.command(actor=MANAGER, text="/notice digest")
     assert shown.ok and shown.private[0].title.startswith("Weekly digest")
@@ -194,14 +215,15 @@ def test_scheduler_runs_sweeps_and_publishes_heads(core: Core, tmp_path: object)
 
     heads = Path(str(tmp_path)) / "heads.jsonl"
     core.settings = core.settings.model_copy(update={"heads_file": str(heads)})
-    delivered: list[int] = []
-    scheduler = start_scheduler(core, deliver=lambda: delivered.append(1))
+    delivered = threading.Event()
+    scheduler = start_scheduler(core, deliver=delivered.set)
     try:
         jobs = {job.id for job in scheduler.get_jobs()}
         assert jobs == {"sweeps", "relay", "heads"}
         for job in scheduler.get_jobs():
             job.func()  # run each once, as a tick would
+        assert delivered.wait(timeout=10)  # the relay tick woke the relay thread
     finally:
         scheduler.shutdown(wait=True)
-    assert delivered == [1]
+    assert "outbox-relay" not in {t.name for t in threading.enumerate()}
     assert heads.read_text().count('"seq"') == 1

@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
 from typing import Any
-from urllib.parse import urlencode
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
-from slack_sdk.signature import SignatureVerifier
 
 from bot.core.service import Core
+from bot.schedule.relay_loop import RelayLoop
 from config.settings import Settings
 from handlers.slack.app import create_app
+from handlers.slack.relay import SlackRelay
 from handlers.slack.server import wsgi_app
 from tests.handlers.slack.fake_slack import FakeSlack, start_fake_slack
+from tests.handlers.slack.slack_requests import (
+    FORM,
+    click_body,
+    command_body,
+    interaction_body,
+    signed_headers,
+    submit_body,
+)
 
 SECRET = "test-signing-secret-0123456789"
 
@@ -53,65 +60,29 @@ class SlackUser:
         self.http = httpx.Client(base_url=base_url, timeout=10)
 
     def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
-             content_type: str = "application/x-www-form-urlencoded",
-             headers: dict[str, str] | None = None) -> httpx.Response:
-        stamp = str(timestamp if timestamp is not None else int(time.time()))
-        verifier = SignatureVerifier(SECRET)
-        sent = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": stamp,
-            "X-Slack-Signature": signature if signature is not None
-            else verifier.generate_signature(timestamp=stamp, body=body),
-            **(headers or {}),
-        }
+             content_type: str = FORM, headers: dict[str, str] | None = None) -> httpx.Response:
+        sent = {**signed_headers(SECRET, body, timestamp=timestamp, signature=signature,
+                                 content_type=content_type), **(headers or {})}
         return self.http.post("/slack/events", content=body.encode(), headers=sent)
 
     def command(self, user: str, text: str, *, channel: str = "C0HOUCASES") -> httpx.Response:
         token = uuid.uuid4().hex[:8]
-        return self.post(urlencode({
-            "command": "/notice", "text": text, "user_id": user, "channel_id": channel,
-            "team_id": "T1", "trigger_id": f"trig-{token}",
-            "response_url": self.fake.response_url(token),
-        }))
+        return self.post(command_body(user, text, channel=channel, trigger_id=f"trig-{token}",
+                                      response_url=self.fake.response_url(token)))
 
     def interact(self, payload: dict[str, Any], **kwargs: Any) -> httpx.Response:
-        return self.post(urlencode({"payload": json.dumps(payload)}), **kwargs)
+        return self.post(interaction_body(payload), **kwargs)
 
     def click(self, user: str, value: dict[str, Any], *, channel: str = "C0HOUCASES",
               **kwargs: Any) -> httpx.Response:
         token = uuid.uuid4().hex[:8]
-        return self.interact({
-            "type": "block_actions", "team": {"id": "T1"}, "user": {"id": user},
-            "trigger_id": f"trig-{token}", "response_url": self.fake.response_url(token),
-            "channel": {"id": channel}, "container": {"type": "message", "channel_id": channel},
-            "actions": [{"type": "button", "action_id": f"nb:{value['action']}:0",
-                         "block_id": "b", "value": json.dumps(value),
-                         "action_ts": str(time.time())}],
-        }, **kwargs)
+        return self.post(click_body(user, value, channel=channel, trigger_id=f"trig-{token}",
+                                    response_url=self.fake.response_url(token)), **kwargs)
 
     def submit(self, user: str, view: dict[str, Any], values: dict[str, Any],
                *, view_id: str | None = None) -> httpx.Response:
-        state: dict[str, Any] = {}
-        for block in view["blocks"]:
-            if block.get("type") != "input":
-                continue
-            name, kind = block["block_id"], block["element"]["type"]
-            value = values.get(name)
-            if kind == "datepicker":
-                element = {"type": kind, "selected_date": value}
-            elif kind in ("static_select", "radio_buttons"):
-                element = {"type": kind,
-                           "selected_option": {"value": value} if value else None}
-            elif kind == "checkboxes":
-                element = {"type": kind, "selected_options": [{"value": v} for v in value or []]}
-            else:
-                element = {"type": kind, "value": value}
-            state[name] = {"value": element}
-        return self.interact({
-            "type": "view_submission", "team": {"id": "T1"}, "user": {"id": user},
-            "view": {**view, "id": view_id or f"V{uuid.uuid4().hex[:8]}",
-                     "state": {"values": state}},
-        })
+        return self.post(submit_body(user, view, values,
+                                     view_id=view_id or f"V{uuid.uuid4().hex[:8]}"))
 
     # --- what the bot showed -------------------------------------------------------------------
 
@@ -151,6 +122,10 @@ def slack_settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
 def slack(core: Core, slack_settings: Settings, fake_slack: FakeSlack) -> Iterator[SlackUser]:
     core.settings = slack_settings
     app = create_app(slack_settings, core)
+    # The relay thread `noticebot serve` runs (via start_scheduler), without the other sweeps.
+    # No pacing: this fake Slack has no rate limit, and the flows post many replies per case.
+    relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock, pace=0.0)
+    loop = RelayLoop(relay.drain, engine=core.engine, interval=1.0, nudge=relay.nudge).start()
     server = make_server("127.0.0.1", 0, wsgi_app(app, core.engine, core),
                          server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -160,3 +135,4 @@ def slack(core: Core, slack_settings: Settings, fake_slack: FakeSlack) -> Iterat
     user.http.close()
     server.shutdown()
     server.server_close()
+    loop.stop()
