@@ -64,7 +64,7 @@ class Replicas:
 
 
 def main(url: str, control: Path, name: str, key: str) -> None:
-    settings = Settings(_env_file=None, database_url=url,  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, database_url=url,
                         encryption_keys=(key,))
     clock = ManualClock(datetime.fromisoformat("2026-01-01T00:00:00+00:00"))
     core = build_core(settings, clock=clock, migrate=False)

@@ -323,6 +323,28 @@ def test_relay_paces_each_conversation_and_sends_to_others_meanwhile(
     assert len(fake.of("chat.postMessage")) == 7  # paced, so Slack never had to say 429
 
 
+def test_rows_queued_meanwhile_wake_a_lingering_drain(
+    core: Core, bare_client: WebClient, fake: FakeSlack
+) -> None:
+    relay = SlackRelay(engine=core.engine, client=bare_client, clock=SystemClock(),
+                       pace=1.0, linger=3.0, concurrency=1)
+    queue(core.engine, "channel", "C1", "one")
+    queue(core.engine, "channel", "C1", "two")  # paced: the drain lingers a second for it
+
+    def meanwhile() -> None:
+        fake.wait_for(lambda: len(fake.posted("C1")) == 1)
+        queue(core.engine, "channel", "C2", "new case")
+        relay.nudge()
+
+    other = threading.Thread(target=meanwhile)
+    other.start()
+    assert relay.drain() == 3
+    other.join()
+    # Woken, the lingering drain sent the new row at once instead of after C1's pace.
+    assert [c.body["channel"] for c in fake.calls if c.method == "chat.postMessage"] == [
+        "C1", "C2", "C1"]
+
+
 def test_a_drain_does_not_linger_for_rows_due_later(
     core: Core, bare_client: WebClient, fake: FakeSlack
 ) -> None:

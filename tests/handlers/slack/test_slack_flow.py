@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 from typing import Any
 
 from slack_sdk.models.blocks import Block
@@ -249,18 +250,26 @@ def test_rate_limited_and_failing_slack_calls_are_retried_once_delivered(
 ) -> None:
     slack.fake.fail_next("chat.postMessage", 429, {"Retry-After": "1"})
     slack.fake.fail_next("chat.postMessage", 503)
-    case_id = open_case(slack, core)
-    posted = [c for c in slack.fake.of("chat.postMessage") if c["channel"] == "C0HOUCASES"
-              and "thread_ts" not in c]
-    # Three attempts reached Slack for the root message; exactly one was accepted.
-    assert len(posted) == 3
-    def all_sent() -> bool:
-        with Session(core.engine) as session:
-            return all(row.status == "sent" for row in session.exec(select(OutboxMessage)))
+    assert slack.command(OFFICER, "open").status_code == 200
+    slack.fake.wait_for(lambda: bool(slack.fake.of("views.open")))
+    assert slack.submit(OFFICER, slack.last_view(), OPEN_VALUES).status_code == 200
 
-    slack.fake.wait_for(all_sent)
+    def roots() -> list[dict[str, Any]]:
+        return [c for c in slack.fake.of("chat.postMessage") if c["channel"] == "C0HOUCASES"
+                and "thread_ts" not in c]
+
+    def later_then_delivered() -> bool:
+        # The failed root waits in the outbox (Retry-After, then back-off) on the core's clock.
+        core.clock.advance(timedelta(seconds=1))  # type: ignore[attr-defined]
+        with Session(core.engine) as session:
+            rows = session.exec(select(OutboxMessage)).all()
+        return len(roots()) >= 3 and bool(rows) and all(r.status == "sent" for r in rows)
+
+    slack.fake.wait_for(later_then_delivered)
+    # Three attempts reached Slack for the root message; exactly one was accepted.
+    assert len(roots()) == 3
     with Session(core.engine) as session:
-        assert session.get(PlatformMessage, f"{case_id}:root") is not None
+        assert session.get(PlatformMessage, f"{cases(core)[0].id}:root") is not None
 
 
 def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(
