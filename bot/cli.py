@@ -51,9 +51,9 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, *, reads_only: bool = False) -> Engine:
     """An engine disposed when the command ends, so no pooled connection outlives it."""
-    engine = create_db_engine(url)
+    engine = create_db_engine(url, reads_only=reads_only)
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 
@@ -420,14 +420,15 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
     if heads_file is not None:
-        against = verify_against(engine=_engine(settings.database_url), settings=settings,
-                                 heads_file=heads_file, workers=workers)
+        against = verify_against(engine=_engine(settings.database_url, reads_only=True),
+                                 settings=settings, heads_file=heads_file, workers=workers)
         if not against.ok:
             click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
                        "confirmed before it)", err=True)
             sys.exit(1)
         click.echo(f"OK: {against.checked} published heads match the chain")
-    with Session(_engine(settings.database_url)) as session:
+    # A read-only walk: on SQLite it must not hold the write lock while it runs.
+    with Session(_engine(settings.database_url, reads_only=True)) as session:
         result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "

@@ -19,9 +19,11 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 MIGRATION_LOCK_KEY = 0x6E6D6967  # arbitrary: serializes schema upgrades across replicas
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> Engine:
     """An engine for `url`. On SQLite every transaction starts with BEGIN IMMEDIATE, so that
-    writers serialize at the start instead of failing when they upgrade a read lock."""
+    writers serialize at the start instead of failing when they upgrade a read lock; with
+    `reads_only` (a long read such as `audit verify`) it does not, so the bot's writers are
+    not held up meanwhile (in WAL mode readers and a writer go side by side)."""
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -38,7 +40,7 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
 
     return engine
 
