@@ -20,8 +20,10 @@ import time
 from pathlib import Path
 
 from sqlalchemy import insert
+from sqlmodel import Session, col, select
 
 from bench.harness import Bench, Result
+from bot.clock import SystemClock
 from bot.messages import Message
 from storage.db import create_db_engine, upgrade
 from storage.models import OutboxMessage
@@ -38,16 +40,12 @@ def queue_messages(url: str, *, messages: int, channels: int, seed: int = 5) -> 
     random.Random(seed).shuffle(targets)
     engine = create_db_engine(url)
     upgrade(engine)
-    from bot.clock import SystemClock
-
     now = SystemClock().now()
     rows = [{"created_at": now, "destination_kind": "channel", "destination": channel,
              "payload": Message(text=f"update {n} for {channel}").to_dict(), "status": "pending",
              "attempts": 0, "alert": False} for n, channel in enumerate(targets)]
     with engine.begin() as connection:
         connection.execute(insert(OutboxMessage), rows)
-    from sqlmodel import Session, col, select
-
     with Session(engine) as session:
         ids = [int(i) for i in session.exec(select(OutboxMessage.id).order_by(
             col(OutboxMessage.id))) if i is not None]

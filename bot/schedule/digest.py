@@ -197,7 +197,7 @@ def _due(session: Session, now: datetime) -> list[tuple[str, int, int]]:
         .where(col(DigestSent.sent_at) >= now - timedelta(days=8))).all())
     due = []
     for manager in sorted(zones):
-        start = week_start(now, zones[manager] or "America/New_York")
+        start = week_start(now, zones[manager])
         if now < start + timedelta(hours=SEND_AT.hour, minutes=SEND_AT.minute):
             continue
         week = start.isocalendar()
