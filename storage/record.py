@@ -202,7 +202,7 @@ def _chain_rows(
     if high is not None:
         statement = statement.where(col(RecordEntry.seq) <= high)
     with connection.execute(statement) as result:  # closes a server-side cursor on early exit
-        yield from result
+        yield from result.tuples()
 
 
 @dataclass(frozen=True)

@@ -83,3 +83,12 @@ def core(bare_core: Core, clock: ManualClock) -> Core:
     load_roster_text(bare_core, sample_roster_text(clock.now().date()), actor="test",
                      source="sample")
     return bare_core
+
+
+@pytest.fixture
+def empty_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Run in an empty folder, so a command under test reads no stray .env or database."""
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    return folder

@@ -6,8 +6,10 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from click.testing import CliRunner, Result
 from sqlmodel import Session, col, select
 
+from bot.cli import main
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId, Message, Outcome
 from storage.models import Case, OutboxMessage, RecordEntry
@@ -137,3 +139,12 @@ def run_together(*contenders: Callable[[], T]) -> list[T]:
     assert failures == []
     assert len(results) == len(contenders)
     return [results[index] for index in range(len(contenders))]
+
+
+def run_audit_verify(database_url: str, encryption_key: str, *args: str) -> Result:
+    """`noticebot audit verify` as an operator runs it; call it from the `empty_cwd` fixture's
+    folder so that no stray .env is read."""
+    return CliRunner().invoke(main, ["audit", "verify", *args],
+                              env={"NOTICEBOT_DATABASE_URL": database_url,
+                                   "NOTICEBOT_ENV": "development",
+                                   "NOTICEBOT_ENCRYPTION_KEYS": encryption_key})

@@ -10,12 +10,10 @@ from functools import partial
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
 
-from bot.cli import main
 from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record
@@ -23,7 +21,7 @@ from storage.db import transaction
 from storage.models import RecordEntry
 from storage.vault import Vault
 from tests.conftest import START, TEST_KEY, on_postgres
-from tests.helpers import OFFICER, open_case, press, run_together, to_approval
+from tests.helpers import OFFICER, open_case, press, run_audit_verify, run_together, to_approval
 
 postgres_only = pytest.mark.skipif(not on_postgres(),
                                    reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
@@ -355,25 +353,17 @@ def test_concurrent_writers_never_fork_the_chain(bare_core: Core) -> None:
 # --- `noticebot audit verify` ----------------------------------------------------------------
 
 
-def run_audit_verify(database_url: str) -> Any:
-    runner = CliRunner()
-    with runner.isolated_filesystem():  # no stray .env is read
-        return runner.invoke(main, ["audit", "verify"],
-                             env={"NOTICEBOT_DATABASE_URL": database_url,
-                                  "NOTICEBOT_ENV": "development",
-                                  "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY})
-
-
+@pytest.mark.usefixtures("empty_cwd")
 def test_r7_cli_audit_verify(walked: Core, database_url: str) -> None:
     total = row_count(walked.engine)
-    intact = run_audit_verify(database_url)
+    intact = run_audit_verify(database_url, TEST_KEY)
     assert intact.exit_code == 0, intact.output
     assert intact.output.startswith(f"OK: {total} entries verified; head {total} ")
 
     seq = middle(walked.engine)
     with tampering(walked.engine) as connection:
         set_entry(connection, seq, {"actor": "U0EVIL"})
-    broken = run_audit_verify(database_url)
+    broken = run_audit_verify(database_url, TEST_KEY)
     assert broken.exit_code == 1, broken.output
     assert f"BROKEN at entry {seq}:" in broken.stderr
     assert f"({seq - 1} entries verified before it)" in broken.stderr

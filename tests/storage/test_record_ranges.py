@@ -7,21 +7,18 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
 import pytest
-from click.testing import CliRunner
 from sqlalchemy import Connection, Engine, text
 from sqlmodel import Session
 
-from bot.cli import main
 from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record
 from storage.db import create_db_engine, upgrade
 from storage.vault import Vault
 from tests.conftest import TEST_KEY
-from tests.helpers import OFFICER, open_case, press, to_approval
+from tests.helpers import OFFICER, open_case, press, run_audit_verify, to_approval
 from tests.storage.test_record import (
     CONTENT,
     delete_entry,
@@ -188,18 +185,10 @@ def test_r7_head_of_a_truncated_chain_is_its_new_last_entry(walked: Core) -> Non
 # --- worker processes ------------------------------------------------------------------------
 
 
-def run_audit_verify(database_url: str, *args: str) -> Any:
-    runner = CliRunner()
-    with runner.isolated_filesystem():  # no stray .env is read
-        return runner.invoke(main, ["audit", "verify", *args],
-                             env={"NOTICEBOT_DATABASE_URL": database_url,
-                                  "NOTICEBOT_ENV": "development",
-                                  "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY})
-
-
+@pytest.mark.usefixtures("empty_cwd")
 def test_r7_cli_audit_verify_with_worker_processes(walked: Core, database_url: str) -> None:
     plain = verify(walked.engine)
-    intact = run_audit_verify(database_url, "--workers", "2")
+    intact = run_audit_verify(database_url, TEST_KEY, "--workers", "2")
     assert intact.exit_code == 0, intact.output
     assert intact.output == (f"OK: {plain.entries} entries verified; head {plain.head_seq} "
                              f"{plain.head_hash}\n")
@@ -207,7 +196,7 @@ def test_r7_cli_audit_verify_with_worker_processes(walked: Core, database_url: s
     seq = plain.entries - 3
     with tampering(walked.engine) as connection:
         swap_bodies(connection, seq)
-    broken = run_audit_verify(database_url, "--workers", "2")
+    broken = run_audit_verify(database_url, TEST_KEY, "--workers", "2")
     assert broken.exit_code == 1, broken.output
     assert f"BROKEN at entry {seq}: payload does not match its digest" in broken.stderr
     assert f"({seq - 1} entries verified before it)" in broken.stderr
