@@ -57,7 +57,7 @@ OLD_KEY = "0Jt8yYv3oK5bQ9cR2mW6zX1nL4pF7hD0sA3gE8uI5kM="
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    return Settings(_env_file=None, database_url=database_url,  # type: ignore[call-arg]
+    return Settings(_env_file=None, database_url=database_url,
                     watchlist_countries=frozenset({"ZZ"}), encryption_keys=(TEST_KEY,))
 
 

@@ -144,8 +144,9 @@ TAMPERINGS: dict[str, tuple[Callable[[Connection, int], None], bool]] = {
     "disposed": (dispose, True),
 }
 # Where the tampered entry sits against the ranges of PER_RANGE entries.
-POSITIONS = {"first-entry": lambda n: 1, "range-start": lambda n: 2 * PER_RANGE + 1,
-             "range-end": lambda n: 3 * PER_RANGE, "inside": lambda n: n // 2 + 2}
+POSITIONS: dict[str, Callable[[int], int]] = {
+    "first-entry": lambda n: 1, "range-start": lambda n: 2 * PER_RANGE + 1,
+    "range-end": lambda n: 3 * PER_RANGE, "inside": lambda n: n // 2 + 2}
 
 
 @pytest.mark.parametrize("position", POSITIONS)

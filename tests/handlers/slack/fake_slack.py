@@ -109,7 +109,7 @@ class FakeSlack:
     max_in_flight: int = 0
     max_in_flight_overall: int = 0
     # Called with each stored post before it is answered (a test can kill the poster there).
-    after_post: Callable[[Posted], None] | None = None
+    after_post: Callable[[Posted], object] | None = None
     _in_flight: Counter[str] = field(default_factory=Counter)
     _recent: dict[str, deque[float]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import yaml
@@ -39,8 +39,8 @@ def test_long_text_is_split_and_too_many_blocks_are_truncated_with_a_note() -> N
 def test_every_form_renders_as_a_valid_modal() -> None:
     case = Case(id="RN-2026-0001", aor_id="HOU", officer="U0OFF1", channel="C1",
                 notice_type=NoticeType.diffusion, intended_use=IntendedUse.both,
-                opened_at=None, notice_reference="r", subject_name="s", issuing_country="MX",
-                offense_summary="o")  # type: ignore[arg-type]
+                opened_at=datetime(2026, 11, 23, tzinfo=UTC), notice_reference="r",
+                subject_name="s", issuing_country="MX", offense_summary="o")
     forms = [open_case_form()] + [
         build_form(form_id, case, today=date(2026, 11, 23), ref=7,
                    automatic=("diffusion", "watchlist"))
