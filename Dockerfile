@@ -7,9 +7,9 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# pip itself is pinned; everything else comes from the lock, hash-checked.
-RUN python -m pip install "pip==26.3" \
- && python -m venv /opt/noticebot
+# The venv's pip is pinned; everything else comes from the lock, hash-checked.
+RUN python -m venv /opt/noticebot \
+ && /opt/noticebot/bin/python -m pip install "pip==26.3"
 WORKDIR /src
 COPY requirements.txt ./
 RUN /opt/noticebot/bin/python -m pip install --require-hashes -r requirements.txt
@@ -20,8 +20,8 @@ COPY storage ./storage
 COPY config ./config
 # The project itself: no dependencies resolved here (the lock did that), and the locked
 # setuptools builds it (no build isolation, so nothing unpinned is fetched).
-RUN /opt/noticebot/bin/python -m pip install --no-deps --no-build-isolation . \
- && /opt/noticebot/bin/python -m pip uninstall --yes setuptools
+# The image holds exactly the locked set (so the SBOM describes it), setuptools included.
+RUN /opt/noticebot/bin/python -m pip install --no-deps --no-build-isolation .
 
 FROM ${PYTHON_IMAGE}
 ARG VERSION=0.1.0
