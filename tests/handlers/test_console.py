@@ -46,6 +46,7 @@ WALK_TO_READY = [
     "press Record documents provided", "", "warrant and charging documents",
     "2026-11-20",  # before the documents were provided: refused inline, asked again
     "2026-12-14",
+    "press Record the person's response", "2", "", "",  # responded without contesting
     "press Acknowledge and finish", "yes", "yes",
     "quit",
 ]
