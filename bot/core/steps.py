@@ -862,6 +862,12 @@ def apply_use_auth_answer(ctx: Ctx, case: Case, request: UsncbRequest,
                           values: dict[str, Any]) -> None:
     answer = values["answer"]
     _answer(ctx, request, answer, values)
+    if not thread.covers(request.details.get("purpose"), case.intended_use):
+        # An answer to a request made for an earlier intended use: on the record, but it
+        # neither authorizes nor ends the use the case has now (§5.1(5)).
+        ctx.state("usncb.answer_superseded", case_id=case.id, request_id=request.id,
+                  purpose=request.details.get("purpose"), intended_use=case.intended_use)
+        return
     if answer == "denied":
         complete(ctx, case, Stage.use_authorization, "Use authorization denied")
         close(ctx, case, CloseReason.use_not_authorized)

@@ -308,6 +308,28 @@ def test_o25_changing_to_immigration_after_authorization_needs_a_new_grant(
     assert case_row(core, case_id).stage == Stage.disclosure
 
 
+def test_o25_an_answer_for_an_earlier_intended_use_authorizes_nothing(core: Core) -> None:
+    case_id = open_case(core, intended_use="enforcement")
+    to_use_authorization(core, case_id)
+    assert press(core, OFFICER, case_id, ActionId.use_auth_sent,
+                 {"purpose": "enforcement", "sent_on": TODAY, "method": "x"}).ok
+    old_request = buttons(core, case_id)[ActionId.use_auth_answer]
+    assert press(core, OFFICER, case_id, ActionId.change_use,
+                 {"intended_use": "immigration", "reason": "Removal proceedings opened"}).ok
+    assert press(core, FRO, case_id, ActionId.approve_use_change).ok
+    assert ActionId.use_auth_sent in buttons(core, case_id)  # a new request is needed
+    stale = core.click(actor=OFFICER, value=old_request)
+    assert stale.form is not None
+    assert core.submit(actor=OFFICER, form=stale.form.form_id, case_id=case_id,
+                       ref=stale.form.ref,
+                       values={"answer": "granted", "answered_on": TODAY}).ok
+    assert entries(core, case_id=case_id, action="usncb.answer_superseded")
+    assert case_row(core, case_id).stage == Stage.use_authorization
+    assert press(core, OFFICER, case_id, ActionId.use_auth_sent,
+                 {"purpose": "immigration", "sent_on": TODAY, "method": "x"}).ok
+    assert dms_to(core, OPLA, case_id)
+
+
 # --- item 7: the person's window to respond ----------------------------------------------------
 
 
