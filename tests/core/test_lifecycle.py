@@ -361,6 +361,7 @@ def test_o17_o26_case_waits_until_the_window_closes(core: Core, clock: ManualClo
     assert press(core, OFFICER, case_id, ActionId.representations, ACK).refusal
     early = press(core, OFFICER, case_id, ActionId.person_response, {"response": "none"})
     assert RESPOND_BY in early.errors["response"]
+    assert entries(core, case_id=case_id, kind="refusal", action="form.person_response.invalid")
     # The window closes: the officer is reminded in the thread.
     clock.set(datetime(2026, 12, 15, 15, 0, tzinfo=UTC))
     sweep_once(core)
@@ -425,6 +426,9 @@ def test_o32_officer_records_the_use_and_the_case_closes(
     beyond = press(core, OFFICER, case_id, ActionId.record_outcome,
                    {"outcome": "immigration_proceedings", "used_on": TODAY})
     assert "§5.1(5)" in beyond.errors["outcome"]
+    assert entries(core, case_id=case_id, kind="refusal", action="form.record_outcome.invalid")
+    assert entries(core, case_id=case_id, kind="refusal", actor=FRO,
+                   action="click.record_outcome")
     assert press(core, OFFICER, case_id, ActionId.record_outcome,
                  {"outcome": "enforcement_action", "used_on": TODAY}).ok
     case = case_row(core, case_id)
@@ -487,6 +491,8 @@ def test_o32_ready_case_without_outcome_is_reminded_then_escalated_to_the_fro(
     # The officer cannot close it this way; the FRO can, with a reason.
     assert press(core, OFFICER, case_id, ActionId.close_case,
                  {"outcome": "not_used", "reason": "x"}).refusal
+    assert entries(core, case_id=case_id, kind="refusal", actor=OFFICER,
+                   action="click.close_case")
     assert press(core, FRO, case_id, ActionId.close_case,
                  {"outcome": "not_used", "reason": "Officer reassigned; notice not used"}).ok
     case = case_row(core, case_id)
