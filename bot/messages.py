@@ -38,6 +38,13 @@ class ActionId(StrEnum):
     switch_manual = "switch_manual"
     reminder_followed_up = "reminder_followed_up"
     reminder_snooze = "reminder_snooze"
+    return_for_changes = "return_for_changes"
+    change_use = "change_use"
+    approve_use_change = "approve_use_change"
+    refuse_use_change = "refuse_use_change"
+    person_response = "person_response"
+    record_outcome = "record_outcome"
+    close_case = "close_case"
 
 
 class FormId(StrEnum):
@@ -60,6 +67,12 @@ class FormId(StrEnum):
     report_inactive = "report_inactive"
     withdraw = "withdraw"
     switch_manual = "switch_manual"
+    return_for_changes = "return_for_changes"
+    change_use = "change_use"
+    refuse_use_change = "refuse_use_change"
+    person_response = "person_response"
+    record_outcome = "record_outcome"
+    close_case = "close_case"
 
 
 class Style(StrEnum):

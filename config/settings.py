@@ -99,6 +99,12 @@ class Settings(BaseSettings):
     # Where the chain's head is published outside the database, and how often (hours).
     heads_file: str = Field(default="", validation_alias="NOTICEBOT_HEADS_FILE")
     heads_hours: int = Field(default=24, ge=1, le=168, validation_alias="NOTICEBOT_HEADS_HOURS")
+    # A ready case whose use is not recorded: the officer is reminded every N days, and after
+    # M reminders the AOR's FRO is told too (and may close it).
+    outcome_remind_days: int = Field(default=30, ge=1, le=365,
+                                     validation_alias="NOTICEBOT_OUTCOME_REMIND_DAYS")
+    outcome_escalate_after: int = Field(default=2, ge=1, le=20,
+                                        validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
@@ -228,6 +234,8 @@ _ENV_NAMES = {
     "sweep_seconds": "NOTICEBOT_SWEEP_SECONDS",
     "heads_file": "NOTICEBOT_HEADS_FILE",
     "heads_hours": "NOTICEBOT_HEADS_HOURS",
+    "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
+    "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
 }
 
 

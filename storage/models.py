@@ -46,8 +46,9 @@ class Stage(StrEnum):
     documents = "documents"
     use_authorization = "use_authorization"
     disclosure = "disclosure"
+    awaiting_response = "awaiting_response"  # §5.1(6): the person's window to respond
     representations = "representations"
-    ready = "ready"
+    ready = "ready"  # threshold criteria met; waits for the officer to record the use
     closed = "closed"
 
 
@@ -59,6 +60,23 @@ class CloseReason(StrEnum):
     denied = "denied"
     use_not_authorized = "use_not_authorized"
     withdrawn = "withdrawn"
+    completed = "completed"  # the use (or non-use) of the notice is recorded
+
+
+class UseOutcome(StrEnum):
+    """How a ready notice was finally used; recorded when the case ends."""
+
+    enforcement_action = "enforcement_action"
+    immigration_proceedings = "immigration_proceedings"
+    not_used = "not_used"
+
+
+class PersonResponse(StrEnum):
+    """What came of the person's opportunity to respond (§5.1(6))."""
+
+    none = "none"  # the window closed without a response
+    not_contested = "not_contested"
+    contested = "contested"
 
 
 class ReviewOutcome(StrEnum):
@@ -82,12 +100,14 @@ class RequestStatus(StrEnum):
 class ApprovalKind(StrEnum):
     use = "use"
     disclosure_exception = "disclosure_exception"
+    use_change = "use_change"  # a change of the case's intended use
 
 
 class ApprovalStatus(StrEnum):
     pending = "pending"
     approved = "approved"
     denied = "denied"
+    returned = "returned"  # sent back to the preliminary review for changes
     cancelled = "cancelled"
 
 
@@ -207,6 +227,11 @@ class Case(CaseBase, table=True):
     close_reason: str | None = None
     review_outcome: str | None = None
     documents_preferred: bool = False
+    # Each entry into §5.2's doubt starts a new round with its own confer/research/context.
+    doubt_round: int = 0
+    respond_by: date | None = None  # §5.1(6): the person may respond until this date
+    use_outcome: str | None = None  # UseOutcome, recorded when the case ends
+    used_on: date | None = None
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     disposed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -270,6 +295,7 @@ class DoubtStep(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="notice_case.id", index=True)
     kind: str
+    doubt_round: int = 0  # the case's round of doubt this step belongs to
     partners: list[str] = Field(default_factory=list, sa_type=JSON)
     note: str = Field(sa_column=Column(Text, nullable=False))
     recorded_by: str
@@ -290,6 +316,7 @@ class Approval(SQLModel, table=True):
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str = ""
     justification: str = ""
+    requested_use: str | None = None  # IntendedUse asked for by a use_change approval
 
 
 class UsncbRequest(SQLModel, table=True):
@@ -445,6 +472,8 @@ class ReminderKind(StrEnum):
     usncb_request = "usncb_request"
     approval = "approval"
     training = "training"
+    response_window = "response_window"  # §5.1(6): tell the officer the window closed
+    ready_outcome = "ready_outcome"  # a ready case whose use is not recorded yet
 
 
 class Reminder(SQLModel, table=True):

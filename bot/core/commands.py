@@ -122,9 +122,7 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
     approvals = ctx.session.exec(
         select(Approval).where(Approval.case_id == case.id).order_by(col(Approval.id))
     ).all()
-    notes += [f"{a.kind} approval routed to <@{a.routed_to}>: {a.status}"
-              + (f" ({ctx.vault.open(a.justification)})" if a.justification else "")
-              for a in approvals]
+    notes += [_approval_note(ctx, a) for a in approvals]
     details = open_case_details(ctx.vault, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} (private)",
@@ -138,10 +136,33 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
             ("Intended use", case.intended_use),
             ("Extradition pending", "yes" if case.extradition_pending else "no"),
             ("Stage", thread.STAGE_LABELS.get(case.stage, case.stage)),
+            *((("Respond by", case.respond_by.isoformat()),) if case.respond_by else ()),
+            *((("Use", thread.OUTCOME_LABELS.get(case.use_outcome, case.use_outcome)
+                + (f" ({case.used_on.isoformat()})" if case.used_on else "")),)
+              if case.use_outcome else ()),
             ("Notes", details.notes or "-"),
         ),
         notes=tuple(notes),
     )])
+
+
+def _approval_note(ctx: Ctx, approval: Approval) -> str:
+    """Who was asked, who decided, when and why (the officer must see a denial's reason)."""
+    kind = thread.APPROVAL_KIND_LABELS.get(approval.kind, approval.kind)
+    note = f"{kind} routed to <@{approval.routed_to}>"
+    if approval.requested_use:
+        note += f" (to {thread.USE_LABELS.get(approval.requested_use, approval.requested_use)})"
+    if approval.justification:
+        note += f" ({ctx.vault.open(approval.justification)})"
+    decision = thread.DECISION_LABELS.get(approval.status, approval.status).lower()
+    if approval.decided_by and approval.status != ApprovalStatus.cancelled:
+        note += f": {decision} by <@{approval.decided_by}>"
+        if approval.decided_at is not None:
+            note += f" on {approval.decided_at.date().isoformat()}"
+    else:
+        note += f": {decision}"
+    reason = ctx.vault.open(approval.reason) if approval.reason else ""
+    return note + (f"; reason: {reason}" if reason else "")
 
 
 def list_cases(ctx: Ctx) -> Outcome:

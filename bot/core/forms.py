@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.core.errors import FormErrors
 from bot.messages import FieldKind, Form, FormField, FormId, Option
-from storage.models import Case, IntendedUse, NoticeType
+from storage.models import Case, IntendedUse, NoticeType, PersonResponse, UseOutcome
 
 YES_NO = (Option("yes", "Yes"), Option("no", "No"))
 
@@ -27,7 +27,18 @@ INTENDED_USES = (
     Option(IntendedUse.both, "Both"),
 )
 
-# SPEC §3: risk indicators of misuse. Keys are stable identifiers stored with each answer.
+USE_OUTCOMES: dict[str, str] = {
+    UseOutcome.enforcement_action: "It informed an enforcement action",
+    UseOutcome.immigration_proceedings: "It was introduced in immigration proceedings",
+    UseOutcome.not_used: "It was not used",
+}
+PERSON_RESPONSES: dict[str, str] = {
+    PersonResponse.none: "No response by the respond-by date",
+    PersonResponse.not_contested: "Responded without contesting",
+    PersonResponse.contested: "Contested",
+}
+
+# Risk indicators of misuse. Keys are stable identifiers stored with each answer.
 RISK_INDICATORS: dict[str, str] = {
     "diffusion": "The communication is a Wanted Person Diffusion (reviewed by INTERPOL only "
     "after it was sent)",
@@ -310,6 +321,48 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         title, section = "Sent manually instead", "§6"
         intro = "The liaison system did not take the request; record that you sent it yourself."
         fields = _usncb_sent_fields(today)
+    elif form_id is FormId.return_for_changes:
+        title, section = "Return for changes", "§5.1(2), §5.1(3)"
+        intro = "The case goes back to the preliminary review; the officer gets your reason."
+        fields = (FormField("reason", "What must change", FieldKind.long_text,
+                            max_length=2000),)
+    elif form_id is FormId.change_use:
+        title, section = "Change intended use", "§5.1(5), §4.4(1)"
+        intro = "An approver decides the change. Use in immigration proceedings needs a " \
+                "granted use authorization, facilitated by OPLA."
+        fields = (
+            FormField("intended_use", "New intended use", FieldKind.choice,
+                      options=INTENDED_USES, initial=case.intended_use),
+            FormField("reason", "Why the intended use changes", FieldKind.long_text,
+                      max_length=2000),
+        )
+    elif form_id is FormId.refuse_use_change:
+        title, section = "Refuse the change of intended use", "§5.1(5)"
+        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
+    elif form_id is FormId.person_response:
+        title, section = "The person's response", "§5.1(6), §4.3(8)"
+        respond_by = case.respond_by.isoformat() if case.respond_by else "the respond-by date"
+        intro = f"The person may respond or contest until {respond_by}."
+        fields = (
+            FormField("response", "Response", FieldKind.choice,
+                      options=options(PERSON_RESPONSES)),
+            FormField("note", "What the person said (required when contested)",
+                      FieldKind.long_text, required=False, max_length=2000),
+            FormField("indications", "If contested: does it raise indications of misuse or "
+                      "non-compliance?", FieldKind.yes_no, required=False, options=YES_NO),
+        )
+    elif form_id in (FormId.record_outcome, FormId.close_case):
+        closing = form_id is FormId.close_case
+        title, section = ("Close the case" if closing else "How the notice was used"), "§6"
+        intro = "The case closes; its retention period counts from today."
+        fields = (
+            FormField("outcome", "Outcome", FieldKind.choice, options=options(USE_OUTCOMES)),
+            _date_field("used_on", "Date of the use (or of the decision not to use it)",
+                        today=today, required=not closing),
+            FormField("reason" if closing else "note",
+                      "Why you close it" if closing else "Note", FieldKind.long_text,
+                      required=closing, max_length=2000),
+        )
     elif form_id is FormId.withdraw:
         title, section = "Withdraw the case", ""
         fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)

@@ -61,6 +61,12 @@ FORM_FOR_ACTION: dict[ActionId, FormId] = {
     ActionId.report_inactive: FormId.report_inactive,
     ActionId.withdraw: FormId.withdraw,
     ActionId.switch_manual: FormId.switch_manual,
+    ActionId.return_for_changes: FormId.return_for_changes,
+    ActionId.change_use: FormId.change_use,
+    ActionId.refuse_use_change: FormId.refuse_use_change,
+    ActionId.person_response: FormId.person_response,
+    ActionId.record_outcome: FormId.record_outcome,
+    ActionId.close_case: FormId.close_case,
 }
 ACTION_FOR_FORM = {form: action for action, form in FORM_FOR_ACTION.items()}
 REQUEST_FORMS = {FormId.validity_sent: RequestKind.validity,
@@ -87,6 +93,12 @@ FORM_STEPS: dict[FormId, FormStep] = {
     FormId.report_inactive: lambda c, k, v, r: steps.report_inactive(c, k, v),
     FormId.withdraw: lambda c, k, v, r: steps.withdraw(c, k, v),
     FormId.switch_manual: steps.switch_to_manual,
+    FormId.return_for_changes: lambda c, k, v, r: steps.return_for_changes(c, k, r, v),
+    FormId.change_use: lambda c, k, v, r: steps.change_use(c, k, v),
+    FormId.refuse_use_change: lambda c, k, v, r: steps.refuse_use_change(c, k, r, v),
+    FormId.person_response: lambda c, k, v, r: steps.person_response(c, k, v),
+    FormId.record_outcome: lambda c, k, v, r: steps.record_outcome(c, k, v),
+    FormId.close_case: lambda c, k, v, r: steps.close_case(c, k, v),
 }
 
 ClickStep = Callable[[Ctx, Case, int | None], None]
@@ -94,6 +106,7 @@ CLICK_STEPS: dict[ActionId, ClickStep] = {
     ActionId.request_approval: lambda c, k, r: steps.request_approval(c, k),
     ActionId.approve: steps.approve,
     ActionId.sign_off_exception: steps.sign_off_exception,
+    ActionId.approve_use_change: steps.approve_use_change,
     ActionId.documents_no_response: lambda c, k, r: steps.record_no_response(
         c, k, RequestKind.documents, r),
     ActionId.use_auth_no_response: lambda c, k, r: steps.record_no_response(

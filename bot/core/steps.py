@@ -51,6 +51,7 @@ from storage.models import (
     IntendedUse,
     NoticeType,
     Person,
+    PersonResponse,
     PersonRole,
     ReminderKind,
     RequestKind,
@@ -60,6 +61,7 @@ from storage.models import (
     RiskReview,
     Role,
     Stage,
+    UseOutcome,
     UsncbNoResponse,
     UsncbRequest,
 )
@@ -110,11 +112,42 @@ def complete(ctx: Ctx, case: Case, stage: Stage, outcome: str) -> None:
 def advance(ctx: Ctx, case: Case, stage: Stage) -> None:
     previous = case.stage
     case.stage = stage.value
+    if stage is Stage.doubt:
+        case.doubt_round += 1  # §5.2: each round of doubt needs its own confer/research/context
     ctx.session.add(case)
-    needs_item = stage not in (Stage.ready, Stage.closed)
-    if needs_item and ctx.session.get(ChecklistItem, (case.id, stage.value)) is None:
-        ctx.session.add(ChecklistItem(case_id=case.id, step=stage.value))
-    ctx.state("case.stage", case_id=case.id, previous=previous, stage=stage.value)
+    if stage not in (Stage.ready, Stage.closed):
+        item = ctx.session.get(ChecklistItem, (case.id, stage.value))
+        if item is None:
+            ctx.session.add(ChecklistItem(case_id=case.id, step=stage.value))
+        elif item.done or item.outcome:
+            reopen(ctx, item)  # a stage entered again is done again, for the new facts
+    ctx.state("case.stage", case_id=case.id, previous=previous, stage=stage.value,
+              doubt_round=case.doubt_round if stage is Stage.doubt else None)
+
+
+def reopen(ctx: Ctx, item: ChecklistItem) -> None:
+    item.done, item.outcome, item.done_by, item.done_at = False, None, None, None
+    ctx.session.add(item)
+
+
+# The steps after supervisory approval, in order: a case sent back resumes at the first one
+# not done (a contest sent back to review resumes at the person's response, not the documents).
+AFTER_APPROVAL = (Stage.documents, Stage.use_authorization, Stage.disclosure,
+                  Stage.awaiting_response, Stage.representations)
+
+
+def resume_after(ctx: Ctx, case: Case, stage: Stage) -> None:
+    following = AFTER_APPROVAL[AFTER_APPROVAL.index(stage) + 1:] if stage in AFTER_APPROVAL \
+        else AFTER_APPROVAL
+    for candidate in following:
+        if candidate is Stage.awaiting_response and case.respond_by is None:
+            continue  # the footnote 2 exception: nothing was disclosed, no window to wait for
+        item = ctx.session.get(ChecklistItem, (case.id, candidate.value))
+        if item is None or not item.done:
+            advance(ctx, case, candidate)
+            return
+    advance(ctx, case, Stage.ready)
+    on_ready(ctx, case)
 
 
 def close(ctx: Ctx, case: Case, reason: CloseReason) -> None:
@@ -495,17 +528,19 @@ def doubt_step(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
         if answer is None or not answer.answer:
             raise FormErrors({"partners": "confer with another country only if there is an "
                               "indication it granted the person protected status (§5.2(1))"})
-    step = DoubtStep(case_id=case.id, kind=values["kind"], partners=partners,
+    step = DoubtStep(case_id=case.id, kind=values["kind"], doubt_round=case.doubt_round,
+                     partners=partners,
                      note=ctx.vault.seal(values["note"]), recorded_by=ctx.actor,
                      recorded_at=ctx.now)
     ctx.session.add(step)
-    ctx.state("doubt.step", case_id=case.id, kind=values["kind"], partners=partners)
+    ctx.state("doubt.step", case_id=case.id, kind=values["kind"], partners=partners,
+              doubt_round=case.doubt_round)
 
 
 def doubt_resolve(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     guard(ctx, case, ActionId.doubt_resolve)
     resolution = values["resolution"]
-    done = set(ctx.session.exec(select(DoubtStep.kind).where(DoubtStep.case_id == case.id)))
+    done = thread.doubt_done(ctx, case)  # this round's steps only
     missing = [DOUBT_KINDS[k] for k in DOUBT_KINDS if k not in done]
     if resolution == "resolved" and missing:
         raise FormErrors({"resolution": "§5.2 minimum not met; still to record: "
@@ -537,6 +572,14 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
                 "request its underlying documentation via the USNCB (§5.1(3), §4.2(3)). The "
                 "preliminary review found no remaining indications of misuse.")
         section = "§5.1(3), §2.1, §4.2(3)"
+    elif approval.kind == ApprovalKind.use_change:
+        title = f"Change of intended use: {case.id}"
+        text = (f"<@{approval.requested_by}> asks to change the intended use of {case.id} "
+                f"(AOR {case.aor_id}) from {thread.USE_LABELS[case.intended_use]} to "
+                f"{thread.USE_LABELS[approval.requested_use or case.intended_use]}. Open details "
+                "to read the reason. Use in immigration proceedings needs a granted use "
+                "authorization (§5.1(5)).")
+        section = "§5.1(5), §4.4(1)"
     else:
         title = f"Footnote 2 exception: {case.id}"
         text = (f"<@{approval.requested_by}> asks to skip advance disclosure to the person for "
@@ -545,21 +588,23 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
         section = "§4.3(8) fn. 2"
     key = f"{case.id}:approval:{approval.id}"
     if approval.status != ApprovalStatus.pending:
-        return Message(title=title, text=f"{text}\n\n{approval.status.capitalize()} by "
-                       f"<@{approval.decided_by}>.", section=section, key=key)
+        return Message(title=title, text=f"{text}\n\n{thread.DECISION_LABELS[approval.status]} "
+                       f"by <@{approval.decided_by}>.", section=section, key=key)
     return Message(title=title, text=text, section=section,
                    actions=thread.decision_actions(approval), key=key)
 
 
-def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "") -> Approval:
+def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "",
+           requested_use: IntendedUse | None = None) -> Approval:
     routed_to = access.route_approval(ctx.session, case, today=ctx.today)
     approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
                         requested_at=ctx.now, routed_to=routed_to,
-                        justification=ctx.vault.seal(justification))
+                        justification=ctx.vault.seal(justification),
+                        requested_use=requested_use.value if requested_use else None)
     ctx.session.add(approval)
     ctx.session.flush()
     ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,
-              routed_to=routed_to)
+              routed_to=routed_to, requested_use=approval.requested_use)
     ctx.send(DestinationKind.dm, routed_to, _approval_dm(case, approval), case_id=case.id)
     reminders.on_approval(ctx, case, approval)
     return approval
@@ -602,31 +647,60 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
               status=status.value, reason=reason)
     ctx.send(DestinationKind.dm, approval.routed_to, _approval_dm(case, approval),
              case_id=case.id)
+    if status is not ApprovalStatus.approved:
+        # The requester learns who decided and why, privately: the reason is free text and
+        # stays out of the channel (§4.3(9)); `/notice show` keeps it too.
+        ctx.send(DestinationKind.dm, approval.requested_by, Message(
+            title=f"{case.id}: {thread.APPROVAL_KIND_LABELS[approval.kind]} "
+            f"{thread.DECISION_LABELS[status].lower()}",
+            text=f"{thread.DECISION_LABELS[status]} by <@{ctx.actor}> on "
+            f"{ctx.today.isoformat()}. Reason: {reason}",
+            section="§5.1(3)",
+            actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
+        ), case_id=case.id)
     return approval
 
 
 def approve(ctx: Ctx, case: Case, ref: int | None) -> None:
     guard(ctx, case, ActionId.approve)
     _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.approved)
-    complete(ctx, case, Stage.approval, f"Approved ({ctx.today.isoformat()})")
-    advance(ctx, case, Stage.documents)
+    complete(ctx, case, Stage.approval, f"Approved by <@{ctx.actor}> ({ctx.today.isoformat()})")
+    resume_after(ctx, case, Stage.approval)
 
 
 def deny(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
+    """Final: the case closes. The officer is told who decided and why."""
     guard(ctx, case, ActionId.deny)
     _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.denied, values["reason"])
-    complete(ctx, case, Stage.approval, f"Denied ({ctx.today.isoformat()})")
+    complete(ctx, case, Stage.approval,
+             f"Denied by <@{ctx.actor}> ({ctx.today.isoformat()}); the officer has the reason, "
+             "also in /notice show")
     close(ctx, case, CloseReason.denied)
 
 
+def return_for_changes(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
+    """Not a denial: the case goes back to the preliminary review, the officer gets the reason
+    and asks again once the review is redone."""
+    guard(ctx, case, ActionId.return_for_changes)
+    approval = _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.returned,
+                       values["reason"])
+    ctx.state("approval.returned", case_id=case.id, approval_id=approval.id,
+              reason=values["reason"])
+    item = ctx.session.get(ChecklistItem, (case.id, Stage.approval.value))
+    if item is not None:
+        item.outcome = (f"Returned for changes by <@{ctx.actor}> ({ctx.today.isoformat()}); "
+                        "the officer has the reason")
+        ctx.session.add(item)
+    advance(ctx, case, Stage.review)
+
+
 def approved(ctx: Ctx, case: Case) -> bool:
-    return ctx.session.exec(
-        select(Approval).where(
-            Approval.case_id == case.id,
-            Approval.kind == ApprovalKind.use,
-            Approval.status == ApprovalStatus.approved,
-        )
-    ).first() is not None
+    """Whether the latest supervisory approval stands (a later round needs its own)."""
+    latest = ctx.session.exec(
+        select(Approval).where(Approval.case_id == case.id, Approval.kind == ApprovalKind.use)
+        .order_by(col(Approval.id).desc()).limit(1)
+    ).first()
+    return latest is not None and latest.status == ApprovalStatus.approved
 
 
 # --- step 4: underlying documentation ------------------------------------------------------
@@ -724,10 +798,6 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
         case.review_outcome = ReviewOutcome.doubt.value
         complete(ctx, case, Stage.documents, "Documents reviewed: indications found")
         advance(ctx, case, Stage.doubt)
-        item = ctx.session.get(ChecklistItem, (case.id, Stage.doubt.value))
-        if item is not None and item.done:
-            item.done, item.outcome = False, None
-            ctx.session.add(item)
         return
     outcome = ("Documents received and reviewed; they are better evidence and will be used"
                if case.documents_preferred else
@@ -742,12 +812,21 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
 
 def use_auth_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     guard(ctx, case, ActionId.use_auth_sent)
-    if thread.latest_request(ctx, case.id, RequestKind.use_authorization) is not None:
+    if thread.covering_use_request(ctx, case) is not None:
         raise Refused("The use authorization request is already recorded.", code="duplicate")
-    if case.extradition_pending and not values.get("doj_coordination"):
-        raise FormErrors({"doj_coordination": "an extradition request is pending: record the "
-                          "coordination with DOJ (§2.2, §4.4(2))"})
+    errors: dict[str, str] = {}
     purpose = IntendedUse(values["purpose"])
+    if purpose.value != case.intended_use:
+        # The case's intended use governs; changing it is its own approved step (§5.1(5)).
+        errors["purpose"] = (
+            f"the case's intended use is {thread.USE_LABELS[case.intended_use]}; the request "
+            "must cover it. To change the intended use, press 'Change intended use' (an "
+            "approver decides)")
+    if case.extradition_pending and not values.get("doj_coordination"):
+        errors["doj_coordination"] = ("an extradition request is pending: record the "
+                                      "coordination with DOJ (§2.2, §4.4(2))")
+    if errors:
+        raise FormErrors(errors)
     _record_request(ctx, case, RequestKind.use_authorization, values,
                     {"purpose": purpose.value, "doj_coordination": values.get("doj_coordination")})
     if purpose in (IntendedUse.immigration, IntendedUse.both):
@@ -770,7 +849,7 @@ def use_auth_answer(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | Non
     request = _open_request(ctx, case, RequestKind.use_authorization, ref)
     if values["answer"] == "no_response_proceed":
         purpose = IntendedUse(request.details.get("purpose", case.intended_use))
-        if purpose is not IntendedUse.enforcement:
+        if purpose is not IntendedUse.enforcement or case.intended_use != IntendedUse.enforcement:
             raise FormErrors({"answer": "§5.1(5): a notice cannot be introduced or disclosed in "
                               "immigration proceedings without use authorization"})
         assert request.id is not None
@@ -783,14 +862,65 @@ def apply_use_auth_answer(ctx: Ctx, case: Case, request: UsncbRequest,
                           values: dict[str, Any]) -> None:
     answer = values["answer"]
     _answer(ctx, request, answer, values)
+    if not thread.covers(request.details.get("purpose"), case.intended_use):
+        # An answer to a request made for an earlier intended use: on the record, but it
+        # neither authorizes nor ends the use the case has now (§5.1(5)).
+        ctx.state("usncb.answer_superseded", case_id=case.id, request_id=request.id,
+                  purpose=request.details.get("purpose"), intended_use=case.intended_use)
+        return
     if answer == "denied":
         complete(ctx, case, Stage.use_authorization, "Use authorization denied")
         close(ctx, case, CloseReason.use_not_authorized)
         return
-    label = ("Use authorization granted" if answer == "granted" else
+    purpose = thread.USE_LABELS[request.details.get("purpose") or case.intended_use]
+    label = (f"Use authorization granted for {purpose}" if answer == "granted" else
              "No response to the use authorization request (recorded); enforcement use only")
     complete(ctx, case, Stage.use_authorization, label)
-    advance(ctx, case, Stage.disclosure)
+    resume_after(ctx, case, Stage.use_authorization)
+
+
+# --- a change of intended use: its own step, decided by an approver (§5.1(5), §4.4(1)) ------
+
+
+def change_use(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.change_use)
+    wanted = IntendedUse(values["intended_use"])
+    if wanted.value == case.intended_use:
+        raise FormErrors({"intended_use": "that is already the case's intended use"})
+    if thread.pending_approval(ctx, case.id, ApprovalKind.use_change) is not None:
+        raise Refused("A change of intended use is already waiting for a decision.",
+                      code="pending")
+    _route(ctx, case, ApprovalKind.use_change, values["reason"], requested_use=wanted)
+
+
+def approve_use_change(ctx: Ctx, case: Case, ref: int | None) -> None:
+    """The new intended use holds from now on. A case past the use authorization whose request
+    does not cover the new use goes back to that step for a new request (and, for immigration
+    proceedings, a grant); the acknowledgment at the end is given again."""
+    guard(ctx, case, ActionId.approve_use_change)
+    approval = _decide(ctx, case, ref, ApprovalKind.use_change, ApprovalStatus.approved)
+    previous, case.intended_use = case.intended_use, IntendedUse(
+        approval.requested_use or case.intended_use)
+    ctx.session.add(case)
+    ctx.state("case.intended_use_changed", case_id=case.id, previous=previous,
+              intended_use=case.intended_use, approval_id=approval.id)
+    later = (Stage.disclosure, Stage.awaiting_response, Stage.representations, Stage.ready)
+    if thread.covering_use_request(ctx, case) is None:
+        stale = thread.latest_request(ctx, case.id, RequestKind.use_authorization)
+        if stale is not None and stale.answer is None:
+            reminders.stop(ctx, ReminderKind.usncb_request, stale.id)
+        if case.stage in {s.value for s in later}:
+            for stage in (Stage.use_authorization, Stage.representations):
+                item = ctx.session.get(ChecklistItem, (case.id, stage.value))
+                if item is not None:
+                    reopen(ctx, item)
+            reminders.stop(ctx, ReminderKind.ready_outcome, case.id)
+            advance(ctx, case, Stage.use_authorization)
+
+
+def refuse_use_change(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.refuse_use_change)
+    _decide(ctx, case, ref, ApprovalKind.use_change, ApprovalStatus.denied, values["reason"])
 
 
 # --- USNCB answers arriving by callback, and delivery of webhook requests ---------------------
@@ -894,7 +1024,46 @@ def disclosure(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     complete(ctx, case, Stage.disclosure,
              f"Documents provided {values['provided_on'].isoformat()}; the person may respond "
              f"until {values['respond_by'].isoformat()}")
-    advance(ctx, case, Stage.representations)
+    # §5.1(6): the opportunity to respond is real only if the case waits for it.
+    case.respond_by = values["respond_by"]
+    advance(ctx, case, Stage.awaiting_response)
+    reminders.on_response_window(ctx, case)
+
+
+def person_response(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    """What came of the person's opportunity to respond. 'None' only once the window closed;
+    a contest needs a note, and one raising indications sends the case back to review."""
+    guard(ctx, case, ActionId.person_response)
+    response = PersonResponse(values["response"])
+    errors: dict[str, str] = {}
+    if response is PersonResponse.none and case.respond_by and ctx.today <= case.respond_by:
+        errors["response"] = (f"the person may respond until {case.respond_by.isoformat()}; "
+                              "record 'no response' after that date (§5.1(6))")
+    if response is PersonResponse.contested:
+        if not values.get("note"):
+            errors["note"] = "say what the person contests"
+        if values.get("indications") is None:
+            errors["indications"] = "say whether the contest raises indications of misuse"
+    if errors:
+        raise FormErrors(errors)
+    raises = response is PersonResponse.contested and bool(values.get("indications"))
+    ctx.state("disclosure.response", case_id=case.id, response=response.value,
+              note=values.get("note"), indications=raises, respond_by=case.respond_by)
+    reminders.stop(ctx, ReminderKind.response_window, case.id)
+    if raises:
+        item = ctx.session.get(ChecklistItem, (case.id, Stage.awaiting_response.value))
+        if item is not None:
+            item.outcome = (f"Contested ({ctx.today.isoformat()}); indications raised: back to "
+                            "the preliminary review")
+            ctx.session.add(item)
+        advance(ctx, case, Stage.review)
+        return
+    labels = {PersonResponse.none: f"No response by {case.respond_by}",
+              PersonResponse.not_contested: "The person responded without contesting",
+              PersonResponse.contested: "Contested; no indications of misuse raised"}
+    complete(ctx, case, Stage.awaiting_response,
+             f"{labels[response]} (recorded {ctx.today.isoformat()})")
+    resume_after(ctx, case, Stage.awaiting_response)
 
 
 def disclosure_exception(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
@@ -930,8 +1099,57 @@ def representations(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     _training(ctx, ctx.actor)  # §5.3: training current at the moment of use
     complete(ctx, case, Stage.representations,
              "Acknowledged: not a U.S. arrest warrant; I-213 notes 'foreign fugitive'")
-    advance(ctx, case, Stage.ready)
+    resume_after(ctx, case, Stage.representations)
+
+
+def on_ready(ctx: Ctx, case: Case) -> None:
     ctx.state("case.ready", case_id=case.id, documents_preferred=case.documents_preferred)
+    reminders.on_ready(ctx, case)
+
+
+# --- the end: how the notice was used -----------------------------------------------------
+
+
+def _check_outcome(ctx: Ctx, case: Case, outcome: UseOutcome) -> None:
+    """The outcome must be a use the case was cleared for (§5.1(5))."""
+    use = IntendedUse(case.intended_use)
+    label = thread.USE_LABELS[use]
+    if outcome is UseOutcome.immigration_proceedings:
+        granted = thread.covering_use_request(ctx, case)
+        if use is IntendedUse.enforcement or granted is None or granted.answer != "granted":
+            raise FormErrors({"outcome": f"the case was cleared for {label}: a notice is "
+                              "introduced in immigration proceedings only with a granted use "
+                              "authorization (§5.1(5)); change the intended use first"})
+    if outcome is UseOutcome.enforcement_action and use is IntendedUse.immigration:
+        raise FormErrors({"outcome": f"the case was cleared for {label}; change the intended "
+                          "use first (an approver decides)"})
+
+
+def _end(ctx: Ctx, case: Case, outcome: UseOutcome, used_on: date | None) -> None:
+    case.use_outcome, case.used_on = outcome.value, used_on
+    reminders.stop(ctx, ReminderKind.ready_outcome, case.id)
+    close(ctx, case, CloseReason.completed)
+
+
+def record_outcome(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    guard(ctx, case, ActionId.record_outcome)
+    _not_future(values, "used_on", today=ctx.today)
+    outcome = UseOutcome(values["outcome"])
+    _check_outcome(ctx, case, outcome)
+    ctx.state("case.use_recorded", case_id=case.id, outcome=outcome.value,
+              used_on=values["used_on"], note=values.get("note"))
+    _end(ctx, case, outcome, values["used_on"])
+
+
+def close_case(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
+    """The FRO (or a designee) closes a ready case whose officer did not record its use."""
+    guard(ctx, case, ActionId.close_case)
+    _not_future(values, "used_on", today=ctx.today)
+    outcome = UseOutcome(values["outcome"])
+    _check_outcome(ctx, case, outcome)
+    ctx.state("case.use_recorded", case_id=case.id, outcome=outcome.value,
+              used_on=values.get("used_on"), reason=values["reason"], by_approver=True)
+    _end(ctx, case, outcome, values.get("used_on"))
 
 
 GUARDS: dict[ActionId, Guard] = {
@@ -954,7 +1172,14 @@ GUARDS: dict[ActionId, Guard] = {
     ActionId.disclosure_exception: Guard("owner", (Stage.disclosure,)),
     ActionId.sign_off_exception: Guard("approver", (Stage.disclosure,)),
     ActionId.refuse_exception: Guard("approver", (Stage.disclosure,)),
+    ActionId.return_for_changes: Guard("approver", (Stage.approval,)),
+    ActionId.change_use: Guard("owner"),
+    ActionId.approve_use_change: Guard("approver"),
+    ActionId.refuse_use_change: Guard("approver"),
+    ActionId.person_response: Guard("owner", (Stage.awaiting_response,)),
     ActionId.representations: Guard("owner", (Stage.representations,)),
+    ActionId.record_outcome: Guard("owner", (Stage.ready,)),
+    ActionId.close_case: Guard("approver", (Stage.ready,)),
     ActionId.retry_delivery: Guard("owner"),
     ActionId.switch_manual: Guard("owner"),
     ActionId.report_inactive: Guard("owner_or_approver"),

@@ -21,9 +21,11 @@ from storage.models import (
     CloseReason,
     Delivery,
     DoubtStep,
+    IntendedUse,
     NoticeType,
     RequestKind,
     Stage,
+    UseOutcome,
     UsncbNoResponse,
     UsncbRequest,
 )
@@ -36,6 +38,7 @@ STEPS: tuple[tuple[Stage, str, str], ...] = (
     (Stage.documents, "4. Underlying documentation", "§5.1(4), §2.1, §4.2(3)"),
     (Stage.use_authorization, "5. Use authorization", "§5.1(5), §2.2, §4.4"),
     (Stage.disclosure, "6. Disclosure to the person", "§5.1(6), §4.3(8)"),
+    (Stage.awaiting_response, "6b. Waiting for the person's response", "§5.1(6), §4.3(8)"),
     (Stage.representations, "7. Representations and records", "§5.1(7), §4.3(6)"),
 )
 STAGE_LABELS: dict[str, str] = {
@@ -52,6 +55,29 @@ CLOSE_LABELS: dict[str, str] = {
     CloseReason.denied: "supervisory approval denied (§5.1(3))",
     CloseReason.use_not_authorized: "use authorization denied (§5.1(5))",
     CloseReason.withdrawn: "withdrawn by the officer",
+    CloseReason.completed: "use of the notice recorded",
+}
+USE_LABELS: dict[str, str] = {
+    IntendedUse.enforcement: "informing an enforcement action",
+    IntendedUse.immigration: "immigration proceedings",
+    IntendedUse.both: "an enforcement action and immigration proceedings",
+}
+OUTCOME_LABELS: dict[str, str] = {
+    UseOutcome.enforcement_action: "it informed an enforcement action",
+    UseOutcome.immigration_proceedings: "it was introduced in immigration proceedings",
+    UseOutcome.not_used: "it was not used",
+}
+DECISION_LABELS: dict[str, str] = {
+    ApprovalStatus.pending: "Pending",
+    ApprovalStatus.approved: "Approved",
+    ApprovalStatus.denied: "Denied",
+    ApprovalStatus.returned: "Returned for changes",
+    ApprovalStatus.cancelled: "Cancelled",
+}
+APPROVAL_KIND_LABELS: dict[str, str] = {
+    ApprovalKind.use: "supervisory approval",
+    ApprovalKind.disclosure_exception: "footnote 2 exception",
+    ApprovalKind.use_change: "change of intended use",
 }
 TYPE_LABELS = {NoticeType.red_notice: "Red Notice", NoticeType.diffusion: "Diffusion"}
 ORDER = [stage for stage, _, _ in STEPS]
@@ -85,6 +111,20 @@ def no_responses(ctx: Ctx, request_id: int) -> list[UsncbNoResponse]:
     )
 
 
+def covers(purpose: str | None, use: str) -> bool:
+    """Whether a use authorization requested for `purpose` covers the intended `use`."""
+    return purpose == use or purpose == IntendedUse.both
+
+
+def covering_use_request(ctx: Ctx, case: Case) -> UsncbRequest | None:
+    """The latest use authorization request, if it covers the case's intended use now; a
+    request for another use does not count (the intended use governs, §5.1(5))."""
+    request = latest_request(ctx, case.id, RequestKind.use_authorization)
+    if request is None or not covers(request.details.get("purpose"), case.intended_use):
+        return None
+    return request
+
+
 def pending_approval(ctx: Ctx, case_id: str, kind: ApprovalKind) -> Approval | None:
     return ctx.session.exec(
         select(Approval).where(
@@ -106,10 +146,10 @@ def root_message(case: Case) -> Message:
         stage = f"Closed: {CLOSE_LABELS.get(case.close_reason, case.close_reason)}"
     actions: tuple[Action, ...] = (_button("Show details", ActionId.show_case, case),)
     if case.stage != Stage.closed:
-        actions += (
-            _button("Report notice inactive", ActionId.report_inactive, case),
-            _button("Withdraw case", ActionId.withdraw, case, style=Style.danger),
-        )
+        actions += (_button("Report notice inactive", ActionId.report_inactive, case),)
+        if case.stage != Stage.validity:  # once the notice is known to be active
+            actions += (_button("Change intended use", ActionId.change_use, case),)
+        actions += (_button("Withdraw case", ActionId.withdraw, case, style=Style.danger),)
     return Message(
         title=f"{case.id} · {TYPE_LABELS.get(NoticeType(case.notice_type), case.notice_type)}",
         text="INTERPOL notice case. The checklist of ICE Directive 15006.1 runs in this thread.",
@@ -150,7 +190,7 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
             (_button("Record preliminary review", ActionId.review, case, style=Style.primary),),
         )
     if stage is Stage.doubt:
-        done = _doubt_done(ctx, case.id)
+        done = doubt_done(ctx, case)
         missing = [k for k in ("confer", "research", "context") if k not in done]
         status = "All three done." if not missing else f"Still to do: {', '.join(missing)}."
         return (
@@ -167,6 +207,13 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
         pending = pending_approval(ctx, case.id, ApprovalKind.use)
         if pending is not None:
             return (f"Waiting for approval from <@{pending.routed_to}>.", ())
+        if _returned_before(ctx, case):
+            return (
+                "The approver returned the case for changes (you have the reason by DM and in "
+                "/notice show). Request approval again.",
+                (_button("Request supervisor approval", ActionId.request_approval, case,
+                         style=Style.primary),),
+            )
         return (
             "Supervisory approval is needed before any use or disclosure of the notice, and "
             "before underlying documentation is requested.",
@@ -200,11 +247,12 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                                 ref=request.id, style=Style.primary),)
         return text, actions
     if stage is Stage.use_authorization:
-        request = latest_request(ctx, case.id, RequestKind.use_authorization)
+        request = covering_use_request(ctx, case)
         if request is None:
             return (
-                "Request use authorization via the USNCB (OPLA facilitates it for immigration "
-                "proceedings; coordinate with DOJ if an extradition request is pending).",
+                f"Request use authorization via the USNCB for {USE_LABELS[case.intended_use]}, "
+                "the case's intended use (OPLA facilitates it for immigration proceedings; "
+                "coordinate with DOJ if an extradition request is pending).",
                 (_button("Record use authorization request sent", ActionId.use_auth_sent, case,
                          style=Style.primary),),
             )
@@ -229,6 +277,15 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
                         style=Style.primary),
                 _button("Footnote 2 exception", ActionId.disclosure_exception, case),
             ),
+        )
+    if stage is Stage.awaiting_response:
+        respond_by = case.respond_by.isoformat() if case.respond_by else "the respond-by date"
+        return (
+            f"The person may respond or contest until {respond_by}. The case waits until then, "
+            "unless the person's response is recorded earlier; a contest that raises "
+            "indications sends the case back to the preliminary review.",
+            (_button("Record the person's response", ActionId.person_response, case,
+                     style=Style.primary),),
         )
     if stage is Stage.representations:
         return (
@@ -266,9 +323,17 @@ def _request_status(ctx: Ctx, request: UsncbRequest) -> tuple[str, list[UsncbNoR
     return text, silent
 
 
-def _doubt_done(ctx: Ctx, case_id: str) -> set[str]:
-    rows = ctx.session.exec(select(DoubtStep.kind).where(DoubtStep.case_id == case_id)).all()
+def doubt_done(ctx: Ctx, case: Case) -> set[str]:
+    """The §5.2 steps recorded in the case's current round of doubt."""
+    rows = ctx.session.exec(select(DoubtStep.kind).where(
+        DoubtStep.case_id == case.id, DoubtStep.doubt_round == case.doubt_round)).all()
     return set(rows)
+
+
+def _returned_before(ctx: Ctx, case: Case) -> bool:
+    return ctx.session.exec(select(Approval.id).where(
+        Approval.case_id == case.id, Approval.status == ApprovalStatus.returned)).first() \
+        is not None
 
 
 def step_messages(ctx: Ctx, case: Case) -> list[Message]:
@@ -278,7 +343,8 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
         item = items.get(stage.value)
         key = step_key(case.id, stage)
         if item is not None and item.done:
-            by = f" by <@{item.done_by}>" if item.done_by else ""
+            by = (f" by <@{item.done_by}>" if item.done_by
+                  and f"<@{item.done_by}>" not in (item.outcome or "") else "")
             messages.append(Message(
                 title=f"✅ {title}", text=f"{item.outcome or 'Done'}{by}.", section=section,
                 key=key,
@@ -290,20 +356,31 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
         elif item is not None and case.stage == Stage.closed:
             messages.append(Message(title=f"✖ {title}", text="Not completed: the case is "
                                     "closed.", section=section, key=key))
+        elif item is not None and item.outcome:  # sent back: why this step waits
+            messages.append(Message(title=f"↩ {title}", text=f"{item.outcome}.",
+                                    section=section, key=key))
     if case.stage == Stage.ready:
         messages.append(Message(
             title="✅ Threshold criteria met",
             text="All steps of §5.1 are recorded. The notice may inform the intended use, "
             "never as its sole basis (§2)."
             + (" Prioritize the underlying documentation: it is better evidence (§5.1(4))."
-               if case.documents_preferred else ""),
-            section="§2, §5.1",
+               if case.documents_preferred else "")
+            + f" Cleared for {USE_LABELS[case.intended_use]}. When the notice has been used, or "
+            "will not be, record how: the case then closes.",
+            section="§2, §5.1, §6",
+            actions=(_button("Record how the notice was used", ActionId.record_outcome, case,
+                             style=Style.primary),),
             key=step_key(case.id, "final"),
         ))
     if case.stage == Stage.closed and case.close_reason:
+        text = CLOSE_LABELS.get(case.close_reason, case.close_reason).capitalize() + "."
+        if case.close_reason == CloseReason.completed and case.use_outcome:
+            text = (f"Use recorded: {OUTCOME_LABELS[case.use_outcome]}"
+                    + (f" ({case.used_on.isoformat()})" if case.used_on else "") + ".")
         messages.append(Message(
             title="Case closed",
-            text=CLOSE_LABELS.get(case.close_reason, case.close_reason).capitalize() + ".",
+            text=text,
             section="§5.1, §5.2",
             key=step_key(case.id, "final"),
         ))
@@ -319,9 +396,14 @@ def sync(ctx: Ctx, case: Case) -> None:
 
 def decision_actions(approval: Approval) -> tuple[Action, ...]:
     """The approver's buttons for a pending approval (its DM and App Home)."""
+    pairs: tuple[tuple[ActionId, str, Style], ...]
     if approval.kind == ApprovalKind.use:
         pairs = ((ActionId.approve, "Approve", Style.primary),
+                 (ActionId.return_for_changes, "Return for changes", Style.default),
                  (ActionId.deny, "Deny", Style.danger))
+    elif approval.kind == ApprovalKind.use_change:
+        pairs = ((ActionId.approve_use_change, "Approve change", Style.primary),
+                 (ActionId.refuse_use_change, "Refuse change", Style.danger))
     else:
         pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary),
                  (ActionId.refuse_exception, "Refuse", Style.danger))

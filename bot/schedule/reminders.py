@@ -7,6 +7,10 @@ and move `next_due_at` forward (NOTES: never derive "is it time" from elapsed ho
 - Approvals: the approver is reminded after a business day; then the request escalates to the
   next approver in the AOR's chain, who may decide it.
 - Training: a DM 30, 7 and 1 days before it expires (§5.3).
+- The person's response window (§5.1(6)): the officer is told in the thread, once, when the
+  respond-by date has passed.
+- A ready case whose use is not recorded: the officer is reminded every N days; after M
+  reminders the AOR's FRO is told too, with a button to close it.
 All sent within working hours in the recipient's time zone.
 """
 
@@ -87,6 +91,19 @@ def on_training(ctx: Ctx, user_id: str) -> None:
         _upsert(ctx, ReminderKind.training, user_id, due, None)
 
 
+def on_response_window(ctx: Ctx, case: Case) -> None:
+    if case.respond_by is None:
+        return
+    due = calendar(ctx.settings).at_start_of_work(case.respond_by + timedelta(days=1),
+                                                   zone_of(ctx, case.officer))
+    _upsert(ctx, ReminderKind.response_window, case.id, due, case.id)
+
+
+def on_ready(ctx: Ctx, case: Case) -> None:
+    due = ctx.now + timedelta(days=ctx.settings.outcome_remind_days)
+    _upsert(ctx, ReminderKind.ready_outcome, case.id, due, case.id)
+
+
 def stop(ctx: Ctx, kind: ReminderKind, ref: object) -> None:
     ctx.session.execute(update(Reminder).where(col(Reminder.kind) == kind,
                                                col(Reminder.ref) == str(ref))
@@ -112,7 +129,9 @@ def sweep(ctx: Ctx, *, limit: int = 200) -> int:
     sent = 0
     for reminder in due:
         handler = {ReminderKind.usncb_request: _usncb, ReminderKind.approval: _approval,
-                   ReminderKind.training: _training}[ReminderKind(reminder.kind)]
+                   ReminderKind.training: _training,
+                   ReminderKind.response_window: _response_window,
+                   ReminderKind.ready_outcome: _ready_outcome}[ReminderKind(reminder.kind)]
         sent += handler(ctx, reminder)
         ctx.session.add(reminder)
     return sent
@@ -206,6 +225,64 @@ def _approval(ctx: Ctx, reminder: Reminder) -> int:
               approval_id=approval.id, count=reminder.sent, to=target)
     reminder.next_due_at = calendar(ctx.settings).after_business_days(
         ctx.now, ctx.settings.approval_remind_after, zone)
+    return 1
+
+
+def _response_window(ctx: Ctx, reminder: Reminder) -> int:
+    case = ctx.session.get(Case, reminder.case_id) if reminder.case_id else None
+    if case is None or case.stage != Stage.awaiting_response or case.respond_by is None:
+        reminder.active = False
+        return 0
+    if _outside_hours(ctx, reminder, zone_of(ctx, case.officer)):
+        return 0
+    ctx.send(DestinationKind.thread, case.id, Message(
+        title="The person's response window has closed",
+        text=f"<@{case.officer}>: the person could respond until {case.respond_by.isoformat()}. "
+        "Record the person's response, or that there was none, to go on.",
+        section="§5.1(6)",
+        actions=(Action("Record the person's response",
+                        ActionValue(ActionId.person_response, case.id)),),
+    ), case_id=case.id)
+    ctx.state("reminder.sent", case_id=case.id, reminder_id=reminder.id, kind=reminder.kind,
+              respond_by=case.respond_by)
+    reminder.sent += 1
+    reminder.active = False  # once: the case stays in its stage until the response is recorded
+    return 1
+
+
+def _ready_outcome(ctx: Ctx, reminder: Reminder) -> int:
+    case = ctx.session.get(Case, reminder.case_id) if reminder.case_id else None
+    if case is None or case.stage != Stage.ready:
+        reminder.active = False
+        return 0
+    if _outside_hours(ctx, reminder, zone_of(ctx, case.officer)):
+        return 0
+    reminder.sent += 1
+    ctx.send(DestinationKind.thread, case.id, Message(
+        title=f"Reminder: record how the notice was used ({reminder.sent})",
+        text=f"<@{case.officer}>: {case.id} has been ready for use since it met the threshold "
+        "criteria, and its outcome is not recorded. Record how the notice was used (or that it "
+        "was not); the case then closes.",
+        section="§6",
+        actions=(Action("Record how the notice was used",
+                        ActionValue(ActionId.record_outcome, case.id)),),
+    ), case_id=case.id)
+    chain = [u for u in access.approver_chain(ctx.session, case.aor_id) if u != case.officer]
+    escalated_to = None
+    if reminder.sent > ctx.settings.outcome_escalate_after and chain:
+        escalated_to = chain[0]
+        ctx.send(DestinationKind.dm, escalated_to, Message(
+            title=f"Escalation: outcome of {case.id} not recorded",
+            text=f"{case.id} (AOR {case.aor_id}) is ready for use and <@{case.officer}> has not "
+            f"recorded its outcome after {reminder.sent} reminders. You can close it, recording "
+            "the outcome and why.",
+            section="§4.2, §6",
+            actions=(Action("Close case", ActionValue(ActionId.close_case, case.id)),
+                     Action("Show details", ActionValue(ActionId.show_case, case.id))),
+        ), case_id=case.id)
+    ctx.state("reminder.sent", case_id=case.id, reminder_id=reminder.id, kind=reminder.kind,
+              count=reminder.sent, escalated_to=escalated_to)
+    reminder.next_due_at = ctx.now + timedelta(days=ctx.settings.outcome_remind_days)
     return 1
 
 

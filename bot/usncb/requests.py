@@ -38,7 +38,10 @@ def request_text(case: Case, kind: RequestKind, details: dict[str, Any], *,
             IntendedUse.immigration, IntendedUse.both):
         lines.append("OPLA facilitates this request for immigration proceedings (§4.4(1)).")
     if kind is RequestKind.use_authorization and case.extradition_pending:
-        lines.append("An extradition request is pending; DOJ has been consulted (§2.2).")
+        # Only what is recorded: DOJ coordination is stated once the request records it.
+        lines.append("An extradition request is pending; DOJ has been consulted (§2.2)."
+                     if details.get("doj_coordination") else
+                     "An extradition request is pending (§2.2, §4.4(2)).")
     return "\n".join(lines)
 
 

@@ -416,6 +416,10 @@ def test_o17_o26_person_gets_documents_and_time_to_respond(core: Core) -> None:
     assert press(core, OFFICER, case_id, ActionId.disclosure,
                  {"provided_on": TODAY, "provided": "warrant copy",
                   "respond_by": "2026-12-14"}).ok
+    # §5.1(6): the case waits for the response (tests/core/test_lifecycle.py has the window).
+    assert case_row(core, case_id).stage == Stage.awaiting_response
+    assert press(core, OFFICER, case_id, ActionId.person_response,
+                 {"response": "not_contested"}).ok
     assert case_row(core, case_id).stage == Stage.representations
 
 
@@ -438,6 +442,7 @@ def test_o1_o27_o15_ready_only_after_every_step_and_acknowledgment(
     case_id = _to_disclosure(core)
     press(core, OFFICER, case_id, ActionId.disclosure,
           {"provided_on": TODAY, "provided": "warrant copy", "respond_by": "2026-12-14"})
+    press(core, OFFICER, case_id, ActionId.person_response, {"response": "not_contested"})
     refused = press(core, OFFICER, case_id, ActionId.representations,
                     {"not_a_warrant": "no", "i213": "yes"})
     assert "not_a_warrant" in refused.errors
@@ -445,13 +450,15 @@ def test_o1_o27_o15_ready_only_after_every_step_and_acknowledgment(
                  {"not_a_warrant": "yes", "i213": "yes"}).ok
     assert case_row(core, case_id).stage == Stage.ready
     steps = [e.payload_digest for e in entries(core, case_id=case_id, action="step.completed")]
-    assert len(steps) == 7  # validity, review, approval, documents, use auth, disclosure, reps
+    # validity, review, approval, documents, use auth, disclosure, response, reps
+    assert len(steps) == 8
 
 
 def test_o31_training_must_still_be_current_at_use(core: Core, clock: ManualClock) -> None:
     case_id = _to_disclosure(core)
     press(core, OFFICER, case_id, ActionId.disclosure,
           {"provided_on": TODAY, "provided": "warrant copy", "respond_by": "2026-12-14"})
+    press(core, OFFICER, case_id, ActionId.person_response, {"response": "not_contested"})
     clock.advance(timedelta(days=340))
     refused = press(core, OFFICER, case_id, ActionId.representations,
                     {"not_a_warrant": "yes", "i213": "yes"})
@@ -462,6 +469,7 @@ def test_o18_no_subject_detail_in_channel_thread_or_dm_messages(core: Core) -> N
     case_id = _to_disclosure(core)
     press(core, OFFICER, case_id, ActionId.disclosure,
           {"provided_on": TODAY, "provided": "warrant copy", "respond_by": "2026-12-14"})
+    press(core, OFFICER, case_id, ActionId.person_response, {"response": "not_contested"})
     press(core, OFFICER, case_id, ActionId.representations,
           {"not_a_warrant": "yes", "i213": "yes"})
     rows = outbox(core)

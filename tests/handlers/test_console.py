@@ -46,6 +46,7 @@ WALK_TO_READY = [
     "press Record documents provided", "", "warrant and charging documents",
     "2026-11-20",  # before the documents were provided: refused inline, asked again
     "2026-12-14",
+    "press Record the person's response", "2", "", "",  # responded without contesting
     "press Acknowledge and finish", "yes", "yes",
     "quit",
 ]
@@ -158,3 +159,37 @@ def test_console_cancelled_form_writes_no_case(core: Core) -> None:
     run(core, ["/notice open", "1", "cancel"])
     with Session(core.engine) as session:
         assert session.exec(select(Case)).first() is None
+
+
+def test_console_shows_the_new_stages_and_the_end_of_a_case(core: Core) -> None:
+    """The response window (§5.1(6)) and the recorded outcome render in the console."""
+    walk = [line for line in WALK_TO_READY if line != "quit"]
+    transcript = run(core, [
+        *walk,
+        "press Record how the notice was used", "2", "", "",  # immigration proceedings
+        "thread RN-2026-0001",
+        "quit",
+    ])
+    case = only_case(core)
+    assert case.close_reason == CloseReason.completed, transcript
+    assert "Waiting for the person's response" in transcript
+    assert "Use recorded: it was introduced in immigration proceedings" in transcript
+
+
+def test_console_return_for_changes_reaches_the_officer(core: Core) -> None:
+    transcript = run(core, [
+        *OPEN_FORM, *VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+        "press Request supervisor approval",
+        "as U0SUP2", "press Return for changes", "Add the State Department's view",
+        "as U0OFF1", "press Record preliminary review", *REVIEW_CLEAN,
+        "quit",
+    ])
+    case = only_case(core)
+    assert case.stage == Stage.approval and case.close_reason is None, transcript
+    assert "DM to @Olivia Officer" in transcript
+    assert "Add the State Department's view" in transcript
+    assert "Returned for changes by" in transcript
+    # The reason is the approver's free text: DM only, never the channel or the thread.
+    for line in transcript.splitlines():
+        if line.startswith("── #") or line.startswith("── thread"):
+            assert "State Department" not in line

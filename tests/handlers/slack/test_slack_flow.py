@@ -100,11 +100,21 @@ def test_whole_case_walked_through_slack(slack: SlackUser, core: Core) -> None:
     wait_stage(slack, core, case_id, Stage.disclosure)
     step(slack, OFFICER, "disclosure", case_id,
          {"provided_on": TODAY, "provided": "warrant copy", "respond_by": "2026-12-14"})
+    # §5.1(6): the case waits for the person's response in a stage of its own.
+    wait_stage(slack, core, case_id, Stage.awaiting_response)
+    step(slack, OFFICER, "person_response", case_id, {"response": "not_contested"})
     wait_stage(slack, core, case_id, Stage.representations)
     step(slack, OFFICER, "representations", case_id, {"not_a_warrant": "yes", "i213": "yes"})
     wait_stage(slack, core, case_id, Stage.ready)
     slack.fake.wait_for(lambda: any("Threshold criteria met" in json.dumps(c)
                                     for c in slack.fake.of("chat.postMessage")))
+    # The end of the case: the officer records how the notice was used and it closes.
+    step(slack, OFFICER, "record_outcome", case_id,
+         {"outcome": "immigration_proceedings", "used_on": TODAY})
+    wait_stage(slack, core, case_id, Stage.closed)
+    slack.fake.wait_for(lambda: any("Use recorded" in json.dumps(c)
+                                    for m in ("chat.postMessage", "chat.update")
+                                    for c in slack.fake.of(m)))
     # Prompts were updated in place: chat.update on the thread messages.
     assert slack.fake.of("chat.update")
     # O18: no subject detail in anything posted or updated.
