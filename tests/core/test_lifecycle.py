@@ -55,7 +55,8 @@ authority = "DAA-0567-2023-0001"
 retain_years = 10
 trigger = "case_closed"
 """
-STEPS_DONE = (("confer", ["usncb", "state"]), ("research", []), ("context", []))
+STEPS_DONE: tuple[tuple[str, list[str]], ...] = (
+    ("confer", ["usncb", "state"]), ("research", []), ("context", []))
 
 
 @pytest.fixture
