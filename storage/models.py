@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -377,6 +377,10 @@ class RecordEntry(SQLModel, table=True):
     """One link of the append-only, hash-chained interaction record (§6)."""
 
     __tablename__ = "record_entry"
+    # Finds the disposition entries that `audit verify` checks the disposition log against.
+    __table_args__ = (Index("ix_record_entry_disposals", "seq",
+                            sqlite_where=text("action = 'records.disposed'"),
+                            postgresql_where=text("action = 'records.disposed'")),)
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = Field(sa_type=UTCDateTime)
     actor: str
