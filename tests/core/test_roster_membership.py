@@ -15,8 +15,8 @@ from bot.app import load_roster_text, sample_roster_text
 from bot.clock import ManualClock
 from bot.core import access
 from bot.core.service import Core
-from bot.messages import ActionId, Message
-from storage.models import Delegation, OutboxMessage
+from bot.messages import ActionId, ActionValue, Message
+from storage.models import Delegation, OutboxMessage, Reminder
 from tests.helpers import (
     CLEAN_REVIEW,
     DESIGNEE,
@@ -237,3 +237,16 @@ def test_o12_a_case_whose_officer_is_still_there_is_not_reassigned(core: Core) -
     assert refused_as(refused, "officer_active"), refused
     assert case_row(core, case_id).officer == OFFICER
     assert entries(core, actor=FRO, kind="refusal")
+
+
+def test_o10_removed_officer_cannot_answer_a_reminder(core: Core) -> None:
+    case_id = open_case(core)
+    assert press(core, OFFICER, case_id, ActionId.validity_sent,
+                 {"sent_on": TODAY, "method": "USNCB e-mail"}).ok
+    with Session(core.engine) as session:
+        reminder = session.exec(select(Reminder).where(Reminder.case_id == case_id)).first()
+    assert reminder is not None
+    roster(core, without=(OFFICER,))
+    snoozed = core.click(actor=OFFICER, value=ActionValue(ActionId.reminder_snooze, case_id,
+                                                          reminder.id))
+    assert refused_as(snoozed, "not_on_roster"), snoozed
