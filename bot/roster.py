@@ -1,4 +1,4 @@
-"""Roster import (SPEC §7): people, roles, AORs, approver chains, managers, contacts, training.
+"""Roster import (README): people, roles, AORs, approver chains, managers, contacts, training.
 
 The whole file is checked before anything is written; every problem is reported with the line
 and key it sits at. Importing the same file twice changes nothing; each change is recorded.

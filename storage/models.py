@@ -222,7 +222,7 @@ class Case(CaseBase, table=True):
 
 
 class CasePublic(CaseBase):
-    """The channel-safe view of a case: no subject detail (§4.3(9), SPEC §4)."""
+    """The channel-safe view of a case: no subject detail (§4.3(9); docs/obligations.md O18)."""
 
     id: str
     aor_id: str
@@ -393,7 +393,7 @@ class RecordEntry(SQLModel, table=True):
 
 
 class RecordPayload(SQLModel, table=True):
-    """Entry content, kept apart from the chain so disposition can remove it (NOTES: Records)."""
+    """Entry content, kept apart from the chain so disposition can remove it (§6)."""
 
     __tablename__ = "record_payload"
     seq: int = Field(foreign_key="record_entry.seq", primary_key=True)

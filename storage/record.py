@@ -1,4 +1,4 @@
-"""The append-only, hash-chained interaction record (directive §6, NOTES "Records").
+"""The append-only, hash-chained interaction record (directive §6; docs/obligations.md O32).
 
 Each entry's hash covers its predecessor's hash, its sequence number, time, actor, kind, action,
 case and the SHA-256 digest of its payload. The payload itself lives in `record_payload`, so that

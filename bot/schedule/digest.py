@@ -79,7 +79,7 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
                aors: list[str] | None = None) -> DigestFacts:
     """Every digest's content for `aors` (all AORs if None) in five grouped queries. A sweep
     reads them once for all its managers: one query set per manager took most of the time of
-    500 digests (SPEC §10 P4)."""
+    500 digests (README: Performance, P4)."""
     facts: defaultdict[str, AorFacts] = defaultdict(AorFacts)
 
     def only(column: Any) -> ColumnElement[bool]:
