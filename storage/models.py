@@ -434,6 +434,7 @@ class DispositionLog(SQLModel, table=True):
     """What was destroyed, under which schedule item and authority, when, approved by whom."""
 
     __tablename__ = "disposition_log"
+    __table_args__ = (Index("ix_disposition_log_record_ref", "record_ref"),)
     id: int | None = Field(default=None, primary_key=True)
     record_type: str
     record_ref: str

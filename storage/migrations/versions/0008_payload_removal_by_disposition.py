@@ -7,6 +7,7 @@ rows by deleting and re-inserting them in one transaction) or be named by a disp
 row (the entry itself, or its case file). TRUNCATE of the payloads is refused outright.
 `audit verify` checks the same on every database, and also that each log row is confirmed by
 the disposition's own record entry; the partial index finds those entries without a scan.
+The log is indexed by record reference for the guard's lookups.
 
 Revision ID: 0008
 Revises: 0006
@@ -45,6 +46,10 @@ $$
 
 
 def upgrade() -> None:
+    # The guard looks a deleted row up by its reference: without the index, disposing of many
+    # entries in one transaction would scan the log once per row.
+    with op.batch_alter_table("disposition_log", schema=None) as batch_op:
+        batch_op.create_index("ix_disposition_log_record_ref", ["record_ref"], unique=False)
     with op.batch_alter_table("record_entry", schema=None) as batch_op:
         batch_op.create_index(
             "ix_record_entry_disposals", ["seq"], unique=False,
@@ -72,3 +77,5 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION IF EXISTS noticebot_payload_removed_by_disposition()")
     with op.batch_alter_table("record_entry", schema=None) as batch_op:
         batch_op.drop_index("ix_record_entry_disposals")
+    with op.batch_alter_table("disposition_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_disposition_log_record_ref")
