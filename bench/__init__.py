@@ -1,1 +1,1 @@
-"""Benchmarks and fault runs for the quality targets (SPEC §10): `python -m bench [--quick]`."""
+"""Benchmarks and fault runs for the quality targets (README): `python -m bench [--quick]`."""

@@ -173,7 +173,7 @@ def roster() -> None:
 @roster.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def roster_import(file: Path) -> None:
-    """Import a roster TOML file (SPEC §7). All or nothing; re-importing is idempotent."""
+    """Import a roster TOML file (see the README). All or nothing; re-importing is idempotent."""
     core = _core()
     try:
         report = load_roster_text(core, file.read_text("utf-8"), actor=_actor(),

@@ -197,6 +197,9 @@ class FormField:
     hint: str = ""
     max_length: int = 500
     initial: str | None = None
+    # A justification the directive asks for: what it must explain. When set, the core refuses
+    # placeholders and text below the configured minimums (bot.core.forms).
+    expects: str = ""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Roster import (SPEC §7): people, roles, AORs, approver chains, managers, contacts, training.
+"""Roster import (README): people, roles, AORs, approver chains, managers, contacts, training.
 
 The whole file is checked before anything is written; every problem is reported with the line
 and key it sits at. Importing the same file twice changes nothing; each change is recorded.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -23,6 +23,7 @@ from storage.models import (
     AorApprover,
     AorManager,
     Contact,
+    Delegation,
     Person,
     PersonRole,
     Role,
@@ -229,6 +230,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     _deactivate_missing(ctx, report, Person, {p.user for p in roster.person}, kind="person")
     _deactivate_missing(ctx, report, Aor, {a.id for a in roster.aor}, kind="aor")
     session.flush()
+    _end_delegations_of_departed(ctx, report)
     for aor in roster.aor:
         chain = list(session.exec(
             select(AorApprover.user_id).where(AorApprover.aor_id == aor.id)
@@ -253,6 +255,23 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     session.flush()
     ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
     return report
+
+
+def _end_delegations_of_departed(ctx: Ctx, report: ImportReport) -> None:
+    """A delegation ends when its delegate or its FRO leaves the roster (§4.2): it ends as of
+    yesterday, so it is not in force today, and the end is recorded."""
+    for delegation in ctx.session.exec(
+            select(Delegation).where(col(Delegation.until) >= ctx.today)
+            .order_by(col(Delegation.id))).all():
+        gone = [user for user in (delegation.delegator, delegation.delegate)
+                if (found := ctx.session.get(Person, user)) is None or not found.active]
+        if not gone:
+            continue
+        delegation.until = ctx.today - timedelta(days=1)
+        ctx.session.add(delegation)
+        report.changes.append(f"delegation {delegation.id} ended: {', '.join(gone)} left")
+        ctx.state("delegation.ended", aor=delegation.aor_id, delegator=delegation.delegator,
+                  delegate=delegation.delegate, left_the_roster=gone)
 
 
 def _change(ctx: Ctx, report: ImportReport, action: str, **payload: Any) -> None:

@@ -54,12 +54,19 @@ class Settings(BaseSettings):
     training_validity_days: int = Field(
         default=365, ge=1, validation_alias="NOTICEBOT_TRAINING_VALIDITY_DAYS"
     )
+    # What a justification the directive asks for must at least be (bot.core.forms).
+    justification_min_chars: int = Field(
+        default=20, ge=1, validation_alias="NOTICEBOT_JUSTIFICATION_MIN_CHARS"
+    )
+    justification_min_words: int = Field(
+        default=4, ge=1, validation_alias="NOTICEBOT_JUSTIFICATION_MIN_WORDS"
+    )
     # Confidential: ISO country codes whose notices get the watch-list risk indicator.
     # Used only inside the core's review logic, never rendered into a message.
     watchlist_countries: Annotated[frozenset[str], NoDecode] = Field(
         default=frozenset(), validation_alias="NOTICEBOT_WATCHLIST_COUNTRIES"
     )
-    # Notices published before this date predate INTERPOL's 2016-2017 reforms (SPEC §3).
+    # Notices published before this date predate INTERPOL's 2016-2017 reforms (a risk indicator).
     reform_cutoff: str = Field(default="2017-01-01", validation_alias="NOTICEBOT_REFORM_CUTOFF")
 
     # How requests reach the USNCB: the officer sends them (manual) or noticebot does (webhook).
@@ -218,6 +225,8 @@ _ENV_NAMES = {
     "port": "NOTICEBOT_PORT",
     "environment": "NOTICEBOT_ENV",
     "training_validity_days": "NOTICEBOT_TRAINING_VALIDITY_DAYS",
+    "justification_min_chars": "NOTICEBOT_JUSTIFICATION_MIN_CHARS",
+    "justification_min_words": "NOTICEBOT_JUSTIFICATION_MIN_WORDS",
     "watchlist_countries": "NOTICEBOT_WATCHLIST_COUNTRIES",
     "usncb_channel": "NOTICEBOT_USNCB_CHANNEL",
     "usncb_timeout_seconds": "NOTICEBOT_USNCB_TIMEOUT_SECONDS",

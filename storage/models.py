@@ -10,7 +10,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from storage.types import UTCDateTime
@@ -247,7 +247,7 @@ class Case(CaseBase, table=True):
 
 
 class CasePublic(CaseBase):
-    """The channel-safe view of a case: no subject detail (§4.3(9), SPEC §4)."""
+    """The channel-safe view of a case: no subject detail (§4.3(9); docs/obligations.md O18)."""
 
     id: str
     aor_id: str
@@ -404,6 +404,10 @@ class RecordEntry(SQLModel, table=True):
     """One link of the append-only, hash-chained interaction record (§6)."""
 
     __tablename__ = "record_entry"
+    # Finds the disposition entries that `audit verify` checks the disposition log against.
+    __table_args__ = (Index("ix_record_entry_disposals", "seq",
+                            sqlite_where=text("action = 'records.disposed'"),
+                            postgresql_where=text("action = 'records.disposed'")),)
     seq: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     at: datetime = Field(sa_type=UTCDateTime)
     actor: str
@@ -416,7 +420,7 @@ class RecordEntry(SQLModel, table=True):
 
 
 class RecordPayload(SQLModel, table=True):
-    """Entry content, kept apart from the chain so disposition can remove it (NOTES: Records)."""
+    """Entry content, kept apart from the chain so disposition can remove it (§6)."""
 
     __tablename__ = "record_payload"
     seq: int = Field(foreign_key="record_entry.seq", primary_key=True)
@@ -457,6 +461,7 @@ class DispositionLog(SQLModel, table=True):
     """What was destroyed, under which schedule item and authority, when, approved by whom."""
 
     __tablename__ = "disposition_log"
+    __table_args__ = (Index("ix_disposition_log_record_ref", "record_ref"),)
     id: int | None = Field(default=None, primary_key=True)
     record_type: str
     record_ref: str

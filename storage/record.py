@@ -1,4 +1,4 @@
-"""The append-only, hash-chained interaction record (directive §6, NOTES "Records").
+"""The append-only, hash-chained interaction record (directive §6; docs/obligations.md O32).
 
 Each entry's hash covers its predecessor's hash, its sequence number, time, actor, kind, action,
 case and the SHA-256 digest of its payload. The payload itself lives in `record_payload`, so that
@@ -13,7 +13,7 @@ import multiprocessing
 import os
 from collections.abc import Generator, Iterable
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,12 @@ from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
-from storage.models import RecordEntry, RecordPayload
+from storage.models import DispositionLog, RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
 GENESIS_HASH = "0" * 64
+# The action of the entry the disposition path appends for each disposition log row.
+DISPOSED_ACTION = "records.disposed"
 # Arbitrary constant: the PostgreSQL advisory lock that serializes appends to the chain.
 CHAIN_LOCK_KEY = 0x6E6F74696365
 
@@ -156,17 +158,18 @@ def verify(
     vault = vault or Vault(())
     connection = session.connection()
     head = connection.execute(sqlalchemy.select(func.max(RecordEntry.seq))).scalar()
+    disposals = disposals_of(connection, vault)
     url = _shareable_url(connection)
     if workers is None:
         workers = _cpus() if head is not None and head >= PARALLEL_FROM else 1
     if head is None or head < 1 or url is None or (per_range is None and workers < 2):
         with closing(_chain_rows(connection)) as rows:
-            return _join([_walk(rows, vault)])
+            return _join([_walk(rows, vault, disposals)])
     per_range = per_range or -(-head // (workers * RANGES_PER_WORKER))
     # Entries above `head` are not in the caller's view of the record; the ones up to it never
     # change (append-only), so the workers' own connections see exactly these.
     lows = range(1, head + 1, per_range)
-    jobs = [_Range(url=url, vault=vault, low=None if n == 0 else low,
+    jobs = [_Range(url=url, vault=vault, disposals=disposals, low=None if n == 0 else low,
                    high=min(low + per_range - 1, head)) for n, low in enumerate(lows)]
     if workers < 2:
         return _join(map(_verify_range, jobs))
@@ -206,9 +209,62 @@ def _chain_rows(
 
 
 @dataclass(frozen=True)
+class Disposals:
+    """Whose content may be missing (§6, O32): what a disposition log row names *and* the chain
+    confirms with the disposition's own entry, appended after the content went. Content missing
+    anywhere else was deleted behind the disposition path's back."""
+
+    entries: frozenset[int] = frozenset()  # interaction entries disposed of one by one
+    cases: dict[str, int] = field(default_factory=dict)  # case file -> its disposition entry
+
+    def covers(self, seq: int, case_id: str | None) -> bool:
+        if seq in self.entries:
+            return True
+        return case_id is not None and seq < self.cases.get(case_id, 0)
+
+
+def disposals_of(connection: Connection, vault: Vault) -> Disposals:
+    """Read the disposition log and the chain's disposition entries (few rows: the entries are
+    found through a partial index, and none is read when the log is empty)."""
+    logs = {
+        log_id: (record_type, ref)
+        for log_id, record_type, ref, approved_by, item in connection.execute(sqlalchemy.select(
+            col(DispositionLog.id), col(DispositionLog.record_type),
+            col(DispositionLog.record_ref), col(DispositionLog.approved_by),
+            col(DispositionLog.schedule_item)))
+        if approved_by and item  # a log row must say by whom and under which schedule item
+    }
+    if not logs:
+        return Disposals()
+    entries: set[int] = set()
+    cases: dict[str, int] = {}
+    confirming = connection.execute(
+        sqlalchemy.select(col(RecordEntry.seq), col(RecordEntry.case_id), col(RecordPayload.body))
+        .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq))
+        .where(col(RecordEntry.action) == DISPOSED_ACTION))
+    for seq, case_id, body in confirming:
+        plain = _open(vault, body)
+        if plain is None:
+            continue  # the walk reports it
+        payload = json.loads(plain)
+        log = logs.get(payload.get("log_id"))
+        if log is None or log != (payload.get("record_type"), payload.get("record")):
+            continue
+        record_type, ref = log
+        if record_type == "case_file" and case_id == ref:
+            cases[ref] = min(seq, cases.get(ref, seq))
+        elif record_type == "interaction" and ref.startswith("entry:"):
+            disposed = int(ref.removeprefix("entry:"))
+            if disposed < seq:
+                entries.add(disposed)
+    return Disposals(frozenset(entries), cases)
+
+
+@dataclass(frozen=True)
 class _Range:
     url: str
     vault: Vault
+    disposals: Disposals
     low: int | None  # None: from the very first row, whatever its number
     high: int
 
@@ -220,7 +276,7 @@ def _verify_range(job: _Range) -> _Stretch:
     try:
         with engine.connect() as connection, closing(
                 _chain_rows(connection, job.low, job.high)) as rows:
-            return _walk(rows, job.vault)
+            return _walk(rows, job.vault, job.disposals)
     finally:
         engine.dispose()
 
@@ -239,7 +295,7 @@ class _Stretch:
     problem: str | None = None
 
 
-def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault) -> _Stretch:
+def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals) -> _Stretch:
     first_seq: int | None = None
     first_prev_hash: str | None = None
     expected_seq, prev_hash, count = 0, "", 0
@@ -253,9 +309,12 @@ def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault) -> _Stretch:
             problem = "does not chain to the previous entry (removed or reordered)"
         elif stored_hash != _hash(link, seq, at, actor, kind, action, case_id, digest):
             problem = "hash does not match its contents (altered)"
-        elif body is not None and (plain := _open(vault, body)) is None:
+        elif body is None:
+            if not disposals.covers(seq, case_id):
+                problem = "content is missing and no disposition log covers it (deleted)"
+        elif (plain := _open(vault, body)) is None:
             problem = "payload cannot be decrypted (is NOTICEBOT_ENCRYPTION_KEYS set?)"
-        elif body is not None and sha256_hex(plain or "") != digest:
+        elif sha256_hex(plain) != digest:
             problem = "payload does not match its digest (altered)"
         if problem is not None:
             return _Stretch(count, first_seq, first_prev_hash,

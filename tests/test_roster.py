@@ -1,4 +1,4 @@
-"""Roster import (SPEC §7): validated whole, errors name line and key, idempotent, recorded."""
+"""Roster import (README): validated whole, errors name line and key, idempotent, recorded."""
 
 from __future__ import annotations
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from bot.core.errors import Refused
@@ -43,6 +44,12 @@ def require_role(session: Session, user_id: str, *roles: Role) -> None:
     if not roles_of(session, user_id) & {r.value for r in roles}:
         wanted = " or ".join(r.value for r in roles)
         raise Refused(f"This needs the {wanted} role.", code="role")
+
+
+def officer_present(session: Session, case: Case) -> bool:
+    """Whether the case's officer is still an active officer on the roster."""
+    return (person(session, case.officer) is not None
+            and Role.officer.value in roles_of(session, case.officer))
 
 
 @dataclass(frozen=True)
@@ -97,10 +104,16 @@ def approver_chain(session: Session, aor_id: str) -> list[str]:
 
 
 def active_delegations(session: Session, aor_id: str, *, today: date) -> list[Delegation]:
+    """Delegations in force: not past their end, and both the delegator and the delegate still
+    active on the roster (a delegation ends when either leaves it, §4.2)."""
+    delegator, delegate = aliased(Person), aliased(Person)
     return list(
         session.exec(
             select(Delegation)
-            .where(Delegation.aor_id == aor_id, col(Delegation.until) >= today)
+            .join(delegator, col(delegator.user_id) == col(Delegation.delegator))
+            .join(delegate, col(delegate.user_id) == col(Delegation.delegate))
+            .where(Delegation.aor_id == aor_id, col(Delegation.until) >= today,
+                   col(delegator.active).is_(True), col(delegate.active).is_(True))
             .order_by(col(Delegation.id))
         ).all()
     )

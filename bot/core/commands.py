@@ -30,6 +30,7 @@ HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusio
 `/notice list` your open cases and approvals waiting for you
 `/notice training` your training status (supervisors and managers: their AOR's)
 `/notice delegate @user until YYYY-MM-DD` lend your approval authority to a designee
+`/notice reassign ID @user` hand a departed officer's case to a trained officer (FRO, designee)
 `/notice hold ID REASON` litigation hold (records officers)
 `/notice digest` your weekly digest now (managers)
 `/notice help` this text"""
@@ -45,7 +46,7 @@ class Command:
     case_id: str | None = None
 
 
-KNOWN = {"open", "show", "list", "training", "delegate", "hold", "digest", "help"}
+KNOWN = {"open", "show", "list", "training", "delegate", "reassign", "hold", "digest", "help"}
 
 
 def parse(text: str) -> Command:
@@ -57,7 +58,7 @@ def parse(text: str) -> Command:
     name, args = words[0].lower(), tuple(words[1:])
     if name not in KNOWN:
         return Command("unknown", (name,))
-    case_id = args[0].upper() if name in ("show", "hold") and args else None
+    case_id = args[0].upper() if name in ("show", "hold", "reassign") and args else None
     return Command(name, args, case_id)
 
 
@@ -75,6 +76,8 @@ def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
         return delegate(ctx, command.args)
     if command.name == "hold":
         return hold(ctx, command)
+    if command.name == "reassign":
+        return reassign(ctx, command)
     if command.name == "digest":
         from bot.schedule.digest import build_digest
 
@@ -99,6 +102,25 @@ def hold(ctx: Ctx, command: Command) -> Outcome:
         text=f"{command.case_id} will not be disposed of while hold {placed.id} is active "
         "(§6). Records officers lift holds with `noticebot records hold lift`.",
         section="§6",
+    )])
+
+
+def reassign(ctx: Ctx, command: Command) -> Outcome:
+    """`/notice reassign ID @user`: the FRO or a designee hands the case of an officer who left
+    the roster to another trained officer of the AOR (§5.3, §4.3)."""
+    usage = "Usage: /notice reassign CASE-ID @officer"
+    if len(command.args) != 2:
+        raise Refused(usage, code="usage")
+    match = USER_MENTION.match(command.args[1])
+    if match is None:
+        raise Refused(f"'{command.args[1]}' is not a user. {usage}", code="usage")
+    case = steps.load_case(ctx, command.case_id)
+    steps.reassign(ctx, case, match.group(1))
+    thread.sync(ctx, case)
+    return Outcome(case_id=case.id, private=[Message(
+        title=f"{case.id} reassigned",
+        text=f"<@{case.officer}> now has case {case.id} and has been told.",
+        section="§5.3, §4.3",
     )])
 
 

@@ -38,7 +38,8 @@ PERSON_RESPONSES: dict[str, str] = {
     PersonResponse.contested: "Contested",
 }
 
-# Risk indicators of misuse. Keys are stable identifiers stored with each answer.
+# Risk indicators of misuse (§2.3, §5.2; O5 in docs/obligations.md). Keys are stable identifiers
+# stored with each answer.
 RISK_INDICATORS: dict[str, str] = {
     "diffusion": "The communication is a Wanted Person Diffusion (reviewed by INTERPOL only "
     "after it was sent)",
@@ -102,6 +103,42 @@ NOTICE_STATUSES: dict[str, str] = {
 }
 
 COUNTRY_CODE = re.compile(r"^[A-Z]{2}$")
+
+# Justifications (docs/obligations.md: O7, O12, O17, O20, O29): the minimums are settings; these
+# are what the core falls back on when a caller passes none.
+DEFAULT_MIN_CHARS, DEFAULT_MIN_WORDS = 20, 4
+# Text that stands for an answer without being one (compared lower-cased, without punctuation).
+PLACEHOLDERS = frozenset({
+    "x", "xx", "na", "n a", "none", "nil", "null", "tbd", "tba", "todo", "to do", "later",
+    "see above", "see notes", "same", "same as above", "as above", "ok", "okay", "yes", "no",
+    "test", "asdf", "qwerty", "lorem ipsum", "nothing", "unknown", "other", "misc", "etc",
+})
+WORD = re.compile(r"[^\W_]{2,}")  # two or more letters or digits
+
+
+def justification_problem(text: str, *, expects: str, min_chars: int = DEFAULT_MIN_CHARS,
+                          min_words: int = DEFAULT_MIN_WORDS) -> str | None:
+    """Why `text` is not a justification (None if it is one). The one check every field that
+    carries a justification the directive asks for goes through."""
+    stripped = text.strip()
+    bare = " ".join(re.sub(r"[^\w]+", " ", stripped.lower()).split())
+    words = [w.lower() for w in WORD.findall(stripped)]
+    wanted = (f"explain {expects} in at least {min_words} words and {min_chars} characters; "
+              "placeholders such as 'x', 'n/a' or 'tbd' are not accepted")
+    if not bare or bare in PLACEHOLDERS or len(set(bare.replace(" ", ""))) <= 2:
+        return f"is a placeholder: {wanted}"
+    if len(words) >= min(2, min_words) and len(set(words)) < min(min_words, len(words), 3):
+        return f"repeats itself: {wanted}"  # "test test test", "bla bla bla bla"
+    if len(words) < min_words or len(stripped) < min_chars:
+        return f"is too short: {wanted}"
+    return None
+
+
+def justification(name: str, label: str, expects: str, *, required: bool = True) -> FormField:
+    """A long-text field that carries a justification: `expects` says what it must explain."""
+    return FormField(name, label, FieldKind.long_text, required=required, max_length=2000,
+                     hint=f"In your own words, {expects} (a few words at least; placeholders "
+                     "such as 'n/a' are refused)", expects=expects)
 
 
 def options(mapping: Mapping[str, str]) -> tuple[Option, ...]:
@@ -190,8 +227,9 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
             FormField("dismissed", "Indicators that do not apply to this case despite being "
                       "present", FieldKind.multi_choice, required=False,
                       options=options(RISK_INDICATORS)),
-            FormField("dismissal_note", "Why those indicators do not apply",
-                      FieldKind.long_text, required=False, max_length=2000),
+            justification("dismissal_note", "Why those indicators do not apply",
+                          "why each indicator marked as not applying does not apply here",
+                          required=False),
             FormField("sources", "Sources reviewed (§2.3, §4.3(7))", FieldKind.multi_choice,
                       options=options(REVIEW_SOURCES)),
             FormField("outcome", "Outcome", FieldKind.choice, options=(
@@ -220,13 +258,13 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                 Option("misuse", "Material evidence of misuse: do not use"),
                 Option("unresolved", "Doubt remains: do not use"),
             )),
-            FormField("justification", "Basis for the conclusion", FieldKind.long_text,
-                      max_length=2000),
+            justification("justification", "Basis for the conclusion",
+                          "what the conferring, research and context showed"),
         )
     elif form_id is FormId.deny:
         title, section = "Deny use of the notice", "§5.1(3)"
-        fields = (FormField("reason", "Reason for denial", FieldKind.long_text,
-                            max_length=2000),)
+        fields = (justification("reason", "Reason for denial",
+                                "why the notice may not be used"),)
     elif form_id is FormId.documents_sent:
         title, section = "Underlying documentation requested", "§5.1(4)"
         fields = (
@@ -254,8 +292,9 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
             FormField("better_evidence", "Do the documents give better or more complete "
                       "evidence than the notice?", FieldKind.yes_no, required=False,
                       options=YES_NO),
-            FormField("necessity", "If the notice is used in lieu of the documents: why that "
-                      "is necessary", FieldKind.long_text, required=False, max_length=2000),
+            justification("necessity", "If the notice is used in lieu of the documents: why "
+                          "that is necessary", "why using the notice instead of the documents "
+                          "is necessary", required=False),
         )
     elif form_id is FormId.use_auth_sent:
         title, section = "Use authorization requested", "§5.1(5), §2.2"
@@ -263,9 +302,9 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
             FormField("purpose", "Purpose", FieldKind.choice, options=INTENDED_USES,
                       initial=case.intended_use),
             *sent_fields,
-            FormField("doj_coordination", "DOJ coordination (required when an extradition "
-                      "request is pending)", FieldKind.long_text, required=False,
-                      max_length=2000),
+            justification("doj_coordination", "DOJ coordination (required when an "
+                          "extradition request is pending)", "whom at DOJ you coordinated "
+                          "with and what was agreed", required=False),
         )
     elif form_id is FormId.use_auth_answer:
         title, section = "Use authorization answer", "§5.1(5)"
@@ -291,11 +330,13 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         title, section = "Footnote 2 exception", "§4.3(8) fn. 2"
         intro = "Only if notifying the person would jeopardize law enforcement or prosecutorial " \
                 "responsibilities. A supervisor must sign off."
-        fields = (FormField("justification", "Justification", FieldKind.long_text,
-                            max_length=2000),)
+        fields = (justification("justification", "Justification",
+                                "how notifying the person would jeopardize law enforcement "
+                                "or prosecutorial responsibilities"),)
     elif form_id is FormId.refuse_exception:
         title, section = "Refuse the exception", "§4.3(8) fn. 2"
-        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
+        fields = (justification("reason", "Reason", "why the person must be given the "
+                                "documents and time to respond"),)
     elif form_id is FormId.representations:
         title, section = "Representations and records", "§5.1(7), §4.3(6)"
         intro = "A notice is not a U.S. arrest warrant and conveys no authority to arrest, " \
@@ -324,8 +365,8 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
     elif form_id is FormId.return_for_changes:
         title, section = "Return for changes", "§5.1(2), §5.1(3)"
         intro = "The case goes back to the preliminary review; the officer gets your reason."
-        fields = (FormField("reason", "What must change", FieldKind.long_text,
-                            max_length=2000),)
+        fields = (justification("reason", "What must change",
+                                "what the preliminary review must address before approval"),)
     elif form_id is FormId.change_use:
         title, section = "Change intended use", "§5.1(5), §4.4(1)"
         intro = "An approver decides the change. Use in immigration proceedings needs a " \
@@ -333,12 +374,13 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         fields = (
             FormField("intended_use", "New intended use", FieldKind.choice,
                       options=INTENDED_USES, initial=case.intended_use),
-            FormField("reason", "Why the intended use changes", FieldKind.long_text,
-                      max_length=2000),
+            justification("reason", "Why the intended use changes",
+                          "why the notice is now to be used differently"),
         )
     elif form_id is FormId.refuse_use_change:
         title, section = "Refuse the change of intended use", "§5.1(5)"
-        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
+        fields = (justification("reason", "Reason",
+                                "why the intended use may not change"),)
     elif form_id is FormId.person_response:
         title, section = "The person's response", "§5.1(6), §4.3(8)"
         respond_by = case.respond_by.isoformat() if case.respond_by else "the respond-by date"
@@ -359,9 +401,10 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
             FormField("outcome", "Outcome", FieldKind.choice, options=options(USE_OUTCOMES)),
             _date_field("used_on", "Date of the use (or of the decision not to use it)",
                         today=today, required=not closing),
-            FormField("reason" if closing else "note",
-                      "Why you close it" if closing else "Note", FieldKind.long_text,
-                      required=closing, max_length=2000),
+            justification("reason", "Why you close it",
+                          "why the case closes without the officer's outcome")
+            if closing else FormField("note", "Note", FieldKind.long_text, required=False,
+                                      max_length=2000),
         )
     elif form_id is FormId.withdraw:
         title, section = "Withdraw the case", ""
@@ -381,8 +424,10 @@ def as_list(raw: object) -> list[str]:
     return [str(raw)]
 
 
-def validate(form: Form, raw: Mapping[str, object]) -> dict[str, Any]:
-    """Check each field against its definition; raise FormErrors naming every bad field."""
+def validate(form: Form, raw: Mapping[str, object], *, min_chars: int = DEFAULT_MIN_CHARS,
+             min_words: int = DEFAULT_MIN_WORDS) -> dict[str, Any]:
+    """Check each field against its definition; raise FormErrors naming every bad field.
+    A justification field (`expects` set) must also have substance (`justification_problem`)."""
     clean: dict[str, Any] = {}
     errors: dict[str, str] = {}
     unknown = set(raw) - {f.name for f in form.fields}
@@ -408,6 +453,9 @@ def validate(form: Form, raw: Mapping[str, object]) -> dict[str, Any]:
             continue
         if len(text) > spec.max_length:
             errors[spec.name] = f"is too long ({len(text)} characters, at most {spec.max_length})"
+        elif spec.expects and (problem := justification_problem(
+                text, expects=spec.expects, min_chars=min_chars, min_words=min_words)):
+            errors[spec.name] = problem
         elif spec.kind is FieldKind.date:
             try:
                 clean[spec.name] = date.fromisoformat(text)

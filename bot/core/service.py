@@ -216,7 +216,9 @@ class Core:
             case = steps.load_case(ctx, case_id)
             steps.guard(ctx, case, ACTION_FOR_FORM[form])  # who may, before what they typed
             steps.screen(ctx, case, values)
-            clean = validate(self._form_for(ctx, case, form, ref), values)
+            clean = validate(self._form_for(ctx, case, form, ref), values,
+                             min_chars=self.settings.justification_min_chars,
+                             min_words=self.settings.justification_min_words)
             FORM_STEPS[form](ctx, case, clean, ref)
             thread.sync(ctx, case)
             return Outcome(case_id=case.id)

@@ -215,23 +215,64 @@ class Guard:
     who: str  # owner | approver | owner_or_approver
     stages: tuple[Stage, ...] = ()  # empty: any open stage
     precondition: Callable[[Ctx, Case], None] | None = None
+    use: bool = False  # the step leads to use of the notice: the officer's training must be current
 
 
 def guard(ctx: Ctx, case: Case, action: ActionId) -> None:
+    """Who may press what, at which stage. Roster membership is re-checked at every step
+    (§5.3, §4.3): someone taken off the roster, or an officer who lost the officer role, can no
+    longer act on a case, whatever they were allowed before."""
     rule = GUARDS[action]
+    access.require_person(ctx.session, ctx.actor)
     if rule.who == "owner":
         access.require_owner(case, ctx.actor)
+        access.require_role(ctx.session, ctx.actor, Role.officer)
     elif rule.who == "approver":
-        access.require_person(ctx.session, ctx.actor)
         access.require_approver(ctx.session, case, ctx.actor, today=ctx.today)
     else:
         access.require_owner_or_approver(ctx.session, case, ctx.actor, today=ctx.today)
+        if ctx.actor == case.officer:
+            access.require_role(ctx.session, ctx.actor, Role.officer)
     if rule.precondition is not None:
         rule.precondition(ctx, case)
     if rule.stages:
         require_stage(case, *rule.stages)
     else:
         require_open(case)
+    if rule.use:
+        _training(ctx, ctx.actor)  # §5.3: training current at each step that leads to use
+
+
+def reassign(ctx: Ctx, case: Case, new_officer: str) -> None:
+    """§5.3, §4.3: a case whose officer left the roster (or lost the officer role) is handed by
+    the AOR's FRO or designee to another officer of the AOR with current training; the new
+    officer is told. Until then the managers' digest flags the case."""
+    access.require_person(ctx.session, ctx.actor)
+    access.require_approver(ctx.session, case, ctx.actor, today=ctx.today)
+    require_open(case)
+    if access.officer_present(ctx.session, case):
+        raise Refused(f"<@{case.officer}> is still an officer on the roster: only a case whose "
+                      "officer left it is reassigned.", code="officer_active")
+    target = access.person(ctx.session, new_officer)
+    if target is None:
+        raise Refused(f"<@{new_officer}> is not on the roster.", code="not_on_roster")
+    if Role.officer.value not in access.roles_of(ctx.session, new_officer):
+        raise Refused(f"<@{new_officer}> does not have the officer role.", code="role")
+    if target.aor_id != case.aor_id:
+        raise Refused(f"<@{new_officer}> is not an officer of AOR {case.aor_id}.", code="aor")
+    _training(ctx, new_officer)
+    previous = case.officer
+    case.officer = new_officer
+    ctx.session.add(case)
+    ctx.state("case.reassigned", case_id=case.id, previous=previous, officer=new_officer)
+    ctx.send(DestinationKind.dm, new_officer, Message(
+        title=f"{case.id} reassigned to you",
+        text=f"<@{ctx.actor}> reassigned case {case.id} (AOR {case.aor_id}, at "
+        f"'{thread.STAGE_LABELS.get(case.stage, case.stage)}') to you: <@{previous}> is no "
+        "longer an officer on the roster. Carry on with the checklist in the case thread.",
+        section="§5.3, §4.3",
+        actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
+    ), case_id=case.id)
 
 
 # --- step 0 and opening --------------------------------------------------------------------
@@ -1161,23 +1202,23 @@ GUARDS: dict[ActionId, Guard] = {
     ActionId.request_approval: Guard("owner", (Stage.approval,)),
     ActionId.approve: Guard("approver", (Stage.approval,)),
     ActionId.deny: Guard("approver", (Stage.approval,)),
-    ActionId.documents_sent: Guard("owner", (Stage.documents,), _documents_allowed),
-    ActionId.documents_answer: Guard("owner", (Stage.documents,)),
-    ActionId.documents_no_response: Guard("owner", (Stage.documents,)),
-    ActionId.documents_review: Guard("owner", (Stage.documents,)),
-    ActionId.use_auth_sent: Guard("owner", (Stage.use_authorization,)),
-    ActionId.use_auth_answer: Guard("owner", (Stage.use_authorization,)),
-    ActionId.use_auth_no_response: Guard("owner", (Stage.use_authorization,)),
-    ActionId.disclosure: Guard("owner", (Stage.disclosure,)),
-    ActionId.disclosure_exception: Guard("owner", (Stage.disclosure,)),
+    ActionId.documents_sent: Guard("owner", (Stage.documents,), _documents_allowed, use=True),
+    ActionId.documents_answer: Guard("owner", (Stage.documents,), use=True),
+    ActionId.documents_no_response: Guard("owner", (Stage.documents,), use=True),
+    ActionId.documents_review: Guard("owner", (Stage.documents,), use=True),
+    ActionId.use_auth_sent: Guard("owner", (Stage.use_authorization,), use=True),
+    ActionId.use_auth_answer: Guard("owner", (Stage.use_authorization,), use=True),
+    ActionId.use_auth_no_response: Guard("owner", (Stage.use_authorization,), use=True),
+    ActionId.disclosure: Guard("owner", (Stage.disclosure,), use=True),
+    ActionId.disclosure_exception: Guard("owner", (Stage.disclosure,), use=True),
     ActionId.sign_off_exception: Guard("approver", (Stage.disclosure,)),
     ActionId.refuse_exception: Guard("approver", (Stage.disclosure,)),
     ActionId.return_for_changes: Guard("approver", (Stage.approval,)),
     ActionId.change_use: Guard("owner"),
     ActionId.approve_use_change: Guard("approver"),
     ActionId.refuse_use_change: Guard("approver"),
-    ActionId.person_response: Guard("owner", (Stage.awaiting_response,)),
-    ActionId.representations: Guard("owner", (Stage.representations,)),
+    ActionId.person_response: Guard("owner", (Stage.awaiting_response,), use=True),
+    ActionId.representations: Guard("owner", (Stage.representations,), use=True),
     ActionId.record_outcome: Guard("owner", (Stage.ready,)),
     ActionId.close_case: Guard("approver", (Stage.ready,)),
     ActionId.retry_delivery: Guard("owner"),

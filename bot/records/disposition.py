@@ -19,6 +19,7 @@ from bot.core.details import SUBJECT_FIELDS
 from bot.core.errors import Refused
 from bot.records.holds import active_holds, holds_case, holds_entry, require_records_officer
 from bot.records.retention import RecordType, Schedule
+from storage import record
 from storage.models import (
     Approval,
     Case,
@@ -110,7 +111,7 @@ def dispose(ctx: Ctx, schedule: Schedule, refs: list[str] | None = None) -> list
                              approved_by=ctx.actor, entries_affected=affected)
         ctx.session.add(log)
         ctx.session.flush()
-        ctx.state("records.disposed", case_id=ref if item.record_type is RecordType.case_file
+        ctx.state(record.DISPOSED_ACTION, case_id=ref if item.record_type is RecordType.case_file
                   else None, record_type=item.record_type.value, record=ref,
                   schedule_item=item.item, authority=item.authority,
                   eligible_on=item.eligible_on, log_id=log.id, entries_affected=affected)

@@ -29,7 +29,9 @@ from storage.models import (
     CloseReason,
     DigestSent,
     Person,
+    PersonRole,
     RequestStatus,
+    Role,
     Stage,
     TrainingCompletion,
     UsncbRequest,
@@ -63,6 +65,7 @@ class AorFacts:
     overdue: list[tuple[date, int, str]] = field(default_factory=list)  # (sent_on, id, line)
     pending: list[tuple[datetime, int, str]] = field(default_factory=list)  # (requested, id, line)
     training: list[tuple[str, str]] = field(default_factory=list)  # (user, line)
+    orphaned: list[str] = field(default_factory=list)  # open cases whose officer left
 
 
 @dataclass
@@ -76,7 +79,7 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
                aors: list[str] | None = None) -> DigestFacts:
     """Every digest's content for `aors` (all AORs if None) in five grouped queries. A sweep
     reads them once for all its managers: one query set per manager took most of the time of
-    500 digests (SPEC §10 P4)."""
+    500 digests (README: Performance, P4)."""
     facts: defaultdict[str, AorFacts] = defaultdict(AorFacts)
 
     def only(column: Any) -> ColumnElement[bool]:
@@ -124,6 +127,18 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
         facts[aor].pending.append((requested_at, approval_id,
                                    f"{case_id} ({kind.replace('_', ' ')}) waiting for "
                                    f"<@{routed_to}>: {(today - requested_at.date()).days} days"))
+    # Open cases whose officer left the roster (or lost the officer role): flagged until the
+    # FRO or a designee reassigns them (§5.3, §4.3).
+    officers = select(PersonRole.user_id).where(PersonRole.role == Role.officer)
+    for aor, case_id, officer in session.execute(
+        sa_select(col(Case.aor_id), col(Case.id), col(Case.officer))
+        .join(Person, col(Person.user_id) == col(Case.officer))
+        .where(only(Case.aor_id), col(Case.stage) != Stage.closed,
+               or_(col(Person.active).is_(False), col(Case.officer).not_in(officers)))
+        .order_by(col(Case.id))
+    ).all():
+        facts[aor].orphaned.append(f"{case_id}: <@{officer}> left the roster; reassign it with "
+                                   f"`/notice reassign {case_id} @officer`")
     # Each active person's latest completion, as access.training_status reads it for one.
     for home, user_id, last in session.exec(
         select(Person.aor_id, Person.user_id, func.max(TrainingCompletion.completed_on))
@@ -162,8 +177,9 @@ def build_digest(ctx: Ctx, manager: str, facts: DigestFacts | None = None) -> Me
     overdue = [line for _, _, line in sorted(item for f in mine for item in f.overdue)]
     pending = [line for _, _, line in sorted(item for f in mine for item in f.pending)]
     training = [line for _, line in sorted(item for f in mine for item in f.training)]
+    orphaned = sorted(line for f in mine for line in f.orphaned)
     week = start.isocalendar()
-    empty = not (opened or closed or by_stage or overdue or pending or training)
+    empty = not (opened or closed or by_stage or overdue or pending or training or orphaned)
     fields = (
         ("AORs", ", ".join(aors) or "none"),
         ("Opened this week", str(opened)),
@@ -173,7 +189,8 @@ def build_digest(ctx: Ctx, manager: str, facts: DigestFacts | None = None) -> Me
         ("Misuse / prohibited findings", ", ".join(findings) or "none"),
     )
     notes = tuple(
-        [f"USNCB overdue: {line}" for line in overdue]
+        [f"Officer gone: {line}" for line in orphaned]
+        + [f"USNCB overdue: {line}" for line in overdue]
         + [f"Approval pending: {line}" for line in pending]
         + [f"Training: {line}" for line in training]
     )

@@ -1,5 +1,5 @@
 """Reminders as data: a row per pending nudge with `next_due_at`; sweeps claim due rows, act,
-and move `next_due_at` forward (NOTES: never derive "is it time" from elapsed hours).
+and move `next_due_at` forward (never derive "is it time" from elapsed hours).
 
 - USNCB requests: the officer is reminded in the case thread every N business days, each
   reminder recorded as "no response as of DATE" (§6); after M reminders the FRO is told, after
@@ -333,6 +333,7 @@ def _own_reminder(ctx: Ctx, case: Case, ref: int | None) -> Reminder:
     reminder = ctx.session.get(Reminder, ref) if ref is not None else None
     if reminder is None or reminder.case_id != case.id or not reminder.active:
         raise Refused("That reminder is no longer active.", code="stale")
+    access.require_person(ctx.session, ctx.actor)  # off the roster: no longer theirs to answer
     access.require_owner(case, ctx.actor)
     return reminder
 

@@ -1,5 +1,5 @@
 """Each process runs an APScheduler BackgroundScheduler with the in-memory job store; its jobs
-are short sweeps over tables (NOTES: job stores must never be shared between schedulers)."""
+are short sweeps over tables (job stores must never be shared between schedulers)."""
 
 from __future__ import annotations
 

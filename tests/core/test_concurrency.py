@@ -47,7 +47,8 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
         approved, denied = run_together(
             partial(core.click, actor=FRO, value=approve),
             partial(core.submit, actor=DESIGNEE, form=FormId.deny,
-                    values={"reason": "insufficient basis"}, case_id=form.case_id, ref=form.ref),
+                    values={"reason": "insufficient basis for use"}, case_id=form.case_id,
+                    ref=form.ref),
         )
 
         assert approved.ok != denied.ok, (approved, denied)
@@ -65,7 +66,7 @@ def test_r3_concurrent_approve_and_deny_exactly_one_decision(core: Core) -> None
         else:
             winners.append("deny")
             assert (decided.status, decided.decided_by) == (ApprovalStatus.denied, DESIGNEE)
-            assert Vault((TEST_KEY,)).open(decided.reason) == "insufficient basis"
+            assert Vault((TEST_KEY,)).open(decided.reason) == "insufficient basis for use"
             assert case.stage == Stage.closed and case.close_reason == CloseReason.denied
         decisions = entries(core, case_id=case_id, action="approval.decided")
         assert len(decisions) == 1

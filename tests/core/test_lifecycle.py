@@ -55,6 +55,11 @@ authority = "DAA-0567-2023-0001"
 retain_years = 10
 trigger = "case_closed"
 """
+# Justifications need substance (O7): reasons the tests type are real sentences.
+USE_CHANGE_REASON = "Removal proceedings were opened against the person"
+DENIAL_REASON = "No basis at all for relying on this notice"
+SAME_AS_BEFORE = "The same reasons as in the first round"
+NO_CHANGE = "Nothing changes about the intended use"
 STEPS_DONE: tuple[tuple[str, list[str]], ...] = (
     ("confer", ["usncb", "state"]), ("research", []), ("context", []))
 
@@ -144,7 +149,7 @@ def test_o2_o22_approver_returns_the_case_for_changes(core: Core) -> None:
 def test_o2_deny_stays_final(core: Core) -> None:
     case_id = open_case(core)
     requested(core, case_id)
-    assert press(core, FRO, case_id, ActionId.deny, {"reason": "no basis at all"}).ok
+    assert press(core, FRO, case_id, ActionId.deny, {"reason": DENIAL_REASON}).ok
     assert press(core, FRO, case_id, ActionId.return_for_changes, {"reason": "undo"}).refusal
     assert case_row(core, case_id).stage == Stage.closed
 
@@ -165,7 +170,8 @@ def test_o29_each_round_of_doubt_needs_its_own_confer_research_context(core: Cor
         **CLEAN_REVIEW, "indicators": ["targeted_person"], "outcome": "doubt"}).ok
     _doubt_round(core, case_id)
     assert press(core, OFFICER, case_id, ActionId.doubt_resolve,
-                 {"resolution": "resolved", "justification": "State found nothing"}).ok
+                 {"resolution": "resolved",
+                  "justification": "State found nothing that suggests misuse"}).ok
     assert press(core, OFFICER, case_id, ActionId.request_approval).ok
     assert press(core, FRO, case_id, ActionId.approve).ok
     assert press(core, OFFICER, case_id, ActionId.documents_sent,
@@ -174,18 +180,19 @@ def test_o29_each_round_of_doubt_needs_its_own_confer_research_context(core: Cor
                  {"answer": "received", "received": ["warrant"], "answered_on": TODAY}).ok
     assert press(core, OFFICER, case_id, ActionId.documents_review,
                  {"indications": "yes", "better_evidence": "no",
-                  "necessity": "hearing is set"}).ok
+                  "necessity": "the removal hearing is already set for next week"}).ok
     assert case_row(core, case_id).stage == Stage.doubt
     prompt = latest(core, f"{case_id}:doubt")
     assert "Still to do: confer, research, context" in prompt.text
     early = press(core, OFFICER, case_id, ActionId.doubt_resolve,
-                  {"resolution": "resolved", "justification": "as before"})
+                  {"resolution": "resolved", "justification": SAME_AS_BEFORE})
     assert "§5.2 minimum" in early.errors["resolution"]
     assert entries(core, case_id=case_id, kind="refusal", action="form.doubt_resolve.invalid")
     _doubt_round(core, case_id)
     assert "All three done" in latest(core, f"{case_id}:doubt").text
     assert press(core, OFFICER, case_id, ActionId.doubt_resolve,
-                 {"resolution": "resolved", "justification": "documents explained"}).ok
+                 {"resolution": "resolved",
+                  "justification": "The documents explain the new indications"}).ok
     # A new round of approval too: the earlier approval covered the earlier facts.
     assert case_row(core, case_id).stage == Stage.approval
     assert ActionId.request_approval in buttons(core, case_id)
@@ -257,7 +264,7 @@ def test_o25_a_change_of_intended_use_is_its_own_approved_step(core: Core) -> No
     assert press(core, FRO, case_id, ActionId.change_use,
                  {"intended_use": "enforcement", "reason": "x"}).refusal  # officer's step
     same = press(core, OFFICER, case_id, ActionId.change_use,
-                 {"intended_use": "immigration", "reason": "no change"})
+                 {"intended_use": "immigration", "reason": NO_CHANGE})
     assert "intended_use" in same.errors
     assert press(core, OFFICER, case_id, ActionId.change_use,
                  {"intended_use": "enforcement",
@@ -289,12 +296,12 @@ def test_o25_changing_to_immigration_after_authorization_needs_a_new_grant(
                  {"answer": "no_response_proceed", "answered_on": TODAY}).ok
     assert case_row(core, case_id).stage == Stage.disclosure
     assert press(core, OFFICER, case_id, ActionId.change_use,
-                 {"intended_use": "immigration", "reason": "Removal proceedings opened"}).ok
+                 {"intended_use": "immigration", "reason": USE_CHANGE_REASON}).ok
     assert press(core, DESIGNEE, case_id, ActionId.refuse_use_change,
-                 {"reason": "not yet"}).ok
+                 {"reason": "Not yet: the grant does not cover it"}).ok
     assert case_row(core, case_id).intended_use == "enforcement"
     assert press(core, OFFICER, case_id, ActionId.change_use,
-                 {"intended_use": "immigration", "reason": "Removal proceedings opened"}).ok
+                 {"intended_use": "immigration", "reason": USE_CHANGE_REASON}).ok
     assert press(core, FRO, case_id, ActionId.approve_use_change).ok
     case = case_row(core, case_id)
     assert case.intended_use == "immigration" and case.stage == Stage.use_authorization
@@ -316,7 +323,7 @@ def test_o25_an_answer_for_an_earlier_intended_use_authorizes_nothing(core: Core
                  {"purpose": "enforcement", "sent_on": TODAY, "method": "x"}).ok
     old_request = buttons(core, case_id)[ActionId.use_auth_answer]
     assert press(core, OFFICER, case_id, ActionId.change_use,
-                 {"intended_use": "immigration", "reason": "Removal proceedings opened"}).ok
+                 {"intended_use": "immigration", "reason": USE_CHANGE_REASON}).ok
     assert press(core, FRO, case_id, ActionId.approve_use_change).ok
     assert ActionId.use_auth_sent in buttons(core, case_id)  # a new request is needed
     stale = core.click(actor=OFFICER, value=old_request)

@@ -189,7 +189,7 @@ def _to_doubt(core: Core) -> str:
 def test_o29_doubt_minimum_before_resolution_and_no_requesting_ncb(core: Core) -> None:
     case_id = _to_doubt(core)
     early = press(core, OFFICER, case_id, ActionId.doubt_resolve,
-                  {"resolution": "resolved", "justification": "checked"})
+                  {"resolution": "resolved", "justification": "checked every source we have"})
     assert "§5.2 minimum" in early.errors["resolution"]
     tip_off = press(core, OFFICER, case_id, ActionId.doubt_step,
                     {"kind": "confer", "partners": ["requesting_ncb"], "note": "asked"})
@@ -214,7 +214,8 @@ def test_o29_doubt_minimum_before_resolution_and_no_requesting_ncb(core: Core) -
 def test_o29_doubt_can_end_unused(core: Core) -> None:
     case_id = _to_doubt(core)
     assert press(core, OFFICER, case_id, ActionId.doubt_resolve,
-                 {"resolution": "unresolved", "justification": "no clarity"}).ok
+                 {"resolution": "unresolved",
+                  "justification": "no clarity after all the research"}).ok
     assert case_row(core, case_id).close_reason == CloseReason.doubt_unresolved
 
 
@@ -289,7 +290,7 @@ def test_deny_needs_a_reason_and_closes(core: Core) -> None:
     to_approval(core, case_id)
     press(core, OFFICER, case_id, ActionId.request_approval)
     assert "reason" in press(core, FRO, case_id, ActionId.deny, {"reason": ""}).errors
-    assert press(core, FRO, case_id, ActionId.deny, {"reason": "insufficient basis"}).ok
+    assert press(core, FRO, case_id, ActionId.deny, {"reason": "no basis for this use"}).ok
     assert case_row(core, case_id).close_reason == CloseReason.denied
 
 
@@ -326,7 +327,8 @@ def test_o29_documents_not_requested_while_indications_exist(core: Core) -> None
     press(core, OFFICER, case_id, ActionId.documents_answer,
           {"answer": "received", "received": ["warrant"], "answered_on": TODAY})
     assert press(core, OFFICER, case_id, ActionId.documents_review,
-                 {"indications": "yes", "better_evidence": "no", "necessity": "n"}).ok
+                 {"indications": "yes", "better_evidence": "no",
+                  "necessity": "the documents are all we have here"}).ok
     case = case_row(core, case_id)
     assert case.stage == Stage.doubt
     refused = core.click(actor=OFFICER, value=ActionValue(ActionId.documents_sent, case_id))
@@ -428,10 +430,11 @@ def test_o17_footnote_2_exception_needs_supervisor_sign_off(core: Core) -> None:
     assert press(core, OFFICER, case_id, ActionId.disclosure_exception,
                  {"justification": "active surveillance of associates"}).ok
     assert press(core, OFFICER, case_id, ActionId.sign_off_exception).refusal
-    assert press(core, FRO, case_id, ActionId.refuse_exception, {"reason": "disclose"}).ok
+    assert press(core, FRO, case_id, ActionId.refuse_exception,
+                 {"reason": "disclose it as usual"}).ok
     assert case_row(core, case_id).stage == Stage.disclosure
     assert press(core, OFFICER, case_id, ActionId.disclosure_exception,
-                 {"justification": "ongoing operation"}).ok
+                 {"justification": "an ongoing operation would be exposed"}).ok
     assert press(core, FRO, case_id, ActionId.sign_off_exception).ok
     assert case_row(core, case_id).stage == Stage.representations
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import ManualClock
@@ -36,6 +36,7 @@ from storage.models import RecordEntry
 from storage.vault import Vault
 from tests.conftest import START
 from tests.helpers import OFFICER, SUBJECT, open_case, press, to_approval
+from tests.storage.test_record import dispose_of
 
 ACTOR = "cli:records-tester"
 DAY_ONE = START.date()
@@ -165,7 +166,7 @@ def test_disposed_entry_is_exported_without_content(walked: dict[str, str], engi
                                                     tmp_path: Path) -> None:
     seq = db_entries(engine)[5].seq
     with engine.begin() as connection:  # disposition deletes the payload row, keeps the entry
-        connection.execute(text("DELETE FROM record_payload WHERE seq = :seq"), {"seq": seq})
+        dispose_of(connection, seq)
     out = tmp_path / "export"
     report = run(engine, settings, clock, out)
     assert report.verification.ok

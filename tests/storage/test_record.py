@@ -10,7 +10,7 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine, bindparam, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
 
@@ -18,7 +18,7 @@ from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record
 from storage.db import transaction
-from storage.models import RecordEntry
+from storage.models import DispositionLog, RecordEntry
 from storage.vault import Vault
 from tests.conftest import START, TEST_KEY, on_postgres
 from tests.helpers import OFFICER, open_case, press, run_audit_verify, run_together, to_approval
@@ -104,6 +104,30 @@ def delete_entry(connection: Connection, seq: int) -> None:
     connection.execute(text("DELETE FROM record_entry WHERE seq = :seq"), {"seq": seq})
 
 
+def delete_content(connection: Connection, *numbers: int) -> None:
+    connection.execute(text("DELETE FROM record_payload WHERE seq IN :seqs")
+                       .bindparams(bindparam("seqs", expanding=True)), {"seqs": list(numbers)})
+
+
+def dispose_of(connection: Connection, seq: int) -> None:
+    """What the disposition path leaves behind for one entry: the content gone, a disposition
+    log row (by whom, under which schedule item) and the record entry that says so."""
+    log = DispositionLog(record_type="interaction", record_ref=f"entry:{seq}",
+                         schedule_item="GRS-5.2-020", authority="DAA-GRS-2022-0009-0002",
+                         eligible_on=START.date(), disposed_on=START.date(),
+                         approved_by="U0REC1", entries_affected=1)
+    with Session(bind=connection) as session:
+        session.add(log)
+        session.flush()
+        record.append(session, at=START, actor="U0REC1", kind="state",
+                      action="records.disposed", payload={
+                          "record_type": "interaction", "record": f"entry:{seq}",
+                          "schedule_item": log.schedule_item, "log_id": log.id},
+                      vault=Vault((TEST_KEY,)))
+        session.flush()
+    delete_content(connection, seq)
+
+
 def assert_broken_at(engine: Engine, seq: int, problem: str) -> record.VerifyResult:
     result = verify(engine)
     assert not result.ok
@@ -135,10 +159,11 @@ def test_r7_empty_record_verifies(bare_core: Core) -> None:
 
 
 def test_r7_disposed_payload_keeps_the_chain_verifiable(walked: Core) -> None:
-    """Disposition removes content; the digest stays in the chain, so it still verifies."""
+    """Disposition removes content; the digest stays in the chain, so it still verifies (as
+    long as the disposition log and its record entry account for it: test_record_content.py)."""
     seq = middle(walked.engine)
-    with walked.engine.begin() as connection:  # no trigger guards DELETE on record_payload
-        connection.execute(text("DELETE FROM record_payload WHERE seq = :seq"), {"seq": seq})
+    with tampering(walked.engine) as connection:
+        dispose_of(connection, seq)
     result = verify(walked.engine)
     assert result.ok, result
     assert result.entries == row_count(walked.engine)

@@ -22,6 +22,7 @@ from tests.helpers import OFFICER, open_case, press, run_audit_verify, to_approv
 from tests.storage.test_record import (
     CONTENT,
     delete_entry,
+    dispose_of,
     raw_body,
     raw_entry,
     seqs,
@@ -126,7 +127,12 @@ def truncate_tail(connection: Connection, seq: int) -> None:
 
 
 def dispose(connection: Connection, seq: int) -> None:
-    """Disposition's tombstone: no payload, and the chain still verifies."""
+    """Disposition's tombstone: no payload, a log row and its entry; the chain still verifies."""
+    dispose_of(connection, seq)
+
+
+def delete_content(connection: Connection, seq: int) -> None:
+    """Content removed behind the disposition path's back (O32): broken at that entry."""
     connection.execute(text("DELETE FROM record_payload WHERE seq = :seq"), {"seq": seq})
 
 
@@ -142,6 +148,7 @@ TAMPERINGS: dict[str, tuple[Callable[[Connection, int], None], bool]] = {
     "swapped-contents": (swap_contents, False),
     "truncated-tail": (truncate_tail, True),
     "disposed": (dispose, True),
+    "content-deleted": (delete_content, False),
 }
 # Where the tampered entry sits against the ranges of PER_RANGE entries.
 POSITIONS: dict[str, Callable[[int], int]] = {

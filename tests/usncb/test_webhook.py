@@ -176,7 +176,7 @@ def test_case_walked_end_to_end_with_answers_by_callback_only(
                         {"purpose": "immigration"})
     assert "doj_coordination" in missing_doj.errors
     assert press(webhook_core, OFFICER, case_id, ActionId.use_auth_sent,
-                 {"purpose": "immigration", "doj_coordination": "OIA consulted"}).ok
+                 {"purpose": "immigration", "doj_coordination": "OIA consulted on case"}).ok
     webhook_core.deliver_usncb()
     use = json.loads(liaison.calls.last.request.content)
     assert use["opla_facilitates"] is True and use["extradition_pending"] is True

@@ -294,7 +294,7 @@ def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(
     slack.fake.wait_for(lambda: bool(slack.fake.of("views.publish")))
     home = json.dumps(slack.fake.of("views.publish")[-1])
     assert f"Waiting for you: {case_id}" in home and '\\"approve\\"' in home
-    step(slack, FRO, "deny", case_id, {"reason": "not enough basis"})
+    step(slack, FRO, "deny", case_id, {"reason": "not enough basis for use"})
     slack.fake.wait_for(lambda: any(c["channel"].startswith("D") and "Denied by" in json.dumps(c)
                                     for c in slack.fake.of("chat.update")))
     dm_update = [c for c in slack.fake.of("chat.update") if c["channel"].startswith("D")][-1]
