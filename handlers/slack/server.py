@@ -172,6 +172,10 @@ def _shape(payload: dict[str, Any]) -> tuple[object, str | None]:
                 not isinstance(actions, list) or not actions
                 or not all(isinstance(a, dict) for a in actions)):
             return actor, "'actions' must be a list of objects"
+    url = payload.get("response_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))
+                                and len(url) <= 2000):
+        return actor, "'response_url' is not a URL"
     for where, value in _ids(payload):
         if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
             return actor, f"'{where}' is not a Slack id"

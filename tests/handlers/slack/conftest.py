@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from slack_bolt import App
 
 from bot.core.service import Core
 from bot.schedule.relay_loop import RelayLoop
@@ -59,6 +60,7 @@ class SlackUser:
         self.fake = fake
         self.http = httpx.Client(base_url=base_url, timeout=10)
         self.wsgi: WSGIApp | None = None  # the same app, for calls in-process with raw bytes
+        self.bolt: App | None = None
 
     def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
              content_type: str = FORM, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -133,7 +135,7 @@ def slack(core: Core, slack_settings: Settings, fake_slack: FakeSlack) -> Iterat
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     user = SlackUser(f"http://127.0.0.1:{server.server_address[1]}", fake_slack)
-    user.wsgi = application
+    user.wsgi, user.bolt = application, app
     yield user
     user.http.close()
     server.shutdown()
