@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -43,6 +43,8 @@ from storage.models import (
     UsncbCallbackSeen,
 )
 
+# Slack re-delivers within minutes; a day of keys covers every retry with a wide margin.
+DELIVERY_KEYS_KEPT = timedelta(days=1)
 BAD_INPUT = "bad_input"  # refusal code of input the core cannot use at all
 
 # Buttons that open a form first (their guard runs before the form is shown).
@@ -342,6 +344,18 @@ class Core:
             ctx.record("refusal", action, reason=reason, code=BAD_INPUT, **shown)
         return Outcome(ok=False, refusal=reason, refusal_code=BAD_INPUT,
                        private=[Message(title="Not done", text=reason)])
+
+    def forget_deliveries(self, *, older_than: timedelta = DELIVERY_KEYS_KEPT) -> int:
+        """Drop delivery keys past the time a platform re-delivers (Slack: minutes). Reads
+        first, so a sweep with nothing to drop writes nothing."""
+        cutoff = self.clock.now() - older_than
+        old = col(ProcessedDelivery.processed_at) < cutoff
+        with Session(self.engine) as session:
+            if session.exec(select(ProcessedDelivery.key).where(old).limit(1)).first() is None:
+                return 0
+        with transaction(self.engine) as session:
+            result = session.execute(delete(ProcessedDelivery).where(old))
+            return int(getattr(result, "rowcount", 0) or 0)
 
     def _processed(self, key: str) -> bool:
         with Session(self.engine) as session:

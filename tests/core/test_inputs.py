@@ -4,6 +4,7 @@ PostgreSQL these used to fail inside the database: no answer, no record."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import pytest
@@ -13,8 +14,8 @@ from bot.core.service import BAD_INPUT, Core
 from bot.messages import ActionId, ActionValue, FormId
 from storage import record
 from storage.vault import Vault
-from tests.conftest import TEST_KEY
-from tests.helpers import OFFICER, SUBJECT, TODAY, entries, open_case
+from tests.conftest import TEST_KEY, on_postgres
+from tests.helpers import OFFICER, SUBJECT, TODAY, entries, open_case, run_together
 
 BAD_CASE_IDS = ["RN-\x00", "RN-2026-0001\x00", "R" * 6000, "RN 2026 0001", "", "é"]
 
@@ -78,4 +79,34 @@ def test_unusable_actor_ids_are_refused_and_recorded_as_unidentified(
     assert not outcome.ok and outcome.refusal_code == BAD_INPUT
     refused = entries(core, kind="refusal")
     assert len(refused) == 1 and refused[0].actor == "unidentified"
+    assert verified(core)
+
+
+def test_r2_delivery_keys_are_kept_a_day_then_forgotten(core: Core) -> None:
+    from datetime import timedelta
+
+    from bot.clock import ManualClock
+
+    clock = core.clock
+    assert isinstance(clock, ManualClock)
+    value = ActionValue(ActionId.show_case, "RN-2026-0001")
+    core.click(actor=OFFICER, value=value, delivery_key="slack-click:k1")
+    assert core.click(actor=OFFICER, value=value, delivery_key="slack-click:k1").duplicate
+    assert core.forget_deliveries() == 0
+    clock.advance(timedelta(days=1, minutes=1))
+    assert core.forget_deliveries() == 1
+    assert not core.click(actor=OFFICER, value=value, delivery_key="slack-click:k1").duplicate
+
+
+@pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
+def test_r2_twin_deliveries_at_the_same_moment_act_once(core: Core) -> None:
+    for round_ in range(5):
+        case_id = open_case(core)
+        submit = partial(core.submit, actor=OFFICER, form=FormId.validity_sent, case_id=case_id,
+                         values={"sent_on": TODAY, "method": "e-mail"},
+                         delivery_key=f"slack-view:twin-{round_}")
+        outcomes = run_together(submit, submit, submit)
+        assert sum(not o.duplicate for o in outcomes) == 1, outcomes
+        assert all(o.ok for o in outcomes)
+        assert len(entries(core, action="form.validity_sent", case_id=case_id)) == 1
     assert verified(core)
