@@ -327,8 +327,11 @@ class Core:
             inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
             ctx.record(kind, action, case_id=case_id, **inbound_payload, **given)
             ctx.record("refusal", action, case_id=case_id, reason=problem, code=BAD_INPUT)
+            told = Message(title="Not done", text=problem)
+            ctx.record("outbound", "message.private", case_id=case_id, to=actor,
+                       message=told.to_dict())
         return Outcome(ok=False, refusal=problem, refusal_code=BAD_INPUT, case_id=case_id,
-                       private=[Message(title="Not done", text=problem)])
+                       private=[told])
 
     def refuse_request(self, *, actor: object, action: str, reason: str,
                        details: Mapping[str, object]) -> Outcome:
@@ -342,6 +345,7 @@ class Core:
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=name) as ctx:
             ctx.record("refusal", action, reason=reason, code=BAD_INPUT, **shown)
+        # The adapter answers (a 400, or privately with `private`); the refusal is recorded.
         return Outcome(ok=False, refusal=reason, refusal_code=BAD_INPUT,
                        private=[Message(title="Not done", text=reason)])
 
