@@ -281,3 +281,21 @@ def test_commands_with_unusable_case_ids_are_answered_and_recorded(
     assert all("Not done" in json.dumps(a) for a in slack.fake.of("response_url"))
     assert len(entries(core, kind="refusal", action="command.show")) == 2
     assert verified(core)
+
+
+def test_r9_open_during_a_database_outage_is_answered(
+    slack: SlackUser, core: Core, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """A real outage, not a stub: the core's engine points at a database that cannot open."""
+    from sqlalchemy import create_engine
+
+    down = create_engine(f"sqlite:///{tmp_path}/missing/dir/noticebot.db")
+    monkeypatch.setattr(core, "engine", down)
+    started = time.monotonic()
+    assert slack.command(OFFICER, "open").status_code == 200
+    assert time.monotonic() - started < 2.5
+    slack.fake.wait_for(lambda: bool(slack.fake.of("response_url")))
+    answer = slack.fake.of("response_url")[-1]
+    assert "nothing was changed" in answer["text"] and answer["response_type"] == "ephemeral"
+    assert not slack.fake.of("views.open")
+    down.dispose()
