@@ -71,10 +71,11 @@ def test_an_open_case_form_with_nul_opens_nothing(core: Core) -> None:
     assert verified(core)
 
 
-@pytest.mark.parametrize("actor", ["", "U0OFF1\x00", "x" * 200, "U0 OFF1"])
+@pytest.mark.parametrize("actor", ["", "U0OFF1\x00", "x" * 200, "U0 OFF1", 1, True, None])
 def test_unusable_actor_ids_are_refused_and_recorded_as_unidentified(
-    core: Core, actor: str
+    core: Core, actor: Any
 ) -> None:
+    """Also what Socket Mode hands the core (it has no HTTP edge to refuse it first)."""
     outcome = core.command(actor=actor, text="list")
     assert not outcome.ok and outcome.refusal_code == BAD_INPUT
     refused = entries(core, kind="refusal")
