@@ -93,13 +93,16 @@ class ActionValue:
         return {"action": self.action.value, "case_id": self.case_id, "ref": self.ref}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> ActionValue:
-        ref = data.get("ref")
-        return cls(
-            action=ActionId(str(data["action"])),
-            case_id=None if data.get("case_id") is None else str(data["case_id"]),
-            ref=None if ref is None else int(ref),
-        )
+    def from_dict(cls, data: object) -> ActionValue:
+        if not isinstance(data, dict):
+            raise ValueError("a button value is a JSON object")
+        ref, case_id = data.get("ref"), data.get("case_id")
+        # Typed as the core wrote it: anything else was not made by the core (ValueError).
+        if ref is not None and (type(ref) is not int or not 0 <= ref < 2**31):
+            raise ValueError("ref must be a small non-negative integer")
+        if case_id is not None and not isinstance(case_id, str):
+            raise ValueError("case_id must be a string")
+        return cls(action=ActionId(str(data["action"])), case_id=case_id, ref=ref)
 
 
 @dataclass(frozen=True)
@@ -231,3 +234,4 @@ class Outcome:
     refusal: str | None = None
     refusal_code: str | None = None  # machine-readable reason, e.g. "unknown_request"
     case_id: str | None = None
+    duplicate: bool = False  # a re-delivery of an interaction already acted on: nothing done

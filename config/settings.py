@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from enum import StrEnum
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,9 +31,65 @@ class SettingsError(Exception):
     """Settings that cannot be used; the message names each offending setting."""
 
 
+# Values seen in templates, tutorials and test files, compared without case and without the
+# brackets or quotes around them (`<signing-secret>`, `"REPLACE_ME"`).
+KNOWN_PLACEHOLDERS = frozenset({
+    "secret", "test", "testing", "password", "passw0rd", "admin", "token", "key", "none",
+    "null", "todo", "tbd", "fixme", "replace_me", "replace-me", "replaceme", "replace",
+    "signing-secret", "signing_secret", "slack-signing-secret", "bot-token", "xoxb",
+    "insert-secret-here", "default", "demo", "sample", "foo", "bar", "foobar", "abc", "123",
+    "1234", "12345", "123456",
+})
+MIN_SECRET_LENGTH = 32  # Slack signing secrets are 32 hex digits; HMAC keys no shorter
+MIN_SECRET_KINDS = 8  # distinct characters: "aaaa…" or "0101…" is not a secret
+# xoxb-<team>-<bot>-<random>, the shape Slack issues bot tokens in (GovSlack too).
+BOT_TOKEN = re.compile(r"xoxb-[0-9]+-[0-9]+-[0-9A-Za-z]{16,}")
+APP_TOKEN = re.compile(r"xapp-[0-9]+-[0-9A-Za-z]+-[0-9]+-[0-9a-f]{16,}")
+
+
 def _looks_like_placeholder(value: str) -> bool:
-    lowered = value.lower()
+    lowered = value.strip().lower()
+    core = lowered.strip("<>{}[]()'\"` ")
+    if core in KNOWN_PLACEHOLDERS or "..." in value or "…" in value:
+        return True
+    if core and len(set(core)) == 1:  # "a", "xxxxxxxx"
+        return True
     return any(marker in lowered for marker in PLACEHOLDER_MARKERS)
+
+
+def secret_problem(value: str, *, min_length: int = MIN_SECRET_LENGTH) -> str | None:
+    """Why `value` cannot be a production secret, or None (takes the plain value)."""
+    if not value:
+        return "is required in production"
+    if _looks_like_placeholder(value):
+        return "looks like a placeholder, not a real secret"
+    if len(value) < min_length:
+        return f"is {len(value)} characters long; a real secret has at least {min_length}"
+    if len(set(value)) < MIN_SECRET_KINDS:
+        return "repeats too few characters to be a real secret"
+    return None
+
+
+def token_problem(value: str, shape: re.Pattern[str], example: str) -> str | None:
+    """Why `value` cannot be a production token of this shape, or None."""
+    if not value:
+        return "is required in production"
+    if _looks_like_placeholder(value):
+        return "looks like a placeholder, not a real secret"
+    if not shape.fullmatch(value):
+        return f"is not a token of the expected shape ({example})"
+    return None
+
+
+def https_problem(value: str) -> str | None:
+    """Why `value` cannot be a production endpoint: plain http would carry tokens, secrets
+    and signed requests in the clear."""
+    parts = urlsplit(value)
+    if parts.scheme != "https" or not parts.hostname:
+        return "must be an https:// URL in production"
+    if _looks_like_placeholder(parts.hostname):
+        return "looks like a placeholder host"
+    return None
 
 
 class Settings(BaseSettings):
@@ -192,19 +250,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
+        """Production refuses weak settings, each refusal naming its setting: https
+        endpoints, tokens of Slack's shape, secrets of real length, no known placeholders."""
         if self.environment is not Environment.production:
             return self
-        problems = []
-        for name, value in (
-            ("SLACK_BOT_TOKEN", self.slack_bot_token),
-            ("SLACK_SIGNING_SECRET", self.slack_signing_secret),
-            *((("NOTICEBOT_USNCB_WEBHOOK_SECRET", self.usncb_webhook_secret),)
-              if self.usncb_channel is UsncbChannelKind.webhook else ()),
-        ):
-            if not value:
-                problems.append(f"{name} is required in production")
-            elif _looks_like_placeholder(value):
-                problems.append(f"{name} looks like a placeholder, not a real secret")
+        webhook = self.usncb_channel is UsncbChannelKind.webhook
+        checks: list[tuple[str, str | None]] = [
+            ("SLACK_BOT_TOKEN", token_problem(self.slack_bot_token, BOT_TOKEN,
+                                              "xoxb-<team>-<bot>-<secret>")),
+            ("SLACK_SIGNING_SECRET", secret_problem(self.slack_signing_secret)),
+            ("SLACK_API_URL", https_problem(self.slack_api_url)),
+        ]
+        if self.slack_app_token:  # only Socket Mode needs it
+            checks.append(("SLACK_APP_TOKEN", token_problem(
+                self.slack_app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
+        if webhook:
+            checks += [
+                ("NOTICEBOT_USNCB_WEBHOOK_SECRET", secret_problem(self.usncb_webhook_secret)),
+                ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
+            ]
+        problems = [f"{name} {problem}" for name, problem in checks if problem is not None]
         if make_url(self.database_url).get_backend_name() == "sqlite":
             problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
         if not self.encryption_keys:

@@ -20,7 +20,8 @@ from bot.usncb.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 PATH = "/usncb/callback"
 MAX_BODY = 64 * 1024
 STATUS_FOR_CODE = {"unknown_request": "404 Not Found", "stage": "409 Conflict",
-                   "closed": "409 Conflict"}
+                   "closed": "409 Conflict", "answered": "409 Conflict",
+                   "bad_input": "400 Bad Request"}
 Respond = Callable[[str, dict[str, Any]], Iterable[bytes]]
 
 
@@ -37,9 +38,11 @@ def handle(core: Core, environ: dict[str, Any], respond: Respond,
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
-        length = 0
+        length = -1
     if length > MAX_BODY:
         return respond("413 Payload Too Large", {"error": "body too large"})
+    if length < 0:
+        return respond("400 Bad Request", {"error": "bad Content-Length"})
     body = environ["wsgi.input"].read(length) if length else b""
     signature = _header(environ, SIGNATURE_HEADER)
     if not verify(secret, timestamp=_header(environ, TIMESTAMP_HEADER), signature=signature,
@@ -50,7 +53,7 @@ def handle(core: Core, environ: dict[str, Any], respond: Respond,
         return respond("401 Unauthorized", {"error": "replayed callback"})
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to be an answer
         return respond("400 Bad Request", {"error": "body is not JSON"})
     if not isinstance(payload, dict):
         return respond("400 Bad Request", {"error": "body must be a JSON object"})

@@ -363,6 +363,15 @@ class UsncbCallbackSeen(SQLModel, table=True):
     received_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ProcessedDelivery(SQLModel, table=True):
+    """Platform deliveries already acted on (a Slack view submission or a click): a platform's
+    re-delivery of the same one changes nothing. Written in the interaction's transaction."""
+
+    __tablename__ = "processed_delivery"
+    key: str = Field(primary_key=True, max_length=200)
+    processed_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class UsncbNoResponse(SQLModel, table=True):
     """'No response as of DATE' on an outstanding request: §6 requires the lack of a response."""
 

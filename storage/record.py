@@ -81,6 +81,10 @@ def append(
     """Append one entry in the caller's transaction. Appends are serialized (advisory lock on
     PostgreSQL, BEGIN IMMEDIATE on SQLite) so two writers never chain to the same predecessor;
     the primary key on `seq` would refuse a fork even without the lock."""
+    # What is hashed is exactly what is stored: a value stored as text but hashed as given
+    # (a JSON number as the actor) would break the chain for good (R7).
+    actor, kind, action = _stored(actor), _stored(kind), _stored(action)
+    case_id = None if case_id is None else _stored(case_id)
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
@@ -116,6 +120,11 @@ def append(
     session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
     session.flush()
     return entry
+
+
+def _stored(value: object) -> str:
+    """A column value as the database keeps it: text, without NUL (PostgreSQL has none)."""
+    return (value if isinstance(value, str) else str(value)).replace("\x00", "\ufffd")
 
 
 @dataclass(frozen=True)

@@ -13,14 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
-from bot.core import access, commands, steps, thread
+from bot.core import access, commands, inbound, steps, thread
 from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
@@ -37,9 +38,14 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     Person,
+    ProcessedDelivery,
     RequestKind,
     UsncbCallbackSeen,
 )
+
+# Slack re-delivers within minutes; a day of keys covers every retry with a wide margin.
+DELIVERY_KEYS_KEPT = timedelta(days=1)
+BAD_INPUT = "bad_input"  # refusal code of input the core cannot use at all
 
 # Buttons that open a form first (their guard runs before the form is shown).
 FORM_FOR_ACTION: dict[ActionId, FormId] = {
@@ -171,7 +177,10 @@ class Core:
         return self._run(actor, "event", "event.home_opened", {},
                          lambda ctx: commands.home(ctx), case_id=None)
 
-    def click(self, *, actor: str, value: ActionValue) -> Outcome:
+    def click(self, *, actor: str, value: ActionValue, delivery_key: str | None = None
+              ) -> Outcome:
+        """`delivery_key` identifies the platform's delivery of this click (a re-delivery of
+        the same key changes nothing and returns `duplicate`)."""
         def handle(ctx: Ctx) -> Outcome:
             if value.action is ActionId.show_case:
                 return commands.show_case(ctx, value.case_id)
@@ -190,7 +199,7 @@ class Core:
             return Outcome(case_id=case.id)
 
         return self._run(actor, "click", f"click.{value.action.value}", value.to_dict(), handle,
-                         case_id=value.case_id)
+                         case_id=value.case_id, delivery_key=delivery_key)
 
     def submit(
         self,
@@ -202,7 +211,10 @@ class Core:
         ref: int | None = None,
         channel: str = "console",
         submission_key: str | None = None,
+        delivery_key: str | None = None,
     ) -> Outcome:
+        """`submission_key` names the form instance (one case per open-case form);
+        `delivery_key` the platform's delivery of this submission (acted on once)."""
         def handle(ctx: Ctx) -> Outcome:
             if form is FormId.open_case:
                 clean = validate(open_case_form(), values)
@@ -225,7 +237,8 @@ class Core:
 
         payload = {"form": form.value, "values": _jsonable(values), "ref": ref,
                    "channel": channel, "submission_key": submission_key}
-        return self._run(actor, "form", f"form.{form.value}", payload, handle, case_id=case_id)
+        return self._run(actor, "form", f"form.{form.value}", payload, handle, case_id=case_id,
+                         delivery_key=delivery_key)
 
     # --- plumbing ----------------------------------------------------------------------------
 
@@ -254,11 +267,53 @@ class Core:
         handler: Callable[[Ctx], Outcome],
         *,
         case_id: str | None,
+        delivery_key: str | None = None,
     ) -> Outcome:
+        try:
+            return self._unit(actor, kind, action, payload, handler, case_id=case_id,
+                              delivery_key=delivery_key)
+        except IntegrityError:
+            if delivery_key is None or not self._processed(delivery_key):
+                raise
+            # The same delivery raced itself (PostgreSQL): the other one did the work.
+            return Outcome(duplicate=True, case_id=case_id)
+
+    def _unit(
+        self,
+        actor: str,
+        kind: str,
+        action: str,
+        payload: dict[str, Any],
+        handler: Callable[[Ctx], Outcome],
+        *,
+        case_id: str | None,
+        delivery_key: str | None,
+    ) -> Outcome:
+        # Unusable ids and NUL characters are refused before anything is looked up or stored
+        # with them; the attempt is recorded with the offending value shown, not used.
+        problem, given = None, {}
+        if (actor_issue := inbound.actor_problem(actor)) is not None:
+            problem, given["given_actor"] = actor_issue, inbound.shown(actor)
+            actor = inbound.INVALID_ACTOR
+        if case_id is not None and (case_issue := inbound.case_id_problem(case_id)) is not None:
+            problem = problem or case_issue.capitalize() + "."
+            given["given_case_id"] = inbound.shown(case_id)
+            case_id = None
+        if problem is None and inbound.has_nul(payload):
+            problem = "The input contains a NUL character, which cannot be accepted."
+        if problem is not None:
+            return self._refuse_input(actor, kind, action, payload, problem, given,
+                                      case_id=case_id)
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=actor) as ctx:
-            inbound = {k: v for k, v in payload.items() if k != "case_id"}
-            ctx.record(kind, action, case_id=case_id, **inbound)
+            if delivery_key is not None:
+                if ctx.session.get(ProcessedDelivery, delivery_key) is not None:
+                    return Outcome(duplicate=True, case_id=case_id)
+                # Flushed first: a concurrent twin waits on this key and then fails (above).
+                ctx.session.add(ProcessedDelivery(key=delivery_key, processed_at=ctx.now))
+                ctx.session.flush()
+            inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
+            ctx.record(kind, action, case_id=case_id, **inbound_payload)
             mark = ctx.mark()
             try:
                 with ctx.session.begin_nested():
@@ -279,6 +334,51 @@ class Core:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,
                            to=actor, message=message.to_dict())
             return outcome
+
+    def _refuse_input(self, actor: str, kind: str, action: str, payload: dict[str, Any],
+                      problem: str, given: dict[str, str], *, case_id: str | None) -> Outcome:
+        with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
+                          actor=actor) as ctx:
+            inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
+            ctx.record(kind, action, case_id=case_id, **inbound_payload, **given)
+            ctx.record("refusal", action, case_id=case_id, reason=problem, code=BAD_INPUT)
+            told = Message(title="Not done", text=problem)
+            ctx.record("outbound", "message.private", case_id=case_id, to=actor,
+                       message=told.to_dict())
+        return Outcome(ok=False, refusal=problem, refusal_code=BAD_INPUT, case_id=case_id,
+                       private=[told])
+
+    def refuse_request(self, *, actor: object, action: str, reason: str,
+                       details: Mapping[str, object]) -> Outcome:
+        """A platform request the adapter could not hand on (unreadable, wrong shapes): the
+        attempt and its refusal are recorded like any other refusal (R7, R9)."""
+        shown = {key: inbound.shown(value) for key, value in details.items()}
+        name = actor if isinstance(actor, str) and inbound.actor_problem(actor) is None \
+            else inbound.INVALID_ACTOR
+        if name != actor:
+            shown["given_actor"] = inbound.shown(actor)
+        with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
+                          actor=name) as ctx:
+            ctx.record("refusal", action, reason=reason, code=BAD_INPUT, **shown)
+        # The adapter answers (a 400, or privately with `private`); the refusal is recorded.
+        return Outcome(ok=False, refusal=reason, refusal_code=BAD_INPUT,
+                       private=[Message(title="Not done", text=reason)])
+
+    def forget_deliveries(self, *, older_than: timedelta = DELIVERY_KEYS_KEPT) -> int:
+        """Drop delivery keys past the time a platform re-delivers (Slack: minutes). Reads
+        first, so a sweep with nothing to drop writes nothing."""
+        cutoff = self.clock.now() - older_than
+        old = col(ProcessedDelivery.processed_at) < cutoff
+        with Session(self.engine) as session:
+            if session.exec(select(ProcessedDelivery.key).where(old).limit(1)).first() is None:
+                return 0
+        with transaction(self.engine) as session:
+            result = session.execute(delete(ProcessedDelivery).where(old))
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    def _processed(self, key: str) -> bool:
+        with Session(self.engine) as session:
+            return session.get(ProcessedDelivery, key) is not None
 
     # --- delivery (the console's relay; the outbox issue adds retries and rate limits) -------
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select, update
 
-from bot.core import access, thread
+from bot.core import access, inbound, thread
 from bot.core.context import Ctx
 from bot.core.details import open_case_details, seal_case
 from bot.core.errors import FormErrors, Refused
@@ -976,11 +976,16 @@ STAGE_OF_REQUEST = {RequestKind.validity: Stage.validity, RequestKind.documents:
 
 
 def request_by_external_id(ctx: Ctx, external_id: object) -> UsncbRequest:
+    # Looked up only when it can be one of ours (ids are short, printable; NUL cannot even
+    # be sent to PostgreSQL).
+    usable = isinstance(external_id, str) and 0 < len(external_id) <= 80 \
+        and external_id.isprintable()
     request = ctx.session.exec(
         select(UsncbRequest).where(UsncbRequest.external_id == str(external_id))
-    ).first() if isinstance(external_id, str) and external_id else None
+    ).first() if usable else None
     if request is None:
-        raise Refused(f"Unknown request id {external_id!r}.", code="unknown_request")
+        raise Refused(f"Unknown request id {inbound.shown(external_id)}.",
+                      code="unknown_request")
     return request
 
 
@@ -989,18 +994,26 @@ def callback_answer(ctx: Ctx, body: dict[str, Any]) -> tuple[Case, bool]:
     An answer already on record is acknowledged again and changes nothing."""
     request = request_by_external_id(ctx, body.get("request_id"))
     case = load_case(ctx, request.case_id)
+    # Read again now that the case is locked: a simultaneous answer to the same request may
+    # have landed while this one waited for the lock (PostgreSQL), and exactly one may land.
+    ctx.session.refresh(request)
     kind = RequestKind(request.kind)
+    answer = body.get("answer")
     if request.answer is not None:
+        if answer != request.answer:
+            raise Refused(f"Request {request.external_id} was already answered "
+                          f"'{request.answer}'.", code="answered")
         return case, False
     errors: dict[str, str] = {}
-    answer = body.get("answer")
-    if answer not in CALLBACK_ANSWERS[kind]:
+    if not isinstance(answer, str) or answer not in CALLBACK_ANSWERS[kind]:
         errors["answer"] = f"must be one of {', '.join(sorted(CALLBACK_ANSWERS[kind]))}"
     try:
         answered_on = date.fromisoformat(str(body.get("answered_on")))
     except ValueError:
         errors["answered_on"] = "must be a date (YYYY-MM-DD)"
         answered_on = ctx.today
+    if body.get("reference") is not None and not isinstance(body.get("reference"), str):
+        errors["reference"] = "must be a string"
     documents = body.get("documents") or []
     if not isinstance(documents, list) or any(not isinstance(d, str) for d in documents):
         errors["documents"] = "must be a list of document kinds"

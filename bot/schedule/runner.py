@@ -35,6 +35,7 @@ def sweep_once(core: Core) -> SweepReport:
                       actor=SYSTEM_ACTOR) as ctx:
         sent = reminders.sweep(ctx)
     digests = sweep_digests(engine=core.engine, clock=core.clock, settings=core.settings)
+    core.forget_deliveries()
     return SweepReport(sent, digests, core.deliver_usncb())
 
 

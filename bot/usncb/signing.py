@@ -21,8 +21,11 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 def verify(secret: str, *, timestamp: str | None, signature: str | None, body: bytes,
            now: float) -> bool:
     """True when the signature matches and the timestamp is within the replay window."""
-    if not timestamp or not signature or not timestamp.isdigit():
+    # Headers of any other shape fail here instead of raising further down (R9): int() takes
+    # non-ASCII digits, and compare_digest refuses non-ASCII text.
+    if not timestamp or not signature or not (timestamp.isascii() and timestamp.isdigit()):
         return False
-    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+    if len(timestamp) > 12 or abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
         return False
-    return hmac.compare_digest(sign(secret, int(timestamp), body), signature)
+    return hmac.compare_digest(sign(secret, int(timestamp), body).encode(),
+                               signature.encode("utf-8", "replace"))

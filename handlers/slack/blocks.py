@@ -177,25 +177,36 @@ def notice_view(title: str, text: str) -> dict[str, Any]:
 
 
 def read_view_state(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, object]]:
-    """(private metadata, submitted values by field name) from a view_submission payload."""
+    """(private metadata, submitted values by field name) from a view_submission payload.
+    Anything not shaped as Slack sends it (and as the bot wrote it) is a ValueError."""
     try:
         metadata = json.loads(view.get("private_metadata") or "{}")
         FormId(metadata["form"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise ValueError("the form's metadata is missing or damaged") from None
+    for key, wanted in (("ref", int), ("case_id", str), ("channel", str)):
+        if metadata.get(key) is not None and type(metadata[key]) is not wanted:
+            raise ValueError("the form's metadata is missing or damaged")
     values: dict[str, object] = {}
-    for block_id, actions in (view.get("state", {}).get("values", {}) or {}).items():
-        element = actions.get("value") or {}
-        kind = element.get("type")
-        if kind == "datepicker":
-            values[block_id] = element.get("selected_date")
-        elif kind in ("static_select", "radio_buttons"):
-            selected = element.get("selected_option")
-            values[block_id] = selected.get("value") if selected else None
-        elif kind == "checkboxes":
-            values[block_id] = [o.get("value") for o in element.get("selected_options") or []]
-        else:
-            values[block_id] = element.get("value")
+    try:
+        for block_id, actions in (view.get("state", {}).get("values", {}) or {}).items():
+            element = actions.get("value") or {}
+            kind = element.get("type")
+            if kind == "datepicker":
+                value: object = element.get("selected_date")
+            elif kind in ("static_select", "radio_buttons"):
+                selected = element.get("selected_option")
+                value = selected.get("value") if selected else None
+            elif kind == "checkboxes":
+                value = [o.get("value") for o in element.get("selected_options") or []]
+            else:
+                value = element.get("value")
+            if not (value is None or isinstance(value, str) or (
+                    isinstance(value, list) and all(isinstance(v, str) for v in value))):
+                raise ValueError(f"the field {block_id} has a value of the wrong type")
+            values[block_id] = value
+    except (AttributeError, TypeError):
+        raise ValueError("the form's state is damaged") from None
     return metadata, values
 
 

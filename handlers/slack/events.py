@@ -9,6 +9,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
+from handlers.slack.render import attempt, say
 
 if TYPE_CHECKING:
     from handlers.slack.app import SlackDeps
@@ -28,10 +29,21 @@ def register(app: App, deps: SlackDeps) -> None:
     def home(event: dict[str, Any], client: WebClient) -> None:
         if event.get("tab", "home") != "home":
             return
-        outcome = deps.core.home(actor=event["user"])
+        user = event["user"]
+
+        def tell(text: str) -> None:
+            client.views_publish(user_id=user, view={"type": "home", "blocks": [
+                {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+
+        outcome = attempt(lambda: deps.core.home(actor=user), what="App Home", tell=tell)
+        if outcome is None:
+            return
         blocks: list[dict[str, Any]] = []
         for message in outcome.private:
             blocks += message_blocks(message)
             blocks.append({"type": "divider"})
-        client.views_publish(user_id=event["user"],
-                             view={"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]})
+        def publish(_: str) -> None:
+            client.views_publish(user_id=user,
+                                 view={"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]})
+
+        say(publish, "App Home")

@@ -50,11 +50,6 @@ from urllib.error import URLError
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-from slack_sdk.http_retry.builtin_handlers import (
-    ConnectionErrorRetryHandler,
-    RateLimitErrorRetryHandler,
-)
-from slack_sdk.http_retry.handler import RetryHandler
 from slack_sdk.web import SlackResponse
 from sqlalchemy import Engine, text, update
 from sqlalchemy import select as sa_select
@@ -586,22 +581,12 @@ def _is_timeout(error: BaseException) -> bool:
 
 
 def relay_client(client: WebClient) -> WebClient:
-    """The given client with retry handlers that are safe for exactly-once posting: no
-    Retry-After is slept through, and a connection that failed after the request may have
-    been sent (reset, dropped, timed out while reading) is not retried blindly."""
-    handlers: list[RetryHandler] = []
-    for handler in client.retry_handlers:
-        if isinstance(handler, RateLimitErrorRetryHandler):
-            # A drain thread sleeping through Retry-After would hold up other conversations:
-            # the row waits in the outbox instead, and the thread goes on.
-            continue
-        if isinstance(handler, ConnectionErrorRetryHandler):
-            # URLError: urllib failed before the request was sent (connect, DNS, TLS, write).
-            handlers.append(ConnectionErrorRetryHandler(handler.max_retry_count,
-                                                        handler.interval_calculator,
-                                                        error_types=[URLError]))
-        else:
-            handlers.append(handler)
+    """The given client without any of the SDK's retry handlers: the relay owns every retry
+    (R6). A handler retries inside the call, before the relay can look in the channel's
+    history: a 5xx from a post Slack had in fact stored was posted twice (ServerError), a
+    Retry-After was slept through by a drain thread that could serve other conversations
+    (RateLimit). A failed call comes back to the relay, which backs off, and before posting
+    again looks for the message by its outbox id when the failed attempt may have landed."""
     relayed = copy.copy(client)
-    relayed.retry_handlers = handlers
+    relayed.retry_handlers = []
     return relayed

@@ -3,38 +3,221 @@ as a WSGI app served by gunicorn's threaded workers."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
-from collections.abc import Callable, Iterable
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from http import HTTPStatus
 from typing import Any
+from urllib.parse import parse_qsl
 
 from gunicorn.app.base import BaseApplication
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from sqlalchemy import Engine, text
 
+from bot.core import inbound
 from bot.core.service import Core
 from handlers import usncb_callback
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
 log = logging.getLogger(__name__)
+MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; a view with 100 blocks is ~100 kB
+REPLAY_WINDOW_SECONDS = 300
+_SIGNATURE = re.compile(r"v0=[0-9a-f]{64}")
+_SLACK_ID = re.compile(r"[A-Za-z0-9._:-]{1,255}")  # ids, timestamps, hashes, action ids
 
 
 class _Handler(SlackRequestHandler):
-    def dispatch(self, request: WsgiHttpRequest) -> BoltResponse:
-        response = super().dispatch(request)
+    """Bolt's WSGI handler with the signature checked first, on the raw bytes: Bolt parses a
+    body before it verifies it, so unsigned garbage used to reach its parser and answer 500
+    (R1, R9). Anything unverifiable is 401; a signed body that cannot be read is 400, and is
+    recorded."""
+
+    def __init__(self, app: App, *, core: Core | None, secret: str,
+                 now: Callable[[], float] = time.time) -> None:
+        super().__init__(app, path=EVENTS_PATH)
+        self.core = core
+        self.secret = secret
+        self.now = now
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]
+                 ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or environ.get("PATH_INFO") != self.path:
+            return super().__call__(environ, start_response)
+        response = self.handle(environ)
+        start_response(f"{response.status} {_reason(response.status)}",
+                       [(k, v) for k, values in response.headers.items() for v in values])
+        body = response.body.encode()
+        return [body]
+
+    def handle(self, environ: dict[str, Any]) -> BoltResponse:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY:
+            return _plain(413 if length > MAX_BODY else 400,
+                          "noticebot could not read this request")
+        raw: bytes = environ["wsgi.input"].read(length) if length else b""
+        headers: dict[str, str | Sequence[str]] = {
+            k: str(v) for k, v in WsgiHttpRequest(environ).get_headers().items()}
+        if not slack_signature_ok(self.secret, timestamp=_one(headers, "x-slack-request-timestamp"),
+                                  signature=_one(headers, "x-slack-signature"), body=raw,
+                                  now=self.now()):
+            return BoltResponse(status=401, body=json.dumps({"error": "invalid request"}),
+                                headers={"content-type": "application/json"})
+        try:
+            body = raw.decode("utf-8")
+            payload = _parse(body, _one(headers, "content-type"))
+            actor, problem = _shape(payload)
+        except (ValueError, RecursionError) as error:
+            return self.refuse(None, f"the request body cannot be read: {_brief(error)}")
+        if problem is not None:
+            return self.refuse(actor, problem)
+        try:
+            request = BoltRequest(body=body, query=environ.get("QUERY_STRING", ""),
+                                  headers=headers)
+        except Exception as error:  # Bolt's own reading of a signed but odd payload
+            return self.refuse(actor, f"the request cannot be read: {_brief(error)}")
+        response = self.app.dispatch(request)
         if response.status >= 500:
             # Bolt answers 500 when it cannot route a (signed) payload at all, e.g. one missing
             # keys it expects. That is bad input, not a server fault (R9): say so plainly.
             log.warning("unprocessable Slack request: %s", response.body)
-            return BoltResponse(status=400, body="noticebot could not read this request")
+            return _plain(400, "noticebot could not read this request")
         return response
+
+    def refuse(self, actor: object, reason: str) -> BoltResponse:
+        """400 for a signed request the bot cannot act on; recorded like every refusal."""
+        log.warning("refused Slack request: %s", reason)
+        if self.core is not None:
+            try:
+                self.core.refuse_request(actor=actor, action="slack.unreadable", reason=reason,
+                                         details={})
+            except Exception:  # the database may be down: the answer stays a 400
+                log.warning("could not record a refused Slack request", exc_info=True)
+        return _plain(400, f"noticebot could not read this request: {reason}")
+
+
+def slack_signature_ok(secret: str, *, timestamp: str | None, signature: str | None,
+                       body: bytes, now: float) -> bool:
+    """Slack's v0 scheme, checked on the raw bytes; any header that is not exactly the
+    expected shape (ASCII digits, `v0=` and 64 hex digits) fails instead of raising."""
+    if not secret or timestamp is None or signature is None:
+        return False
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        return False
+    if abs(now - int(timestamp)) > REPLAY_WINDOW_SECONDS:
+        return False
+    if not _SIGNATURE.fullmatch(signature):
+        return False
+    expected = hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body,
+                        hashlib.sha256).hexdigest()
+    return hmac.compare_digest(("v0=" + expected).encode(), signature.encode())
+
+
+def _parse(body: str, content_type: str | None) -> dict[str, Any]:
+    """The payload exactly as Bolt will read it (slack_bolt.request.internals.parse_body), but
+    refusing what Bolt would choke on."""
+    if not body:
+        raise ValueError("empty body")
+    if content_type == "application/json" or body.startswith("{"):
+        parsed: object = json.loads(body)
+    elif "payload" in body:
+        parsed = dict(parse_qsl(body, keep_blank_values=True)).get("payload")
+        if parsed is None:
+            raise ValueError("no payload")
+        parsed = json.loads(str(parsed))
+    else:
+        parsed = dict(parse_qsl(body, keep_blank_values=True))
+    if not isinstance(parsed, dict):
+        raise ValueError(f"the payload is a JSON {type(parsed).__name__}, not an object")
+    return parsed
+
+
+# What Bolt reads from every payload to build its context: each must be an object if present.
+_OBJECTS = ("user", "team", "enterprise", "channel", "container", "view", "event",
+            "authorizations", "message")
+
+
+def _shape(payload: dict[str, Any]) -> tuple[object, str | None]:
+    """(the acting user as given, why the payload cannot be used or None)."""
+    for key in _OBJECTS:
+        value = payload.get(key)
+        wanted = list if key == "authorizations" else dict
+        if value is not None and not isinstance(value, wanted):
+            return None, f"'{key}' must be a JSON {wanted.__name__}"
+    if "command" in payload:
+        actor: object = payload.get("user_id")
+    elif payload.get("type") == "event_callback":
+        event = payload.get("event") or {}
+        actor = event.get("user") if "user" in event else "slack:event"
+        if not isinstance(event.get("type"), str):
+            return actor, "the event has no type"
+    elif payload.get("type") in ("url_verification", "app_rate_limited"):
+        return None, None
+    else:
+        kind = payload.get("type")
+        if not isinstance(kind, str):
+            return None, "the payload has no type"
+        actor = (payload.get("user") or {}).get("id")
+        actions = payload.get("actions")
+        if kind == "block_actions" and (
+                not isinstance(actions, list) or not actions
+                or not all(isinstance(a, dict) for a in actions)):
+            return actor, "'actions' must be a list of objects"
+    url = payload.get("response_url")
+    if url is not None and not (isinstance(url, str) and url.startswith(("https://", "http://"))
+                                and len(url) <= 2000):
+        return actor, "'response_url' is not a URL"
+    for where, value in _ids(payload):
+        if value is not None and not (isinstance(value, str) and _SLACK_ID.fullmatch(value)):
+            return actor, f"'{where}' is not a Slack id"
+    problem = inbound.actor_problem(actor)
+    return actor, problem
+
+
+def _ids(payload: dict[str, Any]) -> list[tuple[str, object]]:
+    """The ids the bot keys on or stores, where the payload has them."""
+    view = payload.get("view") or {}
+    found: list[tuple[str, object]] = [
+        ("channel_id", payload.get("channel_id")), ("trigger_id", payload.get("trigger_id")),
+        ("channel.id", (payload.get("channel") or {}).get("id")),
+        ("view.id", view.get("id")), ("view.hash", view.get("hash")),
+    ]
+    for action in payload.get("actions") or []:
+        found += [("action_ts", action.get("action_ts")), ("action_id", action.get("action_id"))]
+    return found
+
+
+def _one(headers: dict[str, str | Sequence[str]], name: str) -> str | None:
+    value = headers.get(name)
+    return value if isinstance(value, str) else None
+
+
+def _brief(error: BaseException) -> str:
+    return type(error).__name__ if isinstance(error, RecursionError) else str(error)[:120]
+
+
+def _plain(status: int, text: str) -> BoltResponse:
+    return BoltResponse(status=status, body=text, headers={"content-type": "text/plain"})
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def wsgi_app(app: App, engine: Engine, core: Core | None = None) -> WSGIApp:
-    slack = _Handler(app, path=EVENTS_PATH)
+    slack = _Handler(app, core=core, secret=app._signing_secret or "")
 
     def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if (core is not None and environ.get("PATH_INFO") == usncb_callback.PATH

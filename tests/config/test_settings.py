@@ -62,3 +62,67 @@ def test_webhook_mode_needs_url_and_secret(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("NOTICEBOT_USNCB_CHANNEL", "carrier-pigeon")
     with pytest.raises(SettingsError, match="NOTICEBOT_USNCB_CHANNEL"):
         load_settings(_env_file=None)
+
+
+GOOD_PRODUCTION = {
+    "NOTICEBOT_ENV": "production",
+    "NOTICEBOT_DATABASE_URL": "postgresql+psycopg://u@h/db",
+    "NOTICEBOT_ENCRYPTION_KEYS": "lN0b2mE0QHk0dFf9qfXc3l2wM6Y7a1p4R5s8u9v0x2A=",
+    "SLACK_BOT_TOKEN": "xoxb-1234567890-0987654321-AbCdEfGhIjKlMnOpQrStUvWx",
+    "SLACK_SIGNING_SECRET": "8f14e45fceea167a5a36dedd4bea2543",
+    "SLACK_API_URL": "https://slack-gov.com/api/",
+    "NOTICEBOT_USNCB_CHANNEL": "webhook",
+    "NOTICEBOT_USNCB_WEBHOOK_URL": "https://liaison.agency.gov/usncb",
+    "NOTICEBOT_USNCB_WEBHOOK_SECRET": "c9f0f895fb98ab9159f51fd0297e236d",
+}
+
+
+def production(monkeypatch: pytest.MonkeyPatch, **overrides: str) -> str | None:
+    """The settings error for production settings with `overrides`, or None if accepted."""
+    for name, value in {**GOOD_PRODUCTION, **overrides}.items():
+        monkeypatch.setenv(name, value)
+    try:
+        load_settings(_env_file=None)
+    except SettingsError as error:
+        return str(error)
+    return None
+
+
+def test_production_accepts_real_looking_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert production(monkeypatch) is None
+
+
+@pytest.mark.parametrize("secret", ["secret", "test", "a", "<signing-secret>", "REPLACE_ME",
+                                    "0123456789abcdef", "a" * 40, "ab" * 20, "xxx-" * 10])
+def test_production_refuses_weak_signing_secrets(monkeypatch: pytest.MonkeyPatch,
+                                                 secret: str) -> None:
+    error = production(monkeypatch, SLACK_SIGNING_SECRET=secret)
+    assert error is not None and "SLACK_SIGNING_SECRET" in error, error
+    assert "SLACK_BOT_TOKEN" not in error  # each refusal names its own setting
+
+
+@pytest.mark.parametrize("token", ["xoxb-...", "xoxb-…", "xoxb-", "secret", "xoxp-1-2-abc",
+                                   "xoxb-1234-5678"])
+def test_production_refuses_tokens_of_the_wrong_shape(monkeypatch: pytest.MonkeyPatch,
+                                                      token: str) -> None:
+    error = production(monkeypatch, SLACK_BOT_TOKEN=token)
+    assert error is not None and "SLACK_BOT_TOKEN" in error, error
+
+
+def test_production_requires_https_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = production(monkeypatch, SLACK_API_URL="http://slack.com/api/",
+                       NOTICEBOT_USNCB_WEBHOOK_URL="http://liaison.agency.gov/usncb")
+    assert error is not None
+    assert "SLACK_API_URL must be an https:// URL" in error
+    assert "NOTICEBOT_USNCB_WEBHOOK_URL must be an https:// URL" in error
+
+
+def test_production_refuses_a_weak_webhook_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    error = production(monkeypatch, NOTICEBOT_USNCB_WEBHOOK_SECRET="sixteen-chars-ok")
+    assert error is not None and "NOTICEBOT_USNCB_WEBHOOK_SECRET is 16 characters" in error
+
+
+def test_development_keeps_accepting_local_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert production(monkeypatch, NOTICEBOT_ENV="development", SLACK_SIGNING_SECRET="test",
+                      SLACK_API_URL="http://127.0.0.1:9/api/", SLACK_BOT_TOKEN="xoxb-test",
+                      NOTICEBOT_DATABASE_URL="sqlite:///x.db") is None

@@ -13,13 +13,14 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from slack_bolt import App
 
 from bot.core.service import Core
 from bot.schedule.relay_loop import RelayLoop
 from config.settings import Settings
 from handlers.slack.app import create_app
 from handlers.slack.relay import SlackRelay
-from handlers.slack.server import wsgi_app
+from handlers.slack.server import WSGIApp, wsgi_app
 from tests.handlers.slack.fake_slack import FakeSlack, start_fake_slack
 from tests.handlers.slack.slack_requests import (
     FORM,
@@ -58,6 +59,8 @@ class SlackUser:
         self.base_url = base_url
         self.fake = fake
         self.http = httpx.Client(base_url=base_url, timeout=10)
+        self.wsgi: WSGIApp | None = None  # the same app, for calls in-process with raw bytes
+        self.bolt: App | None = None
 
     def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None,
              content_type: str = FORM, headers: dict[str, str] | None = None) -> httpx.Response:
@@ -126,11 +129,13 @@ def slack(core: Core, slack_settings: Settings, fake_slack: FakeSlack) -> Iterat
     # No pacing: this fake Slack has no rate limit, and the flows post many replies per case.
     relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock, pace=0.0)
     loop = RelayLoop(relay.drain, engine=core.engine, interval=1.0, nudge=relay.nudge).start()
-    server = make_server("127.0.0.1", 0, wsgi_app(app, core.engine, core),
+    application = wsgi_app(app, core.engine, core)
+    server = make_server("127.0.0.1", 0, application,
                          server_class=_ThreadingServer, handler_class=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     user = SlackUser(f"http://127.0.0.1:{server.server_address[1]}", fake_slack)
+    user.wsgi, user.bolt = application, app
     yield user
     user.http.close()
     server.shutdown()

@@ -90,7 +90,7 @@ class _Timeout:
 @dataclass
 class FakeSlack:
     calls: list[Call] = field(default_factory=list)
-    failures: list[tuple[str, int, dict[str, str], str]] = field(default_factory=list)
+    failures: list[tuple[str, int, dict[str, str], str, bool]] = field(default_factory=list)
     timeouts: list[_Timeout] = field(default_factory=list)
     # Posted messages per channel, in posting order, and how often each outbox id was stored.
     messages: dict[str, list[Posted]] = field(default_factory=dict)
@@ -130,11 +130,12 @@ class FakeSlack:
         return f"{self.url}response/{name}"
 
     def fail_next(self, method: str, status: int, headers: dict[str, str] | None = None,
-                  *, error: str = "injected") -> None:
+                  *, error: str = "injected", deliver: bool = False) -> None:
         """The next call of `method` fails with this HTTP status (200 with `error` for Slack's
-        ok:false answers)."""
+        ok:false answers); with `deliver` the call takes effect all the same (a 5xx from a
+        gateway after Slack stored the post)."""
         with self._lock:
-            self.failures.append((method, status, headers or {}, error))
+            self.failures.append((method, status, headers or {}, error, deliver))
 
     def timeout_next(self, method: str, *, seconds: float = 1.0, deliver: bool = True) -> None:
         """The next call of `method` answers only after `seconds`; with `deliver` a post is
@@ -172,9 +173,11 @@ class FakeSlack:
         delay, posting_to, stored = 0.0, None, None
         with self._lock:
             self.calls.append(Call(method, body))
-            for index, (name, status, headers, error) in enumerate(self.failures):
+            for index, (name, status, headers, error, deliver) in enumerate(self.failures):
                 if name == method:
                     del self.failures[index]
+                    if deliver:
+                        self._perform(method, body, f"1700000000.{next(self._ts):06d}")
                     return status, headers, {"ok": False, "error": error}
             timeout = next((t for t in self.timeouts if t.method == method), None)
             if timeout is not None:

@@ -174,16 +174,39 @@ def test_the_apps_retry_handlers_never_repost_after_a_timeout(
     client.timeout = 1
     relay = SlackRelay(engine=core.engine, client=client, clock=core.clock, **MANUAL)
     row = queue(core.engine, "channel", "C1", "hello")
-    fake.fail_next("chat.postMessage", 503)  # retried in-process: a quick blip is absorbed
-    fake.timeout_next("chat.postMessage", seconds=2, deliver=True)  # ... but not a timeout
+    fake.fail_next("chat.postMessage", 503)  # back to the relay, not retried inside the call
+    fake.timeout_next("chat.postMessage", seconds=2, deliver=True)  # ... nor is a timeout
     assert relay.drain() == 0
-    assert posts_to(fake, "C1") == 2 and fake.delivered() == Counter({row: 1})
+    assert posts_to(fake, "C1") == 1 and fake.delivered() == Counter()
     core.clock.advance(timedelta(seconds=1))  # type: ignore[attr-defined]
-    assert relay.drain() == 1
+    assert relay.drain() == 0  # timed out, but Slack stored it
     assert posts_to(fake, "C1") == 2 and fake.delivered() == Counter({row: 1})
-    # The app's own client keeps its handlers; only the relay's copy is made safe.
+    core.clock.advance(timedelta(seconds=2))  # type: ignore[attr-defined]
+    assert relay.drain() == 1  # found in the channel's history, not posted again
+    assert posts_to(fake, "C1") == 2 and fake.delivered() == Counter({row: 1})
+    # The app's own client keeps its handlers; the relay's copy has none (R6).
     assert any(type(h) is RateLimitErrorRetryHandler for h in client.retry_handlers)
     assert not any(type(h) is RateLimitErrorRetryHandler for h in relay.api.retry_handlers)
+    assert relay.api.retry_handlers == []
+
+
+def test_r6_a_5xx_from_a_post_that_went_through_is_not_posted_twice(
+    core: Core, fake: FakeSlack
+) -> None:
+    """The attack run's case: slack_sdk's server-error handler re-posted inside the call,
+    without looking in the channel first, so each injected 5xx-after-storing doubled a post."""
+    client = web_client(Settings(_env_file=None, slack_api_url=fake.api_url,
+                                 slack_bot_token="xoxb-test-token"))
+    relay = SlackRelay(engine=core.engine, client=client, clock=core.clock, **MANUAL)
+    first = queue(core.engine, "channel", "C1", "one")
+    second = queue(core.engine, "channel", "C2", "two")
+    fake.fail_next("chat.postMessage", 503, deliver=True)
+    fake.fail_next("chat.postMessage", 502, deliver=True)
+    for _ in range(6):
+        relay.drain()
+        core.clock.advance(timedelta(seconds=4))  # type: ignore[attr-defined]
+    assert fake.delivered() == Counter({first: 1, second: 1})
+    assert all(r.status == OutboxStatus.sent for r in rows(core.engine).values())
 
 
 def test_backoff_doubles_and_is_capped() -> None:
