@@ -316,7 +316,7 @@ def test_fuzz_no_5xx_no_traceback_nothing_half_written_and_the_chain_verifies(
         sent += 1
     # Let every listener finish (they run after the ack in Bolt's thread pool).
     assert slack.bolt is not None
-    slack.bolt._listener_runner.listener_executor.shutdown(wait=True)  # type: ignore[attr-defined]
+    slack.bolt._listener_runner.listener_executor.shutdown(wait=True)
 
     assert fuzzer.failures == [], fuzzer.failures[:5]
     assert sent >= min(REQUESTS, 200), f"only {sent} requests in the time budget"
