@@ -20,7 +20,8 @@ from handlers.slack.server import GunicornServer, WSGIApp, wsgi_app
 
 
 def create_bare_app(settings: Settings) -> App:
-    app = App(client=web_client(settings), signing_secret=settings.slack_signing_secret,
+    app = App(client=web_client(settings),
+              signing_secret=settings.slack_signing_secret.get_secret_value(),
               process_before_response=False)
 
     @app.command("/notice")

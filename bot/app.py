@@ -28,7 +28,8 @@ def build_core(settings: Settings, *, clock: Clock | None = None,
     if settings.usncb_channel is UsncbChannelKind.webhook:
         client = usncb_http or httpx.Client(timeout=settings.usncb_timeout_seconds)
         sender = WebhookSender(url=settings.usncb_webhook_url,
-                               secret=settings.usncb_webhook_secret, client=client,
+                               secret=settings.usncb_webhook_secret.get_secret_value(),
+                               client=client,
                                max_attempts=settings.usncb_max_attempts)
     return Core(engine=engine, settings=settings, clock=clock or SystemClock(),
                 usncb_sender=sender)

@@ -124,7 +124,7 @@ def socket() -> None:
     relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
     scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
-        SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
     finally:
         scheduler.shutdown(wait=True)
 
@@ -136,7 +136,7 @@ def worker() -> None:
     settings = _settings()
     core = build_core(settings, engine=_engine(settings.database_url))
     deliver, nudge = None, None
-    if settings.slack_bot_token:
+    if settings.slack_bot_token.get_secret_value():
         from handlers.slack.app import web_client
 
         relay = SlackRelay(engine=core.engine, client=web_client(settings), clock=core.clock)
@@ -224,7 +224,7 @@ def keys_generate() -> None:
 def keys_rotate() -> None:
     """Re-encrypt everything with the newest key (the first in NOTICEBOT_ENCRYPTION_KEYS)."""
     core = _core()
-    vault = Vault(core.settings.encryption_keys)
+    vault = Vault(core.settings.vault_keys)
     if not vault.enabled:
         raise click.ClickException("NOTICEBOT_ENCRYPTION_KEYS is not set")
     try:
@@ -429,7 +429,7 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
         click.echo(f"OK: {against.checked} published heads match the chain")
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
     with Session(_engine(settings.database_url, reads_only=True)) as session:
-        result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
+        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}")

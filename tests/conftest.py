@@ -63,7 +63,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def vault(settings: Settings) -> Vault:
-    return Vault(settings.encryption_keys)
+    return Vault(settings.vault_keys)
 
 
 @pytest.fixture

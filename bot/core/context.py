@@ -33,7 +33,7 @@ class Ctx:
     vault: Vault = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vault = Vault(self.settings.encryption_keys)
+        self.vault = Vault(self.settings.vault_keys)
 
     @property
     def today(self) -> date:

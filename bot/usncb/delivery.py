@@ -29,7 +29,7 @@ def deliver_pending(*, engine: Engine, clock: Clock, settings: Settings,
     """Send up to `limit` queued requests; returns how many were delivered."""
     delivered = 0
     for _ in range(limit):
-        claimed = _claim(engine, clock.now(), Vault(settings.encryption_keys))
+        claimed = _claim(engine, clock.now(), Vault(settings.vault_keys))
         if claimed is None:
             break
         request_id, body = claimed

@@ -27,8 +27,8 @@ class SlackDeps:
 
 
 def web_client(settings: Settings) -> WebClient:
-    client = WebClient(token=settings.slack_bot_token, base_url=settings.slack_api_url,
-                       timeout=10)
+    client = WebClient(token=settings.slack_bot_token.get_secret_value(),
+                       base_url=settings.slack_api_url, timeout=10)
     client.retry_handlers.extend([
         ConnectionErrorRetryHandler(max_retry_count=2),
         RateLimitErrorRetryHandler(max_retry_count=2),
@@ -39,9 +39,10 @@ def web_client(settings: Settings) -> WebClient:
 
 def require_slack_settings(settings: Settings, *, socket_mode: bool = False) -> None:
     missing = [name for name, value in (
-        ("SLACK_BOT_TOKEN", settings.slack_bot_token),
-        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret),
-        ("SLACK_APP_TOKEN", settings.slack_app_token if socket_mode else "set"),
+        ("SLACK_BOT_TOKEN", settings.slack_bot_token.get_secret_value()),
+        ("SLACK_SIGNING_SECRET", settings.slack_signing_secret.get_secret_value()),
+        ("SLACK_APP_TOKEN", settings.slack_app_token.get_secret_value() if socket_mode
+         else "set"),
     ) if not value]
     if missing:
         raise SlackSettingsError(f"missing setting(s): {', '.join(missing)}; see README "
@@ -51,7 +52,7 @@ def require_slack_settings(settings: Settings, *, socket_mode: bool = False) -> 
 def create_app(settings: Settings, core: Core, *, client: WebClient | None = None) -> App:
     require_slack_settings(settings)
     client = client or web_client(settings)
-    app = App(client=client, signing_secret=settings.slack_signing_secret,
+    app = App(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
               process_before_response=False)
     deps = SlackDeps(core=core)
     for module in (commands, actions, events):

@@ -224,7 +224,7 @@ def test_permanent_error_dead_letters_with_record_entry_and_admin_alert(
         assert body is not None
         assert (body["outbox_id"], body["error"], body["alerted"]) == (
             dead, "channel_not_found", [ADMIN])
-        assert record.verify(session, Vault(settings.encryption_keys)).ok
+        assert record.verify(session, Vault(settings.vault_keys)).ok
 
 
 def test_an_alert_that_dies_alerts_no_one(
