@@ -35,7 +35,7 @@ from bot.schedule.runner import start_scheduler
 from config.settings import Settings, SettingsError, load_settings
 from handlers.slack.relay import SlackRelay
 from storage import record
-from storage.db import create_db_engine, upgrade
+from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
 from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
 
@@ -51,16 +51,29 @@ def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _engine(url: str, *, reads_only: bool = False) -> Engine:
-    """An engine disposed when the command ends, so no pooled connection outlives it."""
-    engine = create_db_engine(url, reads_only=reads_only)
+def _engine(url: str, *, reads_only: bool = False, existing: bool = False) -> Engine:
+    """An engine disposed when the command ends, so no pooled connection outlives it.
+    `existing`: the database must already exist at the newest schema (see `open_existing`);
+    otherwise a SQLite file is created as needed, and its path is said on stderr."""
+    if existing:
+        try:
+            engine = open_existing(url, reads_only=reads_only)
+        except DatabaseMissing as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        path = sqlite_path(url)
+        if path is not None:
+            click.echo(f"database: SQLite file {path}", err=True)
+        engine = create_db_engine(url, reads_only=reads_only)
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 
 
-def _core() -> Core:
+def _core(*, existing: bool = False) -> Core:
+    """`existing`: for commands that act on an existing record (never create a database)."""
     settings = _settings()
-    return build_core(settings, engine=_engine(settings.database_url))
+    return build_core(settings, engine=_engine(settings.database_url, existing=existing),
+                      migrate=not existing)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -197,7 +210,7 @@ def training() -> None:
 @click.argument("completed_on", metavar="DATE", type=click.DateTime(formats=["%Y-%m-%d"]))
 def training_record(user: str, completed_on: datetime) -> None:
     """Record that USER completed the mandatory training on DATE (YYYY-MM-DD)."""
-    core = _core()
+    core = _core(existing=True)
     with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
                       actor=_actor()) as ctx:
         ctx.record("admin", "command.training_record", user=user,
@@ -223,7 +236,7 @@ def keys_generate() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt everything with the newest key (the first in NOTICEBOT_ENCRYPTION_KEYS)."""
-    core = _core()
+    core = _core(existing=True)
     vault = Vault(core.settings.vault_keys)
     if not vault.enabled:
         raise click.ClickException("NOTICEBOT_ENCRYPTION_KEYS is not set")
@@ -262,7 +275,7 @@ def records() -> None:
 @AS_USER
 def records_schedule(user: str) -> None:
     """Show the retention schedule and when each closed case becomes eligible."""
-    core = _core()
+    core = _core(existing=True)
     schedule = _schedule(core)
     lines: list[str] = []
 
@@ -308,7 +321,7 @@ def records_hold_place(user: str, matter: str, authority: str, reason: str,
                        case_id: str | None, aor_id: str | None, person: str | None,
                        date_from: datetime | None, date_to: datetime | None) -> None:
     """Place a hold on a case, or on everything matching AOR / person / dates."""
-    core = _core()
+    core = _core(existing=True)
     placed: list[int] = []
 
     def handle(ctx: Ctx) -> Outcome:
@@ -332,7 +345,7 @@ def records_hold_place(user: str, matter: str, authority: str, reason: str,
 @click.option("--reason", required=True)
 def records_hold_lift(user: str, hold_id: int, reason: str) -> None:
     """Lift a hold (the records under it become disposable again on schedule)."""
-    core = _core()
+    core = _core(existing=True)
     _done(core.act(actor=user.upper(), action="records.hold_lift", hold_id=hold_id,
                    handler=lambda ctx: (lift_hold(ctx, hold_id, reason=reason), Outcome())[1]))
     click.echo(f"hold {hold_id} lifted")
@@ -342,7 +355,7 @@ def records_hold_lift(user: str, hold_id: int, reason: str) -> None:
 @AS_USER
 def records_hold_list(user: str) -> None:
     """Active holds."""
-    core = _core()
+    core = _core(existing=True)
     lines: list[str] = []
 
     def handle(ctx: Ctx) -> Outcome:
@@ -369,7 +382,7 @@ def records_disposition(user: str, show: bool, approve: bool, refs: tuple[str, .
     """List eligible records, or approve their disposition (records officers)."""
     if show == approve:
         raise click.UsageError("give exactly one of --list or --approve")
-    core = _core()
+    core = _core(existing=True)
     schedule = _schedule(core)
     lines: list[str] = []
 
@@ -401,7 +414,7 @@ def audit() -> None:
               help="File (outside the database) the head is appended to.")
 def audit_publish_head(target: Path) -> None:
     """Append the chain's head (seq and hash) to a file kept outside the database."""
-    core = _core()
+    core = _core(existing=True)
     try:
         head = publish_head(engine=core.engine, settings=core.settings, clock=core.clock,
                             target=target)
@@ -420,7 +433,8 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
     if heads_file is not None:
-        against = verify_against(engine=_engine(settings.database_url, reads_only=True),
+        against = verify_against(engine=_engine(settings.database_url, reads_only=True,
+                                                existing=True),
                                  settings=settings, heads_file=heads_file, workers=workers)
         if not against.ok:
             click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
@@ -428,7 +442,7 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
             sys.exit(1)
         click.echo(f"OK: {against.checked} published heads match the chain")
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
-    with Session(_engine(settings.database_url, reads_only=True)) as session:
+    with Session(_engine(settings.database_url, reads_only=True, existing=True)) as session:
         result = record.verify(session, Vault(settings.vault_keys), workers=workers)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
@@ -454,7 +468,7 @@ def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None
            until: datetime | None, redact: bool) -> None:
     """Export a case file or a date range: JSON Lines and CSV of the entries, a metadata CSV,
     the chain verification with its head hash, and a SHA-256 manifest (records officers)."""
-    core = _core()
+    core = _core(existing=True)
     def allowed(ctx: Ctx) -> Outcome:
         require_records_officer(ctx)  # the export itself is recorded when it is complete
         return Outcome()
