@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import signal
 import sys
 import threading
@@ -18,6 +19,9 @@ from bot.app import build_core, load_roster_text
 from bot.core.context import Ctx, unit_of_work
 from bot.core.service import Core
 from bot.messages import Outcome
+from bot.ops import metrics
+from bot.ops.logs import configure_logging
+from bot.ops.probes import Readiness
 from bot.records.disposition import dispose, eligible
 from bot.records.export import ExportError, export_records
 from bot.records.heads import HeadsError, publish_head, verify_against
@@ -32,7 +36,7 @@ from bot.records.keys import rotate_all
 from bot.records.retention import RecordType, Schedule, ScheduleError, load_schedule
 from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import LogFormat, Settings, SettingsError, load_settings
 from handlers.slack.relay import SlackRelay
 from storage import record
 from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
@@ -42,9 +46,27 @@ from storage.vault import Vault, VaultError, generate_key
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    # One-shot commands: their output is on stdout, so their log lines go to stderr.
+    configure_logging(settings, stream=sys.stderr, log_format=_log_format())
+    return settings
+
+
+def _service_settings() -> Settings:
+    """Settings for the long-running processes (serve, worker, socket): logs on stdout."""
+    settings = _settings()
+    configure_logging(settings, stream=sys.stdout, log_format=_log_format())
+    return settings
+
+
+def _log_format() -> LogFormat | None:
+    chosen = click.get_current_context().find_root().params.get("log_format")
+    return LogFormat(chosen) if chosen else None
+
+
+log = logging.getLogger("noticebot")
 
 
 def _actor() -> str:
@@ -78,7 +100,10 @@ def _core(*, existing: bool = False) -> Core:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noticebot")
-def main() -> None:
+@click.option("--log-format", type=click.Choice([f.value for f in LogFormat]),
+              help="Log lines as JSON (for collectors) or text (for people); overrides "
+                   "NOTICEBOT_LOG_FORMAT.")
+def main(log_format: str | None) -> None:
     """noticebot: the ICE Directive 15006.1 checklist for INTERPOL notices, in chat."""
 
 
@@ -99,25 +124,46 @@ def shell(user: str | None, sample: bool | None) -> None:
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 @click.option("--threads", default=8, show_default=True, help="Threads per worker.")
 def serve(workers: int, threads: int) -> None:
-    """HTTP mode for Slack: POST /slack/events and GET /healthz on NOTICEBOT_PORT."""
-    from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
+    """HTTP mode for Slack: POST /slack/events, GET /livez, /readyz and /metrics on
+    NOTICEBOT_PORT."""
+    from handlers.slack.app import (
+        SlackSettingsError,
+        check_slack,
+        create_app,
+        require_slack_settings,
+    )
     from handlers.slack.server import GunicornServer, wsgi_app
 
-    settings = _settings()
+    settings = _service_settings()
     try:
         require_slack_settings(settings)
+        check_slack(settings)  # once, here: a bad token is one line, not a worker's traceback
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     upgrade(_engine(settings.database_url))
+    # Before the fork: the workers' counters go to files that any worker's /metrics adds up.
+    metrics_dir = metrics.enable_multiprocess()
+    click.get_current_context().call_on_close(
+        lambda: metrics.remove_multiprocess_dir(metrics_dir))
+    schedulers: list[Any] = []
 
     def factory() -> Any:
         core = build_core(settings, migrate=False)
-        app = create_app(settings, core)
+        app = create_app(settings, core, verify_token=False)
         relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
-        start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)  # per worker, after fork
-        return wsgi_app(app, core.engine, core)
+        readiness = Readiness(core.engine)
+        # Per worker, after the fork.
+        schedulers.append(start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
+                                          readiness=readiness))
+        return wsgi_app(app, core.engine, core, readiness)
 
-    GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
+    def stop_background() -> None:
+        for scheduler in schedulers:
+            scheduler.shutdown(wait=True)
+        log.info("worker stopped")
+
+    GunicornServer(factory, port=settings.port, workers=workers, threads=threads,
+                   on_exit=stop_background).run()
 
 
 @main.command()
@@ -127,42 +173,60 @@ def socket() -> None:
 
     from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
 
-    settings = _settings()
+    settings = _service_settings()
     try:
         require_slack_settings(settings, socket_mode=True)
+        core = build_core(settings, engine=_engine(settings.database_url))
+        app = create_app(settings, core)
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    core = build_core(settings, engine=_engine(settings.database_url))
-    app = create_app(settings, core)
     relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
     scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
-        SocketModeHandler(app, settings.slack_app_token.get_secret_value()).start()  # type: ignore[no-untyped-call]
+        SocketModeHandler(  # type: ignore[no-untyped-call]
+            app, settings.slack_app_token.get_secret_value()).start()
     finally:
         scheduler.shutdown(wait=True)
 
 
 @main.command()
-def worker() -> None:
+@click.option("--metrics-port", default=9300, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the worker's /metrics, /livez and /readyz (0: none).")
+def worker(metrics_port: int) -> None:
     """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
     deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
-    settings = _settings()
+    settings = _service_settings()
     core = build_core(settings, engine=_engine(settings.database_url))
     deliver, nudge = None, None
     if settings.slack_bot_token.get_secret_value():
-        from handlers.slack.app import web_client
+        from handlers.slack.app import SlackSettingsError, check_slack, web_client
 
-        relay = SlackRelay(engine=core.engine, client=web_client(settings), clock=core.clock)
+        client = web_client(settings)
+        try:
+            check_slack(settings, client)
+        except SlackSettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        relay = SlackRelay(engine=core.engine, client=client, clock=core.clock)
         deliver, nudge = relay.drain, relay.nudge
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    scheduler = start_scheduler(core, deliver=deliver, nudge=nudge)
-    click.echo(f"worker running: sweeps every {settings.sweep_seconds}s"
-               + (", Slack relay on" if deliver else ""), err=True)
+    readiness = Readiness(core.engine)
+    scheduler = start_scheduler(core, deliver=deliver, nudge=nudge, readiness=readiness)
+    server = None
+    if metrics_port:
+        from handlers.ops import serve_ops
+
+        server, _ = serve_ops(port=metrics_port, readiness=readiness, clock=core.clock)
+    log.info("worker running: sweeps every %ss%s%s", settings.sweep_seconds,
+             ", Slack relay on" if deliver else "",
+             f", /metrics on port {metrics_port}" if metrics_port else "")
     stop.wait()
+    log.info("worker stopping")
+    if server is not None:
+        server.shutdown()
     scheduler.shutdown(wait=True)
-    click.echo("worker stopped", err=True)
+    log.info("worker stopped")
 
 
 @main.group()

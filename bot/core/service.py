@@ -11,6 +11,8 @@ Outgoing messages go to the outbox in the same transaction; `Outcome.private` is
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date
@@ -26,6 +28,8 @@ from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from bot.ops import metrics
+from bot.ops.logs import log_context
 from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
@@ -88,6 +92,8 @@ FORM_STEPS: dict[FormId, FormStep] = {
     FormId.withdraw: lambda c, k, v, r: steps.withdraw(c, k, v),
     FormId.switch_manual: steps.switch_to_manual,
 }
+
+log = logging.getLogger(__name__)
 
 ClickStep = Callable[[Ctx, Case, int | None], None]
 CLICK_STEPS: dict[ActionId, ClickStep] = {
@@ -231,6 +237,29 @@ class Core:
         return replace(built, intro=intro + text)
 
     def _run(
+        self,
+        actor: str,
+        kind: str,
+        action: str,
+        payload: dict[str, Any],
+        handler: Callable[[Ctx], Outcome],
+        *,
+        case_id: str | None,
+    ) -> Outcome:
+        """One interaction, logged (ids only, never what was typed) and counted in metrics."""
+        started = time.perf_counter()
+        with log_context(actor=actor, case_id=case_id):
+            outcome = self._recorded(actor, kind, action, payload, handler, case_id=case_id)
+            result = "ok" if outcome.ok else ("refused" if outcome.refusal else "invalid")
+            metrics.interaction(kind, result, outcome.refusal_code)
+            log.info("%s %s: %s", kind, action, result, extra={
+                "kind": kind, "action": action, "outcome": result,
+                "refusal_code": outcome.refusal_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                **({"case_id": outcome.case_id} if outcome.case_id and not case_id else {})})
+        return outcome
+
+    def _recorded(
         self,
         actor: str,
         kind: str,

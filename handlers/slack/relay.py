@@ -62,6 +62,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.messages import DestinationKind, Message
+from bot.ops import metrics
 from handlers.slack.blocks import fallback_text, message_blocks
 from storage import record
 from storage.db import transaction
@@ -70,6 +71,7 @@ from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, Plat
 log = logging.getLogger(__name__)
 
 ACTOR = "noticebot:relay"
+PLATFORM = "slack"
 EVENT_TYPE = "noticebot_outbox"
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
@@ -318,9 +320,11 @@ class SlackRelay:
             ts, channel, posted = self._deliver(claim)
         except _Retry as retry:
             self._retry(claim, retry)
+            metrics.sent(PLATFORM, "retry")
             return False
         except _Dead as dead:
             self._dead(claim, dead.code)
+            metrics.sent(PLATFORM, "dead")
             return False
         except _Lost:
             log.warning("outbox %s: claim taken over by another relay; left to it", claim.id)
@@ -328,8 +332,11 @@ class SlackRelay:
         except Exception:
             log.exception("outbox %s: unexpected failure", claim.id)
             self._retry(claim, _Retry("internal_error", uncertain=True))
+            metrics.sent(PLATFORM, "retry")
             return False
-        return self._sent(claim, ts, channel, posted=posted)
+        done = self._sent(claim, ts, channel, posted=posted)
+        metrics.sent(PLATFORM, "sent" if done else "lost")
+        return done
 
     def _deliver(self, claim: _Claim) -> tuple[str, str, bool]:
         """(ts, channel, whether this is the message's first post)."""
