@@ -29,7 +29,7 @@ _context: dict[str, contextvars.ContextVar[str | None]] = {
 }
 # Libraries whose DEBUG/INFO output carries request bodies or is noise at INFO.
 QUIET = ("slack_sdk", "slack_bolt", "httpx", "httpcore", "urllib3", "apscheduler",
-         "sqlalchemy", "alembic", "asyncio", "handlers.slack.bolt")
+         "sqlalchemy", "alembic", "asyncio", "tzlocal", "handlers.slack.bolt")
 MASK = "[redacted]"
 # Attributes every LogRecord has; anything else was passed with `extra=` and is logged.
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
@@ -84,7 +84,8 @@ class _Masking(logging.Formatter):
             if value is not None:
                 out[name] = value
         for key, value in record.__dict__.items():
-            if key not in _STANDARD and key not in out and not key.startswith("_"):
+            if (key not in _STANDARD and key not in out and not key.startswith("_")
+                    and value is not None):
                 out[key] = value
         return out
 
