@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import logging
 import signal
+import socket as sockets
 import sys
 import threading
 from datetime import datetime
@@ -16,7 +17,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
-from bot.core.context import Ctx, unit_of_work
+from bot.core.context import Ctx, acting_from, unit_of_work
 from bot.core.service import Core
 from bot.messages import Outcome
 from bot.ops import metrics
@@ -105,6 +106,12 @@ def _core(*, existing: bool = False) -> Core:
                    "NOTICEBOT_LOG_FORMAT.")
 def main(log_format: str | None) -> None:
     """noticebot: the ICE Directive 15006.1 checklist for INTERPOL notices, in chat."""
+    # Every record entry a command makes names the account and host that ran it.
+    click.get_current_context().with_resource(acting_from(_origin()))
+
+
+def _origin() -> dict[str, str]:
+    return {"os_user": getpass.getuser(), "host": sockets.gethostname()}
 
 
 @main.command()

@@ -147,6 +147,11 @@ class Settings(BaseSettings):
     siem_syslog_address: str = Field(default="/dev/log",
                                      validation_alias="NOTICEBOT_SIEM_SYSLOG_ADDRESS")
     require_fips: bool = Field(default=False, validation_alias="NOTICEBOT_REQUIRE_FIPS")
+    # Roster user -> the operating-system accounts that may act as them with `--as` on the
+    # command line ("U0REC1=alice,U0REC1=carol"). Empty: `--as` is taken as given (and the
+    # account is recorded either way).
+    cli_operators: Annotated[dict[str, frozenset[str]], NoDecode] = Field(
+        default_factory=dict, validation_alias="NOTICEBOT_CLI_OPERATORS")
 
     @field_validator("watchlist_countries", mode="before")
     @classmethod
@@ -200,6 +205,19 @@ class Settings(BaseSettings):
                 f"unsupported database '{backend}'; use sqlite:///FILE or postgresql+psycopg://..."
             )
         return value
+
+    @field_validator("cli_operators", mode="before")
+    @classmethod
+    def _split_operators(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        bindings: dict[str, set[str]] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            user, sep, account = pair.partition("=")
+            if not sep or not user.strip() or not account.strip():
+                raise ValueError(f"{pair!r} is not ROSTER_USER=OS_ACCOUNT")
+            bindings.setdefault(user.strip().upper(), set()).add(account.strip())
+        return {user: frozenset(accounts) for user, accounts in bindings.items()}
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -317,6 +335,7 @@ _ENV_NAMES = {
     "siem": "NOTICEBOT_SIEM",
     "siem_syslog_address": "NOTICEBOT_SIEM_SYSLOG_ADDRESS",
     "require_fips": "NOTICEBOT_REQUIRE_FIPS",
+    "cli_operators": "NOTICEBOT_CLI_OPERATORS",
 }
 
 

@@ -144,8 +144,14 @@ class Core:
     def act(self, *, actor: str, action: str, handler: Callable[[Ctx], Outcome],
             case_id: str | None = None, **payload: Any) -> Outcome:
         """Run an administrative action (records, CLI) through the same recorded unit of work
-        as chat interactions: the attempt, any refusal and every change are on the record."""
-        return self._run(actor, "admin", action, payload, handler, case_id=case_id)
+        as chat interactions: the attempt, any refusal and every change are on the record.
+        From the command line, the actor must be bound to the account running it, if the
+        deployment binds them (`access.require_bound_operator`)."""
+        def bound(ctx: Ctx) -> Outcome:
+            access.require_bound_operator(ctx)
+            return handler(ctx)
+
+        return self._run(actor, "admin", action, payload, bound, case_id=case_id)
 
     def callback_seen(self, signature: str) -> bool:
         """Whether a USNCB callback with this signature was accepted before (a replay)."""
