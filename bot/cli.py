@@ -10,7 +10,7 @@ import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from sqlalchemy import Engine
@@ -21,8 +21,10 @@ from bot.core.context import Ctx, acting_from, unit_of_work
 from bot.core.service import Core
 from bot.messages import Outcome
 from bot.ops import metrics
+from bot.ops.fips import FipsError, require_fips
 from bot.ops.logs import configure_logging
 from bot.ops.probes import Readiness
+from bot.ops.siem import install_siem, uninstall_siem
 from bot.records.disposition import dispose, eligible
 from bot.records.export import ExportError, export_records
 from bot.records.heads import HeadsError, publish_head, verify_against
@@ -50,8 +52,15 @@ def _settings() -> Settings:
         settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    # One-shot commands: their output is on stdout, so their log lines go to stderr.
+    if settings.require_fips:
+        try:
+            require_fips()
+        except FipsError as exc:
+            raise click.ClickException(str(exc)) from None
+    # One-shot commands: their output is on stdout, so their log lines (and SIEM lines) go to
+    # stderr.
     configure_logging(settings, stream=sys.stderr, log_format=_log_format())
+    _stream_to_siem(settings, sys.stderr)
     return settings
 
 
@@ -59,7 +68,17 @@ def _service_settings() -> Settings:
     """Settings for the long-running processes (serve, worker, socket): logs on stdout."""
     settings = _settings()
     configure_logging(settings, stream=sys.stdout, log_format=_log_format())
+    _stream_to_siem(settings, None)
     return settings
+
+
+def _stream_to_siem(settings: Settings, stream: TextIO | None) -> None:
+    try:
+        install_siem(settings, stream=stream)
+    except OSError as exc:
+        raise click.ClickException(f"NOTICEBOT_SIEM_SYSLOG_ADDRESS: cannot open syslog at "
+                                   f"{settings.siem_syslog_address} ({exc})") from None
+    click.get_current_context().call_on_close(uninstall_siem)
 
 
 def _log_format() -> LogFormat | None:
