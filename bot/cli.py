@@ -167,10 +167,13 @@ def serve(workers: int, threads: int) -> None:
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     upgrade(_engine(settings.database_url))
-    # Before the fork: the workers' counters go to files that any worker's /metrics adds up.
-    metrics_dir = metrics.enable_multiprocess()
-    click.get_current_context().call_on_close(
-        lambda: metrics.remove_multiprocess_dir(metrics_dir))
+    # Before the fork: the workers' counters go to files that any worker's /metrics adds up
+    # (in PROMETHEUS_MULTIPROC_DIR, or a temporary folder removed at exit).
+    given = metrics.multiprocess_dir()
+    metrics_dir = metrics.enable_multiprocess(given)
+    if given is None:
+        click.get_current_context().call_on_close(
+            lambda: metrics.remove_multiprocess_dir(metrics_dir))
     schedulers: list[Any] = []
 
     def factory() -> Any:
@@ -243,7 +246,12 @@ def worker(metrics_port: int) -> None:
     if metrics_port:
         from handlers.ops import serve_ops
 
-        server, _ = serve_ops(port=metrics_port, readiness=readiness, clock=core.clock)
+        try:
+            server, _ = serve_ops(port=metrics_port, readiness=readiness, clock=core.clock)
+        except OSError as exc:
+            scheduler.shutdown(wait=True)
+            raise click.ClickException(f"cannot serve metrics on --metrics-port "
+                                       f"{metrics_port}: {exc.strerror or exc}") from None
     log.info("worker running: sweeps every %ss%s%s", settings.sweep_seconds,
              ", Slack relay on" if deliver else "",
              f", /metrics on port {metrics_port}" if metrics_port else "")

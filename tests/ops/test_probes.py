@@ -111,3 +111,19 @@ def test_worker_serves_probes_and_metrics_and_stops_quickly(database_url: str,
     assert " INFO    noticebot: worker running" in text and "worker stopped" in text
     assert not text.lstrip().startswith("{")
 
+
+
+def test_a_busy_metrics_port_is_one_clear_line(database_url: str) -> None:
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {**os.environ, "NOTICEBOT_DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "",
+               "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY}
+        result = subprocess.run(
+            [sys.executable, "-c", "from bot.cli import main; main()", "worker",
+             "--metrics-port", str(port)], env=env, capture_output=True, timeout=60)
+    assert result.returncode == 1
+    assert f"Error: cannot serve metrics on --metrics-port {port}: Address already in use" \
+        in result.stderr.decode()
+    assert "Traceback" not in result.stderr.decode()
