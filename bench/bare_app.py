@@ -1,6 +1,7 @@
 """The P1 baseline: a Bolt app whose command, button and form handlers only ack, built and
 served exactly like `noticebot serve` (same App options and Web API client, same WSGI wrapper,
-same gunicorn worker class, workers and threads) but with nothing behind the ack.
+same gunicorn worker class, workers and threads) but with nothing behind the ack (and without
+serve's logging setup: its log lines and metrics are part of what the comparison measures).
 
 `python -m bench.bare_app --port N` (SLACK_SIGNING_SECRET, SLACK_BOT_TOKEN, SLACK_API_URL as for
 serve: the client's one auth.test goes to the fake Slack)."""
@@ -15,14 +16,13 @@ from sqlalchemy import create_engine
 
 from bot.cli import serve
 from config.settings import Settings
-from handlers.slack.app import web_client
+from handlers.slack.app import bolt_options, check_slack, web_client
 from handlers.slack.server import GunicornServer, WSGIApp, wsgi_app
 
 
 def create_bare_app(settings: Settings) -> App:
     app = App(client=web_client(settings),
-              signing_secret=settings.slack_signing_secret.get_secret_value(),
-              process_before_response=False)
+              signing_secret=settings.slack_signing_secret.get_secret_value(), **bolt_options())
 
     @app.command("/notice")
     def command(ack: Ack) -> None:
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=_default("threads"))
     args = parser.parse_args(argv)
     settings = Settings(_env_file=None)  # the SLACK_* variables, as serve reads them
+    check_slack(settings)  # serve's one auth.test, before the fork
 
     def factory() -> WSGIApp:
         # /healthz needs an engine; an in-memory one keeps the probe as cheap as serve's.

@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
@@ -39,7 +40,7 @@ from bot.records.keys import rotate_all
 from bot.records.retention import RecordType, Schedule, ScheduleError, load_schedule
 from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
-from config.settings import LogFormat, Settings, SettingsError, load_settings
+from config.settings import LogFormat, Settings, SettingsError, load_settings, safe_url
 from handlers.slack.relay import SlackRelay
 from storage import record
 from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
@@ -107,6 +108,13 @@ def _engine(url: str, *, reads_only: bool = False, existing: bool = False) -> En
         if path is not None:
             click.echo(f"database: SQLite file {path}", err=True)
         engine = create_db_engine(url, reads_only=reads_only)
+        try:
+            engine.connect().close()
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot open the database at {safe_url(url)} "
+                                       f"(NOTICEBOT_DATABASE_URL): {reason}") from None
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 

@@ -96,6 +96,14 @@ class ContextExecutor(ThreadPoolExecutor):
         return super().submit(context.run, fn, *args, **kwargs)
 
 
+def bolt_options() -> dict[str, Any]:
+    """How noticebot builds its Bolt App (the benchmark's bare app builds it alike)."""
+    return {"process_before_response": False, "token_verification_enabled": False,
+            "logger": _BOLT_LOG,
+            "listener_executor": ContextExecutor(max_workers=5,
+                                                 thread_name_prefix="slack-listener")}
+
+
 def create_app(settings: Settings, core: Core, *, client: WebClient | None = None,
                verify_token: bool = True) -> App:
     """`verify_token=False` when `check_slack` already ran (once, before gunicorn forks)."""
@@ -104,9 +112,7 @@ def create_app(settings: Settings, core: Core, *, client: WebClient | None = Non
     if verify_token:
         check_slack(settings, client)
     app = App(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-              process_before_response=False, token_verification_enabled=False,
-              logger=_BOLT_LOG, listener_executor=ContextExecutor(
-                  max_workers=5, thread_name_prefix="slack-listener"))
+              **bolt_options())
     deps = SlackDeps(core=core)
     for module in (commands, actions, events):
         module.register(app, deps)

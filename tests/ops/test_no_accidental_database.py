@@ -56,3 +56,14 @@ def test_commands_that_create_say_which_sqlite_file(empty_cwd: Path) -> None:
     assert f"database: SQLite file {empty_cwd / 'noticebot.db'}" in result.output
     again = CliRunner(env={"NOTICEBOT_DATABASE_URL": None}).invoke(main, ["audit", "verify"])
     assert again.exit_code == 0 and "OK: 0 entries" in again.output
+
+
+def test_an_unreachable_database_is_one_line_for_commands_that_create_too(
+    empty_cwd: Path
+) -> None:
+    url = "postgresql+psycopg://bot:s3cr3tpw@127.0.0.1:1/noticebot?connect_timeout=2"
+    result = CliRunner(env={"NOTICEBOT_DATABASE_URL": url}).invoke(main, ["db", "upgrade"])
+    assert result.exit_code == 1
+    assert "cannot open the database at postgresql+psycopg://bot:***@127.0.0.1:1/" \
+        in result.output
+    assert "s3cr3tpw" not in result.output and "Traceback" not in result.output
