@@ -26,6 +26,9 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
     `reads_only` (a long read such as `audit verify`) it does not, so the bot's writers are
     not held up meanwhile (in WAL mode readers and a writer go side by side)."""
     parsed = make_url(url)
+    # A database error's message must not carry the statement's values (subject details) into
+    # a log line or a traceback.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -67,3 +67,4 @@ def test_an_unreachable_database_is_one_line_for_commands_that_create_too(
     assert "cannot open the database at postgresql+psycopg://bot:***@127.0.0.1:1/" \
         in result.output
     assert "s3cr3tpw" not in result.output and "Traceback" not in result.output
+
