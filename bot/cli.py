@@ -183,11 +183,13 @@ def serve(workers: int, threads: int) -> None:
         click.get_current_context().call_on_close(
             lambda: metrics.remove_multiprocess_dir(metrics_dir))
     schedulers: list[Any] = []
+    relays: list[SlackRelay] = []
 
     def factory() -> Any:
         core = build_core(settings, migrate=False)
         app = create_app(settings, core, verify_token=False)
         relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
+        relays.append(relay)
         readiness = Readiness(core.engine)
         # Per worker, after the fork.
         schedulers.append(start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
@@ -195,6 +197,8 @@ def serve(workers: int, threads: int) -> None:
         return wsgi_app(app, core.engine, core, readiness)
 
     def stop_background() -> None:
+        for relay in relays:
+            relay.stop()
         for scheduler in schedulers:
             scheduler.shutdown(wait=True)
         log.info("worker stopped")
@@ -234,7 +238,7 @@ def worker(metrics_port: int) -> None:
     deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
     settings = _service_settings()
     core = build_core(settings, engine=_engine(settings.database_url))
-    deliver, nudge = None, None
+    deliver, nudge, relay = None, None, None
     if settings.slack_bot_token.get_secret_value():
         from handlers.slack.app import SlackSettingsError, check_slack, web_client
 
@@ -267,6 +271,8 @@ def worker(metrics_port: int) -> None:
     log.info("worker stopping")
     if server is not None:
         server.shutdown()
+    if relay is not None:
+        relay.stop()
     scheduler.shutdown(wait=True)
     log.info("worker stopped")
 

@@ -171,11 +171,19 @@ class SlackRelay:
         # Lingering threads wait on this; `nudge` (new rows queued) wakes them early.
         self._arrived = threading.Condition()
         self._nudges = 0
+        self._stopping = threading.Event()
 
     def nudge(self) -> None:
         """New rows were queued: threads lingering in a drain look again at once."""
         with self._arrived:
             self._nudges += 1
+            self._arrived.notify_all()
+
+    def stop(self) -> None:
+        """The process is stopping: drains finish the message in hand and claim no more (the
+        rest stays in the outbox for the next relay), instead of lingering for new rows."""
+        self._stopping.set()
+        with self._arrived:
             self._arrived.notify_all()
 
     def drain(self, *, limit: int = 200) -> int:
@@ -190,7 +198,7 @@ class SlackRelay:
     def _work(self, budget: _Budget) -> int:
         """One drain thread: claim, send, repeat; linger briefly when rows are nearly due."""
         delivered, idle_since = 0, None
-        while budget.take():
+        while not self._stopping.is_set() and budget.take():
             nudges = self._nudges
             claim, wait = self._claim()
             if claim is not None:
@@ -203,7 +211,7 @@ class SlackRelay:
             if wait is None or now - idle_since + wait > self.linger:
                 break
             with self._arrived:
-                if self._nudges == nudges:  # no rows queued since that look
+                if self._nudges == nudges and not self._stopping.is_set():  # nothing new
                     self._arrived.wait(wait)
         return delivered
 

@@ -100,7 +100,7 @@ def test_worker_serves_probes_and_metrics_and_stops_quickly(database_url: str,
         started = time.monotonic()
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=15) == 0
-        assert time.monotonic() - started < 5
+        assert time.monotonic() - started < 10  # ~1 s idle; room for a loaded CI
     finally:
         if process.poll() is None:
             process.kill()

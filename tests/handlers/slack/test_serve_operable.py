@@ -130,7 +130,8 @@ def test_probes_metrics_logs_and_a_quick_clean_stop(served: Served, core: Core) 
     served.process.send_signal(signal.SIGTERM)
     assert served.process.wait(timeout=15) == 0
     stopped_in = time.monotonic() - started
-    assert stopped_in < 5, f"took {stopped_in:.1f}s to stop"
+    # About 2 s on an idle machine (it took ~19 s before); the bound leaves room for a loaded CI.
+    assert stopped_in < 10, f"took {stopped_in:.1f}s to stop"
 
     lines = served.lines()
     records = [json.loads(line) for line in lines]  # every line is one JSON object
