@@ -60,7 +60,7 @@ def _settings() -> Settings:
             raise click.ClickException(str(exc)) from None
     # One-shot commands: their output is on stdout, so their log lines (and SIEM lines) go to
     # stderr.
-    configure_logging(settings, stream=sys.stderr, log_format=_log_format())
+    configure_logging(settings, stream=sys.stderr, log_format=_log_format(), quiet=True)
     _stream_to_siem(settings, sys.stderr)
     return settings
 

@@ -155,10 +155,12 @@ class _StdHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 def configure_logging(settings: Settings, *, stream: IO[str] | None = None,
-                      log_format: LogFormat | None = None) -> logging.Handler:
+                      log_format: LogFormat | None = None,
+                      quiet: bool = False) -> logging.Handler:
     """Route every logger to one handler in the configured format and level, on stdout (or
-    `stream`: sys.stderr for commands whose output is on stdout). Idempotent: a second call
-    replaces the first's handler."""
+    `stream`: sys.stderr for commands whose output is on stdout). `quiet` (one-shot commands,
+    the console): warnings and errors only, unless the level is DEBUG. Idempotent: a second
+    call replaces the first's handler."""
     handler: logging.Handler
     if stream is None or stream is sys.stdout:
         handler = _StdHandler("stdout")
@@ -174,6 +176,8 @@ def configure_logging(settings: Settings, *, stream: IO[str] | None = None,
         root.removeHandler(old)
     root.addHandler(handler)
     level = logging.getLevelName(settings.log_level.value)
+    if quiet and level > logging.DEBUG:
+        level = max(level, logging.WARNING)
     root.setLevel(level)
     for name in QUIET:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))

@@ -53,6 +53,7 @@ def test_cli_entries_name_the_roster_user_and_the_os_account_and_host(
     last = imported[-1][0].seq
     result = cli.invoke(main, ["records", "schedule", "--as", "U0REC1"])
     assert result.exit_code == 0, result.output
+    assert '"level"' not in result.output  # one-shot commands log only warnings and errors
     viewed = _entries(settings, last)
     assert {row.action for row, _ in viewed} >= {"records.schedule", "records.schedule_viewed"}
     assert all(row.actor == "U0REC1" and payload["origin"] == ORIGIN for row, payload in viewed)
