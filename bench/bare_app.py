@@ -15,6 +15,7 @@ from slack_bolt import Ack, App
 from sqlalchemy import create_engine
 
 from bot.cli import serve
+from bot.ops.probes import Readiness
 from config.settings import Settings
 from handlers.slack.app import bolt_options, check_slack, web_client
 from handlers.slack.server import GunicornServer, WSGIApp, wsgi_app
@@ -39,6 +40,11 @@ def create_bare_app(settings: Settings) -> App:
     return app
 
 
+class _AlwaysReady(Readiness):
+    def check(self) -> tuple[bool, dict[str, str]]:
+        return True, {}
+
+
 def _default(option: str) -> int:
     """`noticebot serve`'s own default for --workers / --threads, so both compare alike."""
     found = next(p for p in serve.params if p.name == option).default
@@ -56,8 +62,10 @@ def main(argv: list[str] | None = None) -> None:
     check_slack(settings)  # serve's one auth.test, before the fork
 
     def factory() -> WSGIApp:
-        # /healthz needs an engine; an in-memory one keeps the probe as cheap as serve's.
-        return wsgi_app(create_bare_app(settings), create_engine("sqlite://"))
+        # The probes need an engine; an in-memory one (always ready: it has no schema to be
+        # at) keeps them as cheap as serve's.
+        engine = create_engine("sqlite://")
+        return wsgi_app(create_bare_app(settings), engine, readiness=_AlwaysReady(engine))
 
     GunicornServer(factory, port=args.port, workers=args.workers, threads=args.threads).run()
 
