@@ -148,7 +148,7 @@ def seed(engine: Engine, settings: Settings, sizes: Sizes) -> tuple[int, int]:
     roster, _ = seed_roster(engine, rng, aors=sizes.aors,
                             officers_per_aor=sizes.officers_per_aor, managers=sizes.managers,
                             today=TODAY, now=NOW)
-    pool = SealedPool(Vault(settings.encryption_keys), rng)
+    pool = SealedPool(Vault(settings.vault_keys), rng)
     weights = [rng.uniform(0.3, 2.5) for _ in roster.aors]
     counters: dict[int, int] = {}
     cases: list[tuple[Any, ...]] = []

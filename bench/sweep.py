@@ -146,7 +146,7 @@ def seed(engine: Engine, settings: Settings, *, rows: int, due: int) -> None:
     roster, expiring = seed_roster(engine, rng, aors=20,
                                    officers_per_aor=max(10, training // 20 + 1), managers=20,
                                    today=TODAY, now=NOW, expiring=training)
-    pool = SealedPool(Vault(settings.encryption_keys), rng)
+    pool = SealedPool(Vault(settings.vault_keys), rng)
     cases: list[tuple[Any, ...]] = []
     requests: list[tuple[Any, ...]] = []
     approval_rows: list[tuple[Any, ...]] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from datetime import date, timedelta
 from importlib import resources
 
@@ -26,12 +27,25 @@ def build_core(settings: Settings, *, clock: Clock | None = None,
         upgrade(engine)
     sender = None
     if settings.usncb_channel is UsncbChannelKind.webhook:
-        client = usncb_http or httpx.Client(timeout=settings.usncb_timeout_seconds)
+        client = usncb_http or httpx.Client(timeout=settings.usncb_timeout_seconds,
+                                            verify=usncb_tls(settings))
         sender = WebhookSender(url=settings.usncb_webhook_url,
-                               secret=settings.usncb_webhook_secret, client=client,
+                               secret=settings.usncb_webhook_secret.get_secret_value(),
+                               client=client,
                                max_attempts=settings.usncb_max_attempts)
     return Core(engine=engine, settings=settings, clock=clock or SystemClock(),
                 usncb_sender=sender)
+
+
+def usncb_tls(settings: Settings) -> ssl.SSLContext:
+    """TLS to the liaison system: the system's trust store, or only NOTICEBOT_USNCB_CA_BUNDLE;
+    with NOTICEBOT_USNCB_CLIENT_CERT (and _KEY) noticebot presents a client certificate
+    (mutual TLS)."""
+    context = ssl.create_default_context(cafile=settings.usncb_ca_bundle or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if settings.usncb_client_cert:
+        context.load_cert_chain(settings.usncb_client_cert, settings.usncb_client_key or None)
+    return context
 
 
 def sample_roster_text(today: date) -> str:

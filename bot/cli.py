@@ -3,21 +3,29 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import signal
+import socket as sockets
 import sys
 import threading
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import click
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
-from bot.core.context import Ctx, unit_of_work
+from bot.core.context import Ctx, acting_from, unit_of_work
 from bot.core.service import Core
 from bot.messages import Outcome
+from bot.ops import metrics
+from bot.ops.fips import FipsError, require_fips
+from bot.ops.logs import configure_logging
+from bot.ops.probes import Readiness
+from bot.ops.siem import install_siem, uninstall_siem
 from bot.records.disposition import dispose, eligible
 from bot.records.export import ExportError, export_records
 from bot.records.heads import HeadsError, publish_head, verify_against
@@ -32,41 +40,105 @@ from bot.records.keys import rotate_all
 from bot.records.retention import RecordType, Schedule, ScheduleError, load_schedule
 from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import LogFormat, Settings, SettingsError, load_settings, safe_url
 from handlers.slack.relay import SlackRelay
 from storage import record
-from storage.db import create_db_engine, upgrade
+from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
 from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
 
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        settings = load_settings()
     except SettingsError as exc:
         raise click.ClickException(str(exc)) from None
+    if settings.require_fips:
+        try:
+            require_fips()
+        except FipsError as exc:
+            raise click.ClickException(str(exc)) from None
+    # One-shot commands: their output is on stdout, so their log lines (and SIEM lines) go to
+    # stderr.
+    configure_logging(settings, stream=sys.stderr, log_format=_log_format(), quiet=True)
+    _stream_to_siem(settings, sys.stderr)
+    return settings
+
+
+def _service_settings() -> Settings:
+    """Settings for the long-running processes (serve, worker, socket): logs on stdout."""
+    settings = _settings()
+    configure_logging(settings, stream=sys.stdout, log_format=_log_format())
+    _stream_to_siem(settings, None)
+    return settings
+
+
+def _stream_to_siem(settings: Settings, stream: TextIO | None) -> None:
+    try:
+        install_siem(settings, stream=stream)
+    except OSError as exc:
+        raise click.ClickException(f"NOTICEBOT_SIEM_SYSLOG_ADDRESS: cannot open syslog at "
+                                   f"{settings.siem_syslog_address} ({exc})") from None
+    click.get_current_context().call_on_close(uninstall_siem)
+
+
+def _log_format() -> LogFormat | None:
+    chosen = click.get_current_context().find_root().params.get("log_format")
+    return LogFormat(chosen) if chosen else None
+
+
+log = logging.getLogger("noticebot")
 
 
 def _actor() -> str:
     return f"cli:{getpass.getuser()}"
 
 
-def _engine(url: str, *, reads_only: bool = False) -> Engine:
-    """An engine disposed when the command ends, so no pooled connection outlives it."""
-    engine = create_db_engine(url, reads_only=reads_only)
+def _engine(url: str, *, reads_only: bool = False, existing: bool = False) -> Engine:
+    """An engine disposed when the command ends, so no pooled connection outlives it.
+    `existing`: the database must already exist at the newest schema (see `open_existing`);
+    otherwise a SQLite file is created as needed, and its path is said on stderr."""
+    if existing:
+        try:
+            engine = open_existing(url, reads_only=reads_only)
+        except DatabaseMissing as exc:
+            raise click.ClickException(str(exc)) from None
+    else:
+        path = sqlite_path(url)
+        if path is not None:
+            click.echo(f"database: SQLite file {path}", err=True)
+        engine = create_db_engine(url, reads_only=reads_only)
+        try:
+            engine.connect().close()
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise click.ClickException(f"cannot open the database at {safe_url(url)} "
+                                       f"(NOTICEBOT_DATABASE_URL): {reason}") from None
     click.get_current_context().call_on_close(engine.dispose)
     return engine
 
 
-def _core() -> Core:
+def _core(*, existing: bool = False) -> Core:
+    """`existing`: for commands that act on an existing record (never create a database)."""
     settings = _settings()
-    return build_core(settings, engine=_engine(settings.database_url))
+    return build_core(settings, engine=_engine(settings.database_url, existing=existing),
+                      migrate=not existing)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="noticebot")
-def main() -> None:
+@click.option("--log-format", type=click.Choice([f.value for f in LogFormat]),
+              help="Log lines as JSON (for collectors) or text (for people); overrides "
+                   "NOTICEBOT_LOG_FORMAT.")
+def main(log_format: str | None) -> None:
     """noticebot: the ICE Directive 15006.1 checklist for INTERPOL notices, in chat."""
+    # Every record entry a command makes names the account and host that ran it.
+    click.get_current_context().with_resource(acting_from(_origin()))
+
+
+def _origin() -> dict[str, str]:
+    return {"os_user": getpass.getuser(), "host": sockets.gethostname()}
 
 
 @main.command()
@@ -86,25 +158,53 @@ def shell(user: str | None, sample: bool | None) -> None:
 @click.option("--workers", default=1, show_default=True, help="Worker processes.")
 @click.option("--threads", default=8, show_default=True, help="Threads per worker.")
 def serve(workers: int, threads: int) -> None:
-    """HTTP mode for Slack: POST /slack/events and GET /healthz on NOTICEBOT_PORT."""
-    from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
+    """HTTP mode for Slack: POST /slack/events, GET /livez, /readyz and /metrics on
+    NOTICEBOT_PORT."""
+    from handlers.slack.app import (
+        SlackSettingsError,
+        check_slack,
+        create_app,
+        require_slack_settings,
+    )
     from handlers.slack.server import GunicornServer, wsgi_app
 
-    settings = _settings()
+    settings = _service_settings()
     try:
         require_slack_settings(settings)
+        check_slack(settings)  # once, here: a bad token is one line, not a worker's traceback
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     upgrade(_engine(settings.database_url))
+    # Before the fork: the workers' counters go to files that any worker's /metrics adds up
+    # (in PROMETHEUS_MULTIPROC_DIR, or a temporary folder removed at exit).
+    given = metrics.multiprocess_dir()
+    metrics_dir = metrics.enable_multiprocess(given)
+    if given is None:
+        click.get_current_context().call_on_close(
+            lambda: metrics.remove_multiprocess_dir(metrics_dir))
+    schedulers: list[Any] = []
+    relays: list[SlackRelay] = []
 
     def factory() -> Any:
         core = build_core(settings, migrate=False)
-        app = create_app(settings, core)
+        app = create_app(settings, core, verify_token=False)
         relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
-        start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)  # per worker, after fork
-        return wsgi_app(app, core.engine, core)
+        relays.append(relay)
+        readiness = Readiness(core.engine)
+        # Per worker, after the fork.
+        schedulers.append(start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
+                                          readiness=readiness))
+        return wsgi_app(app, core.engine, core, readiness)
 
-    GunicornServer(factory, port=settings.port, workers=workers, threads=threads).run()
+    def stop_background() -> None:
+        for relay in relays:
+            relay.stop()
+        for scheduler in schedulers:
+            scheduler.shutdown(wait=True)
+        log.info("worker stopped")
+
+    GunicornServer(factory, port=settings.port, workers=workers, threads=threads,
+                   on_exit=stop_background).run()
 
 
 @main.command()
@@ -114,42 +214,67 @@ def socket() -> None:
 
     from handlers.slack.app import SlackSettingsError, create_app, require_slack_settings
 
-    settings = _settings()
+    settings = _service_settings()
     try:
         require_slack_settings(settings, socket_mode=True)
+        core = build_core(settings, engine=_engine(settings.database_url))
+        app = create_app(settings, core)
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    core = build_core(settings, engine=_engine(settings.database_url))
-    app = create_app(settings, core)
     relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
     scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
-        SocketModeHandler(app, settings.slack_app_token).start()  # type: ignore[no-untyped-call]
+        SocketModeHandler(  # type: ignore[no-untyped-call]
+            app, settings.slack_app_token.get_secret_value()).start()
     finally:
         scheduler.shutdown(wait=True)
 
 
 @main.command()
-def worker() -> None:
+@click.option("--metrics-port", default=9300, show_default=True, type=click.IntRange(0, 65535),
+              help="Port of the worker's /metrics, /livez and /readyz (0: none).")
+def worker(metrics_port: int) -> None:
     """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
     deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
-    settings = _settings()
+    settings = _service_settings()
     core = build_core(settings, engine=_engine(settings.database_url))
-    deliver, nudge = None, None
-    if settings.slack_bot_token:
-        from handlers.slack.app import web_client
+    deliver, nudge, relay = None, None, None
+    if settings.slack_bot_token.get_secret_value():
+        from handlers.slack.app import SlackSettingsError, check_slack, web_client
 
-        relay = SlackRelay(engine=core.engine, client=web_client(settings), clock=core.clock)
+        client = web_client(settings)
+        try:
+            check_slack(settings, client)
+        except SlackSettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+        relay = SlackRelay(engine=core.engine, client=client, clock=core.clock)
         deliver, nudge = relay.drain, relay.nudge
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    scheduler = start_scheduler(core, deliver=deliver, nudge=nudge)
-    click.echo(f"worker running: sweeps every {settings.sweep_seconds}s"
-               + (", Slack relay on" if deliver else ""), err=True)
+    readiness = Readiness(core.engine)
+    scheduler = start_scheduler(core, deliver=deliver, nudge=nudge, readiness=readiness)
+    server = None
+    if metrics_port:
+        from handlers.ops import serve_ops
+
+        try:
+            server, _ = serve_ops(port=metrics_port, readiness=readiness, clock=core.clock)
+        except OSError as exc:
+            scheduler.shutdown(wait=True)
+            raise click.ClickException(f"cannot serve metrics on --metrics-port "
+                                       f"{metrics_port}: {exc.strerror or exc}") from None
+    log.info("worker running: sweeps every %ss%s%s", settings.sweep_seconds,
+             ", Slack relay on" if deliver else "",
+             f", /metrics on port {metrics_port}" if metrics_port else "")
     stop.wait()
+    log.info("worker stopping")
+    if server is not None:
+        server.shutdown()
+    if relay is not None:
+        relay.stop()
     scheduler.shutdown(wait=True)
-    click.echo("worker stopped", err=True)
+    log.info("worker stopped")
 
 
 @main.group()
@@ -197,7 +322,7 @@ def training() -> None:
 @click.argument("completed_on", metavar="DATE", type=click.DateTime(formats=["%Y-%m-%d"]))
 def training_record(user: str, completed_on: datetime) -> None:
     """Record that USER completed the mandatory training on DATE (YYYY-MM-DD)."""
-    core = _core()
+    core = _core(existing=True)
     with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
                       actor=_actor()) as ctx:
         ctx.record("admin", "command.training_record", user=user,
@@ -223,8 +348,8 @@ def keys_generate() -> None:
 @keys.command("rotate")
 def keys_rotate() -> None:
     """Re-encrypt everything with the newest key (the first in NOTICEBOT_ENCRYPTION_KEYS)."""
-    core = _core()
-    vault = Vault(core.settings.encryption_keys)
+    core = _core(existing=True)
+    vault = Vault(core.settings.vault_keys)
     if not vault.enabled:
         raise click.ClickException("NOTICEBOT_ENCRYPTION_KEYS is not set")
     try:
@@ -262,7 +387,7 @@ def records() -> None:
 @AS_USER
 def records_schedule(user: str) -> None:
     """Show the retention schedule and when each closed case becomes eligible."""
-    core = _core()
+    core = _core(existing=True)
     schedule = _schedule(core)
     lines: list[str] = []
 
@@ -308,7 +433,7 @@ def records_hold_place(user: str, matter: str, authority: str, reason: str,
                        case_id: str | None, aor_id: str | None, person: str | None,
                        date_from: datetime | None, date_to: datetime | None) -> None:
     """Place a hold on a case, or on everything matching AOR / person / dates."""
-    core = _core()
+    core = _core(existing=True)
     placed: list[int] = []
 
     def handle(ctx: Ctx) -> Outcome:
@@ -332,7 +457,7 @@ def records_hold_place(user: str, matter: str, authority: str, reason: str,
 @click.option("--reason", required=True)
 def records_hold_lift(user: str, hold_id: int, reason: str) -> None:
     """Lift a hold (the records under it become disposable again on schedule)."""
-    core = _core()
+    core = _core(existing=True)
     _done(core.act(actor=user.upper(), action="records.hold_lift", hold_id=hold_id,
                    handler=lambda ctx: (lift_hold(ctx, hold_id, reason=reason), Outcome())[1]))
     click.echo(f"hold {hold_id} lifted")
@@ -342,7 +467,7 @@ def records_hold_lift(user: str, hold_id: int, reason: str) -> None:
 @AS_USER
 def records_hold_list(user: str) -> None:
     """Active holds."""
-    core = _core()
+    core = _core(existing=True)
     lines: list[str] = []
 
     def handle(ctx: Ctx) -> Outcome:
@@ -369,7 +494,7 @@ def records_disposition(user: str, show: bool, approve: bool, refs: tuple[str, .
     """List eligible records, or approve their disposition (records officers)."""
     if show == approve:
         raise click.UsageError("give exactly one of --list or --approve")
-    core = _core()
+    core = _core(existing=True)
     schedule = _schedule(core)
     lines: list[str] = []
 
@@ -401,7 +526,7 @@ def audit() -> None:
               help="File (outside the database) the head is appended to.")
 def audit_publish_head(target: Path) -> None:
     """Append the chain's head (seq and hash) to a file kept outside the database."""
-    core = _core()
+    core = _core(existing=True)
     try:
         head = publish_head(engine=core.engine, settings=core.settings, clock=core.clock,
                             target=target)
@@ -420,7 +545,8 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
     """Walk the hash chain; exit 1 at the first entry that does not verify."""
     settings = _settings()
     if heads_file is not None:
-        against = verify_against(engine=_engine(settings.database_url, reads_only=True),
+        against = verify_against(engine=_engine(settings.database_url, reads_only=True,
+                                                existing=True),
                                  settings=settings, heads_file=heads_file, workers=workers)
         if not against.ok:
             click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
@@ -428,8 +554,8 @@ def audit_verify(heads_file: Path | None, workers: int | None) -> None:
             sys.exit(1)
         click.echo(f"OK: {against.checked} published heads match the chain")
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
-    with Session(_engine(settings.database_url, reads_only=True)) as session:
-        result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
+    with Session(_engine(settings.database_url, reads_only=True, existing=True)) as session:
+        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
     if result.ok:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}")
@@ -454,7 +580,7 @@ def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None
            until: datetime | None, redact: bool) -> None:
     """Export a case file or a date range: JSON Lines and CSV of the entries, a metadata CSV,
     the chain verification with its head hash, and a SHA-256 manifest (records officers)."""
-    core = _core()
+    core = _core(existing=True)
     def allowed(ctx: Ctx) -> Outcome:
         require_records_officer(ctx)  # the export itself is recorded when it is complete
         return Outcome()

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -25,6 +34,24 @@ class UsncbChannelKind(StrEnum):
 class Environment(StrEnum):
     development = "development"
     production = "production"
+
+
+class LogFormat(StrEnum):
+    json = "json"
+    text = "text"
+
+
+class LogLevel(StrEnum):
+    debug = "DEBUG"
+    info = "INFO"
+    warning = "WARNING"
+    error = "ERROR"
+
+
+class SiemSink(StrEnum):
+    off = "off"
+    stdout = "stdout"
+    syslog = "syslog"
 
 
 class SettingsError(Exception):
@@ -97,12 +124,15 @@ class Settings(BaseSettings):
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
     )
 
-    slack_bot_token: str = Field(default="", validation_alias="SLACK_BOT_TOKEN")
-    slack_signing_secret: str = Field(default="", validation_alias="SLACK_SIGNING_SECRET")
-    slack_app_token: str = Field(default="", validation_alias="SLACK_APP_TOKEN")
+    # Secrets are SecretStr: never shown by repr() or a log line; read with .get_secret_value().
+    slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr = Field(default=SecretStr(""),
+                                            validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_APP_TOKEN")
     slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Not in repr(): a PostgreSQL URL may carry a password (see `safe_database_url`).
     database_url: str = Field(
-        default="sqlite:///noticebot.db",
+        default="sqlite:///noticebot.db", repr=False,
         validation_alias=AliasChoices("NOTICEBOT_DATABASE_URL", "database_url"),
     )
     port: int = Field(default=3000, ge=1, le=65535, validation_alias="NOTICEBOT_PORT")
@@ -132,14 +162,14 @@ class Settings(BaseSettings):
         default=UsncbChannelKind.manual, validation_alias="NOTICEBOT_USNCB_CHANNEL"
     )
     usncb_webhook_url: str = Field(default="", validation_alias="NOTICEBOT_USNCB_WEBHOOK_URL")
-    usncb_webhook_secret: str = Field(
-        default="", validation_alias="NOTICEBOT_USNCB_WEBHOOK_SECRET"
+    usncb_webhook_secret: SecretStr = Field(
+        default=SecretStr(""), validation_alias="NOTICEBOT_USNCB_WEBHOOK_SECRET"
     )
     usncb_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, validation_alias="NOTICEBOT_USNCB_TIMEOUT_SECONDS"
     )
     # Fernet keys, newest first: the first encrypts subject details and record content.
-    encryption_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
         default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
     )
     # The retention schedule (TOML); without one every record is kept indefinitely (§6).
@@ -173,6 +203,26 @@ class Settings(BaseSettings):
     usncb_max_attempts: int = Field(
         default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
+    # mTLS to the liaison system: a CA bundle to trust instead of the system's, and the client
+    # certificate (PEM) and its key that noticebot presents.
+    usncb_ca_bundle: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CA_BUNDLE")
+    usncb_client_cert: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_CERT")
+    usncb_client_key: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_KEY")
+
+    # Operations: logs to stdout (JSON for collectors, text for people), the record's entries
+    # streamed to a SIEM, and refusing to start unless OpenSSL runs in FIPS mode.
+    log_level: LogLevel = Field(default=LogLevel.info, validation_alias="NOTICEBOT_LOG_LEVEL")
+    log_format: LogFormat = Field(default=LogFormat.json, validation_alias="NOTICEBOT_LOG_FORMAT")
+    siem: SiemSink = Field(default=SiemSink.off, validation_alias="NOTICEBOT_SIEM")
+    # host:port (UDP) or a socket path such as /dev/log, for NOTICEBOT_SIEM=syslog.
+    siem_syslog_address: str = Field(default="/dev/log",
+                                     validation_alias="NOTICEBOT_SIEM_SYSLOG_ADDRESS")
+    require_fips: bool = Field(default=False, validation_alias="NOTICEBOT_REQUIRE_FIPS")
+    # Roster user -> the operating-system accounts that may act as them with `--as` on the
+    # command line ("U0REC1=alice,U0REC1=carol"). Empty: `--as` is taken as given (and the
+    # account is recorded either way).
+    cli_operators: Annotated[dict[str, frozenset[str]], NoDecode] = Field(
+        default_factory=dict, validation_alias="NOTICEBOT_CLI_OPERATORS")
 
     @field_validator("watchlist_countries", mode="before")
     @classmethod
@@ -204,11 +254,11 @@ class Settings(BaseSettings):
 
     @field_validator("encryption_keys")
     @classmethod
-    def _check_keys(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+    def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
         from storage.vault import Vault, VaultError
 
         try:
-            Vault(value)
+            Vault(tuple(key.get_secret_value() for key in value))
         except VaultError as exc:
             raise ValueError(str(exc).split(": ", 1)[-1]) from None
         return value
@@ -227,6 +277,37 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("cli_operators", mode="before")
+    @classmethod
+    def _split_operators(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        bindings: dict[str, set[str]] = {}
+        for pair in filter(None, (p.strip() for p in value.split(","))):
+            user, sep, account = pair.partition("=")
+            if not sep or not user.strip() or not account.strip():
+                raise ValueError(f"{pair!r} is not ROSTER_USER=OS_ACCOUNT")
+            bindings.setdefault(user.strip().upper(), set()).add(account.strip())
+        return {user: frozenset(accounts) for user, accounts in bindings.items()}
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("usncb_ca_bundle", "usncb_client_cert", "usncb_client_key")
+    @classmethod
+    def _readable_file(cls, value: str) -> str:
+        if value and not Path(value).is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _key_goes_with_cert(self) -> Settings:
+        if self.usncb_client_key and not self.usncb_client_cert:
+            raise ValueError("NOTICEBOT_USNCB_CLIENT_KEY needs NOTICEBOT_USNCB_CLIENT_CERT")
+        return self
+
     @field_validator("slack_api_url")
     @classmethod
     def _check_api_url(cls, value: str) -> str:
@@ -241,7 +322,7 @@ class Settings(BaseSettings):
         problems = []
         if not self.usncb_webhook_url.startswith(("https://", "http://")):
             problems.append("NOTICEBOT_USNCB_WEBHOOK_URL must be an http(s) URL in webhook mode")
-        if len(self.usncb_webhook_secret) < 16:
+        if len(self.usncb_webhook_secret.get_secret_value()) < 16:
             problems.append("NOTICEBOT_USNCB_WEBHOOK_SECRET must be at least 16 characters in "
                             "webhook mode")
         if problems:
@@ -255,18 +336,20 @@ class Settings(BaseSettings):
         if self.environment is not Environment.production:
             return self
         webhook = self.usncb_channel is UsncbChannelKind.webhook
+        bot_token, app_token = (self.slack_bot_token.get_secret_value(),
+                                self.slack_app_token.get_secret_value())
         checks: list[tuple[str, str | None]] = [
-            ("SLACK_BOT_TOKEN", token_problem(self.slack_bot_token, BOT_TOKEN,
-                                              "xoxb-<team>-<bot>-<secret>")),
-            ("SLACK_SIGNING_SECRET", secret_problem(self.slack_signing_secret)),
+            ("SLACK_BOT_TOKEN", token_problem(bot_token, BOT_TOKEN, "xoxb-<team>-<bot>-<secret>")),
+            ("SLACK_SIGNING_SECRET", secret_problem(self.slack_signing_secret.get_secret_value())),
             ("SLACK_API_URL", https_problem(self.slack_api_url)),
         ]
-        if self.slack_app_token:  # only Socket Mode needs it
+        if app_token:  # only Socket Mode needs it
             checks.append(("SLACK_APP_TOKEN", token_problem(
-                self.slack_app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
+                app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
         if webhook:
             checks += [
-                ("NOTICEBOT_USNCB_WEBHOOK_SECRET", secret_problem(self.usncb_webhook_secret)),
+                ("NOTICEBOT_USNCB_WEBHOOK_SECRET",
+                 secret_problem(self.usncb_webhook_secret.get_secret_value())),
                 ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
             ]
         problems = [f"{name} {problem}" for name, problem in checks if problem is not None]
@@ -282,6 +365,20 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return make_url(self.database_url).get_backend_name() == "sqlite"
+
+    @property
+    def vault_keys(self) -> tuple[str, ...]:
+        """The encryption keys in clear, for the vault only."""
+        return tuple(key.get_secret_value() for key in self.encryption_keys)
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, fit for a log line or an error."""
+        return safe_url(self.database_url)
+
+
+def safe_url(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
 
 
 _ENV_NAMES = {
@@ -310,12 +407,38 @@ _ENV_NAMES = {
     "heads_hours": "NOTICEBOT_HEADS_HOURS",
     "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
     "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
+    "slack_bot_token": "SLACK_BOT_TOKEN",
+    "slack_signing_secret": "SLACK_SIGNING_SECRET",
+    "slack_app_token": "SLACK_APP_TOKEN",
+    "usncb_webhook_secret": "NOTICEBOT_USNCB_WEBHOOK_SECRET",
+    "usncb_ca_bundle": "NOTICEBOT_USNCB_CA_BUNDLE",
+    "usncb_client_cert": "NOTICEBOT_USNCB_CLIENT_CERT",
+    "usncb_client_key": "NOTICEBOT_USNCB_CLIENT_KEY",
+    "log_level": "NOTICEBOT_LOG_LEVEL",
+    "log_format": "NOTICEBOT_LOG_FORMAT",
+    "siem": "NOTICEBOT_SIEM",
+    "siem_syslog_address": "NOTICEBOT_SIEM_SYSLOG_ADDRESS",
+    "require_fips": "NOTICEBOT_REQUIRE_FIPS",
+    "cli_operators": "NOTICEBOT_CLI_OPERATORS",
 }
+
+
+SECRETS_DIR_ENV = "NOTICEBOT_SECRETS_DIR"
 
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment (and `.env`), turning validation errors into one
-    readable message that names each setting by its environment variable."""
+    readable message that names each setting by its environment variable.
+
+    With NOTICEBOT_SECRETS_DIR (e.g. /run/secrets) each setting can also come from a file in
+    that folder named like its variable (SLACK_BOT_TOKEN, NOTICEBOT_ENCRYPTION_KEYS...), as
+    Docker and Kubernetes mount secrets; an environment variable still wins over a file."""
+    secrets_dir = os.environ.get(SECRETS_DIR_ENV, "").strip()
+    if secrets_dir:
+        if not Path(secrets_dir).is_dir():
+            raise SettingsError(f"invalid settings:\n  {SECRETS_DIR_ENV}: {secrets_dir} is not "
+                                "a folder")
+        overrides.setdefault("_secrets_dir", secrets_dir)
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:

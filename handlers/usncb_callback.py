@@ -32,7 +32,7 @@ def _header(environ: dict[str, Any], name: str) -> str | None:
 
 def handle(core: Core, environ: dict[str, Any], respond: Respond,
            *, now: Callable[[], float] = time.time) -> Iterable[bytes]:
-    secret = core.settings.usncb_webhook_secret
+    secret = core.settings.usncb_webhook_secret.get_secret_value()
     if not secret:
         return respond("404 Not Found", {"error": "the USNCB webhook channel is not enabled"})
     try:

@@ -11,8 +11,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -25,6 +26,9 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
     `reads_only` (a long read such as `audit verify`) it does not, so the bot's writers are
     not held up meanwhile (in WAL mode readers and a writer go side by side)."""
     parsed = make_url(url)
+    # A database error's message must not carry the statement's values (subject details) into
+    # a log line or a traceback.
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
     engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
@@ -75,8 +79,65 @@ def upgrade(engine: Engine) -> None:
             connection.commit()
 
 
-def needs_upgrade(engine: Engine) -> bool:
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        current = MigrationContext.configure(connection).get_current_revision()
-    return current != head
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def needs_upgrade(engine: Engine) -> bool:
+    return current_revision(engine) != head_revision(engine)
+
+
+class DatabaseMissing(Exception):
+    """There is no usable noticebot database where the settings point; the message says where
+    that was (password masked) and what to do."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The absolute path of a SQLite database file, or None (not SQLite, or in memory)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).resolve()
+
+
+def open_existing(url: str, *, reads_only: bool = False) -> Engine:
+    """An engine on a noticebot database that must already exist, at the newest schema.
+    Commands that only read or act on existing records use it, so that run in the wrong folder
+    (the default SQLite path is relative) they say where they looked instead of creating an
+    empty database and reporting nonsense such as "you are not on the roster"."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    path = sqlite_path(url)
+    if path is not None and not path.is_file():
+        raise DatabaseMissing(
+            f"no noticebot database at {path} (NOTICEBOT_DATABASE_URL={shown}, relative to "
+            f"the folder the command runs in); run it where the bot's database is, or set "
+            f"NOTICEBOT_DATABASE_URL")
+    # SQLite is looked at read-only first: not even WAL mode is switched on in a stranger file.
+    probe = (create_engine(f"sqlite:///file:{path}?mode=ro&uri=true") if path is not None
+             else create_db_engine(url, reads_only=reads_only))
+    try:
+        tables = set(inspect(probe).get_table_names())
+        current = current_revision(probe) if "alembic_version" in tables else None
+        head = head_revision(probe)
+    except SQLAlchemyError as error:
+        probe.dispose()
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise DatabaseMissing(f"cannot open the database at {shown} "
+                              f"(NOTICEBOT_DATABASE_URL): {reason}") from None
+    problem = None
+    if current is None:
+        problem = (f"the database at {shown} (NOTICEBOT_DATABASE_URL) holds no noticebot "
+                   "schema; check the setting, or create it with `noticebot db upgrade`")
+    elif current != head:
+        problem = (f"the database at {shown} is at schema {current}, this version needs "
+                   f"{head}; run `noticebot db upgrade` first")
+    if problem is not None or path is not None:
+        probe.dispose()
+    if problem is not None:
+        raise DatabaseMissing(problem)
+    return create_db_engine(url, reads_only=reads_only) if path is not None else probe

@@ -3,6 +3,7 @@ schema per test when NOTICEBOT_TEST_DATABASE_URL is set."""
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from bot.app import build_core, load_roster_text, sample_roster_text
 from bot.clock import ManualClock
 from bot.core.service import Core
+from bot.ops.logs import QUIET
 from config.settings import Settings
 from storage.db import create_db_engine
 from storage.vault import Vault
@@ -45,6 +47,19 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Commands configure logging for the whole process: undo it after each test."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    levels = {name: logging.getLogger(name).level for name in QUIET}
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, old in levels.items():
+        logging.getLogger(name).setLevel(old)
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
@@ -63,7 +78,7 @@ def settings(database_url: str) -> Settings:
 
 @pytest.fixture
 def vault(settings: Settings) -> Vault:
-    return Vault(settings.encryption_keys)
+    return Vault(settings.vault_keys)
 
 
 @pytest.fixture

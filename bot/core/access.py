@@ -8,6 +8,7 @@ from datetime import date, timedelta
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
+from bot.core.context import Ctx, current_origin
 from bot.core.errors import Refused
 from storage.models import (
     AorApprover,
@@ -190,3 +191,18 @@ def may_view_details(session: Session, case: Case, user_id: str, *, today: date)
     if user_id in managers_of(session, case.aor_id):
         return True
     return bool(roles_of(session, user_id) & {Role.opla.value, Role.records.value})
+
+
+def require_bound_operator(ctx: Ctx) -> None:
+    """With NOTICEBOT_CLI_OPERATORS set, a command-line action taken as a roster user (`--as`)
+    must come from an operating-system account bound to that user; a command line cannot
+    otherwise prove who is typing."""
+    bindings = ctx.settings.cli_operators
+    origin = current_origin()
+    if not bindings or origin is None:
+        return
+    account = origin.get("os_user", "")
+    if account not in bindings.get(ctx.actor, frozenset()):
+        raise Refused(f"The operating-system account {account!r} is not bound to {ctx.actor} "
+                      "(NOTICEBOT_CLI_OPERATORS); run the command as your own account.",
+                      code="operator_not_bound")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,6 +20,25 @@ from storage.db import transaction
 from storage.models import OutboxMessage
 from storage.vault import Vault
 
+# Where an action came from when it is not a chat platform's signed request: the command line's
+# operating-system account and host. Every entry recorded meanwhile carries it (`origin`).
+_ORIGIN: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
+    "noticebot_origin", default=None)
+
+
+@contextmanager
+def acting_from(origin: dict[str, str]) -> Iterator[None]:
+    """Record `origin` (e.g. {"os_user": ..., "host": ...}) on every entry made inside."""
+    token = _ORIGIN.set(dict(origin))
+    try:
+        yield
+    finally:
+        _ORIGIN.reset(token)
+
+
+def current_origin() -> dict[str, str] | None:
+    return _ORIGIN.get()
+
 
 @dataclass
 class Ctx:
@@ -33,7 +53,7 @@ class Ctx:
     vault: Vault = field(init=False)
 
     def __post_init__(self) -> None:
-        self.vault = Vault(self.settings.encryption_keys)
+        self.vault = Vault(self.settings.vault_keys)
 
     @property
     def today(self) -> date:
@@ -53,7 +73,10 @@ class Ctx:
         del self.pending[mark:]
 
     def flush_records(self) -> None:
+        origin = current_origin()
         for kind, action, case_id, payload in self.pending:
+            if origin is not None:
+                payload = {**payload, "origin": origin}
             record.append(self.session, at=self.now, actor=self.actor, kind=kind,
                           action=action, case_id=case_id, payload=payload, vault=self.vault)
         self.pending.clear()

@@ -11,6 +11,8 @@ Outgoing messages go to the outbox in the same transaction; `Outcome.private` is
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date, timedelta
@@ -27,6 +29,8 @@ from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from bot.ops import metrics
+from bot.ops.logs import log_context
 from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
@@ -107,6 +111,8 @@ FORM_STEPS: dict[FormId, FormStep] = {
     FormId.close_case: lambda c, k, v, r: steps.close_case(c, k, v),
 }
 
+log = logging.getLogger(__name__)
+
 ClickStep = Callable[[Ctx, Case, int | None], None]
 CLICK_STEPS: dict[ActionId, ClickStep] = {
     ActionId.request_approval: lambda c, k, r: steps.request_approval(c, k),
@@ -157,8 +163,14 @@ class Core:
     def act(self, *, actor: str, action: str, handler: Callable[[Ctx], Outcome],
             case_id: str | None = None, **payload: Any) -> Outcome:
         """Run an administrative action (records, CLI) through the same recorded unit of work
-        as chat interactions: the attempt, any refusal and every change are on the record."""
-        return self._run(actor, "admin", action, payload, handler, case_id=case_id)
+        as chat interactions: the attempt, any refusal and every change are on the record.
+        From the command line, the actor must be bound to the account running it, if the
+        deployment binds them (`access.require_bound_operator`)."""
+        def bound(ctx: Ctx) -> Outcome:
+            access.require_bound_operator(ctx)
+            return handler(ctx)
+
+        return self._run(actor, "admin", action, payload, bound, case_id=case_id)
 
     def callback_seen(self, signature: str) -> bool:
         """Whether a USNCB callback with this signature was accepted before (a replay)."""
@@ -269,6 +281,36 @@ class Core:
         case_id: str | None,
         delivery_key: str | None = None,
     ) -> Outcome:
+        """One interaction, logged (ids only, never what was typed) and counted in metrics."""
+        started = time.perf_counter()
+        shown_actor = actor if inbound.actor_problem(actor) is None else inbound.INVALID_ACTOR
+        shown_case = case_id if case_id is None or inbound.case_id_problem(case_id) is None \
+            else None
+        with log_context(actor=shown_actor, case_id=shown_case):
+            outcome = self._once(actor, kind, action, payload, handler, case_id=case_id,
+                                 delivery_key=delivery_key)
+            result = ("duplicate" if outcome.duplicate else "ok" if outcome.ok
+                      else "refused" if outcome.refusal else "invalid")
+            metrics.interaction(kind, result, outcome.refusal_code)
+            log.info("%s %s: %s", kind, action, result, extra={
+                "kind": kind, "action": action, "outcome": result,
+                "refusal_code": outcome.refusal_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                **({"case_id": outcome.case_id} if outcome.case_id and not shown_case else {})})
+        return outcome
+
+    def _once(
+        self,
+        actor: str,
+        kind: str,
+        action: str,
+        payload: dict[str, Any],
+        handler: Callable[[Ctx], Outcome],
+        *,
+        case_id: str | None,
+        delivery_key: str | None,
+    ) -> Outcome:
+        """At most once per delivery: a twin of this delivery racing it finds its key."""
         try:
             return self._unit(actor, kind, action, payload, handler, case_id=case_id,
                               delivery_key=delivery_key)

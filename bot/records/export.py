@@ -173,7 +173,7 @@ def export_records(
     if since and until and until < since:
         raise ExportError(f"until ({until}) is before since ({since})")
     scope = _Scope(case_id=case_id, since=since, until=until, redact=redact)
-    vault = Vault(settings.encryption_keys)
+    vault = Vault(settings.vault_keys)
     existed = _check_destination(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # mkdtemp makes the folder readable by its owner only; the export keeps that mode.

@@ -55,7 +55,7 @@ def publish_head(*, engine: Engine, settings: Settings, clock: Clock, target: Pa
     """Append the verified head of the chain to `target` (created if missing, fsynced), then
     record the publication (that entry comes after the published head)."""
     with Session(engine) as session:  # closed before anything is written to the record
-        result = record.verify(session, Vault(settings.encryption_keys))
+        result = record.verify(session, Vault(settings.vault_keys))
     if not result.ok:
         raise HeadsError(f"the record does not verify (entry {result.broken_seq}: "
                          f"{result.problem}); no head was published")
@@ -131,7 +131,7 @@ def verify_against(*, engine: Engine, settings: Settings, heads_file: Path,
     """Verify the chain, then check that every head published in `heads_file` is still in it:
     the entry with that seq exists and has that hash. Stops at the first problem."""
     with Session(engine) as session:  # one transaction: the chain and the lookups agree
-        result = record.verify(session, Vault(settings.encryption_keys), workers=workers)
+        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
         if not result.ok:
             return AgainstResult(ok=False, checked=0, problem=(
                 f"the record does not verify: entry {result.broken_seq}: {result.problem}"))

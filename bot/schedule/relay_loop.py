@@ -96,6 +96,10 @@ class RelayLoop:
             self._thread.start()
         return self
 
+    def alive(self) -> bool:
+        """Whether the loop runs (started, not stopped, its thread not dead)."""
+        return self._thread is not None and self._thread.is_alive()
+
     def wake(self) -> None:
         self._wanted.set()
         if self.nudge is not None:

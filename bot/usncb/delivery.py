@@ -14,6 +14,7 @@ from bot.clock import Clock
 from bot.core import steps, thread
 from bot.core.context import unit_of_work
 from bot.core.details import open_case_details
+from bot.ops import metrics
 from bot.usncb.requests import webhook_body
 from bot.usncb.webhook import DeliveryResult, WebhookSender
 from config.settings import Settings
@@ -29,12 +30,13 @@ def deliver_pending(*, engine: Engine, clock: Clock, settings: Settings,
     """Send up to `limit` queued requests; returns how many were delivered."""
     delivered = 0
     for _ in range(limit):
-        claimed = _claim(engine, clock.now(), Vault(settings.encryption_keys))
+        claimed = _claim(engine, clock.now(), Vault(settings.vault_keys))
         if claimed is None:
             break
         request_id, body = claimed
         result = sender.send(body)
         _finish(engine, clock, settings, request_id, result)
+        metrics.usncb_delivery(result.delivered)
         delivered += result.delivered
     return delivered
 

@@ -57,6 +57,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.messages import DestinationKind, Message
+from bot.ops import metrics
 from handlers.slack.blocks import fallback_text, message_blocks
 from storage import record
 from storage.db import transaction
@@ -65,6 +66,7 @@ from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, Plat
 log = logging.getLogger(__name__)
 
 ACTOR = "noticebot:relay"
+PLATFORM = "slack"
 EVENT_TYPE = "noticebot_outbox"
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
@@ -164,11 +166,19 @@ class SlackRelay:
         # Lingering threads wait on this; `nudge` (new rows queued) wakes them early.
         self._arrived = threading.Condition()
         self._nudges = 0
+        self._stopping = threading.Event()
 
     def nudge(self) -> None:
         """New rows were queued: threads lingering in a drain look again at once."""
         with self._arrived:
             self._nudges += 1
+            self._arrived.notify_all()
+
+    def stop(self) -> None:
+        """The process is stopping: drains finish the message in hand and claim no more (the
+        rest stays in the outbox for the next relay), instead of lingering for new rows."""
+        self._stopping.set()
+        with self._arrived:
             self._arrived.notify_all()
 
     def drain(self, *, limit: int = 200) -> int:
@@ -183,7 +193,7 @@ class SlackRelay:
     def _work(self, budget: _Budget) -> int:
         """One drain thread: claim, send, repeat; linger briefly when rows are nearly due."""
         delivered, idle_since = 0, None
-        while budget.take():
+        while not self._stopping.is_set() and budget.take():
             nudges = self._nudges
             claim, wait = self._claim()
             if claim is not None:
@@ -196,7 +206,7 @@ class SlackRelay:
             if wait is None or now - idle_since + wait > self.linger:
                 break
             with self._arrived:
-                if self._nudges == nudges:  # no rows queued since that look
+                if self._nudges == nudges and not self._stopping.is_set():  # nothing new
                     self._arrived.wait(wait)
         return delivered
 
@@ -313,9 +323,11 @@ class SlackRelay:
             ts, channel, posted = self._deliver(claim)
         except _Retry as retry:
             self._retry(claim, retry)
+            metrics.sent(PLATFORM, "retry")
             return False
         except _Dead as dead:
             self._dead(claim, dead.code)
+            metrics.sent(PLATFORM, "dead")
             return False
         except _Lost:
             log.warning("outbox %s: claim taken over by another relay; left to it", claim.id)
@@ -323,8 +335,11 @@ class SlackRelay:
         except Exception:
             log.exception("outbox %s: unexpected failure", claim.id)
             self._retry(claim, _Retry("internal_error", uncertain=True))
+            metrics.sent(PLATFORM, "retry")
             return False
-        return self._sent(claim, ts, channel, posted=posted)
+        done = self._sent(claim, ts, channel, posted=posted)
+        metrics.sent(PLATFORM, "sent" if done else "lost")
+        return done
 
     def _deliver(self, claim: _Claim) -> tuple[str, str, bool]:
         """(ts, channel, whether this is the message's first post)."""

@@ -232,7 +232,7 @@ def test_o4_o20_request_text_says_doj_was_consulted_only_when_recorded(core: Cor
 def core_vault(core: Core) -> Any:
     from storage.vault import Vault
 
-    return Vault(core.settings.encryption_keys)
+    return Vault(core.settings.vault_keys)
 
 
 # --- item 1: intended use governs the use authorization ---------------------------------------

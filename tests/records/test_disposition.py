@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 from sqlalchemy import text
 from sqlmodel import Session, select
 
@@ -71,7 +72,7 @@ def as_records(core: Core, handler: object, actor: str = RECORDS) -> Outcome:
 
 def verify(core: Core) -> record.VerifyResult:
     with Session(core.engine) as session:
-        return record.verify(session, Vault(core.settings.encryption_keys))
+        return record.verify(session, Vault(core.settings.vault_keys))
 
 
 def test_schedule_file_is_validated(tmp_path: Path) -> None:
@@ -202,7 +203,8 @@ def test_subject_details_not_readable_in_raw_rows_and_rotation_keeps_them(
                    SUBJECT["offense_summary"], SUBJECT["notes"]):
         assert detail not in case_row and detail not in bodies
     # A new key goes first; the old one still decrypts; rotation re-encrypts everything.
-    rotated = settings.model_copy(update={"encryption_keys": (OLD_KEY, TEST_KEY)})
+    rotated = settings.model_copy(
+        update={"encryption_keys": (SecretStr(OLD_KEY), SecretStr(TEST_KEY))})
     core2 = build_core(rotated, clock=clock, engine=core.engine, migrate=False)
     assert SUBJECT["subject_name"] in core2.command(
         actor=OFFICER, text=f"/notice show {case_id}").private[0].all_text()
@@ -211,7 +213,7 @@ def test_subject_details_not_readable_in_raw_rows_and_rotation_keeps_them(
            "NOTICEBOT_ENCRYPTION_KEYS": f"{OLD_KEY},{TEST_KEY}"}
     result = runner.invoke(main, ["keys", "rotate"], env=env)
     assert result.exit_code == 0, result.output
-    only_new = build_core(settings.model_copy(update={"encryption_keys": (OLD_KEY,)}),
+    only_new = build_core(settings.model_copy(update={"encryption_keys": (SecretStr(OLD_KEY),)}),
                           clock=clock, engine=core.engine, migrate=False)
     shown = only_new.command(actor=OFFICER, text=f"/notice show {case_id}")
     assert SUBJECT["subject_name"] in shown.private[0].all_text()

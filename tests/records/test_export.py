@@ -319,7 +319,7 @@ def test_redacted_export_has_no_subject_detail(walked: dict[str, str], engine: E
     assert all(r["hash"] == by_seq[r["seq"]].hash for r in rows)
     log = exported_log(engine)[-1]
     with Session(engine) as session:
-        payload = record.payload_of(session, log.seq, Vault(settings.encryption_keys))
+        payload = record.payload_of(session, log.seq, Vault(settings.vault_keys))
     assert payload is not None and payload["scope"]["redact"] is True
 
 

@@ -12,6 +12,7 @@ from wsgiref.util import setup_testing_defaults
 import httpx
 import pytest
 import respx
+from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from bot.app import build_core, load_roster_text, sample_roster_text
@@ -36,7 +37,7 @@ def webhook_core(settings: Settings, clock: ManualClock, engine: Engine,
                  liaison: respx.MockRouter) -> Core:
     webhook = settings.model_copy(update={
         "usncb_channel": UsncbChannelKind.webhook, "usncb_webhook_url": LIAISON,
-        "usncb_webhook_secret": SECRET, "usncb_max_attempts": 3})
+        "usncb_webhook_secret": SecretStr(SECRET), "usncb_max_attempts": 3})
     core = build_core(webhook, clock=clock, engine=engine, usncb_http=httpx.Client(timeout=2))
     assert core.usncb_sender is not None
     core.usncb_sender.sleep = lambda seconds: None  # back-off without waiting in tests

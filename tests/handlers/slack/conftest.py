@@ -13,6 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from slack_bolt import App
 
 from bot.core.service import Core
@@ -116,8 +117,8 @@ class SlackUser:
 
 @pytest.fixture
 def slack_settings(settings: Settings, fake_slack: FakeSlack) -> Settings:
-    return settings.model_copy(update={"slack_bot_token": "xoxb-test-token",
-                                       "slack_signing_secret": SECRET,
+    return settings.model_copy(update={"slack_bot_token": SecretStr("xoxb-test-token"),
+                                       "slack_signing_secret": SecretStr(SECRET),
                                        "slack_api_url": fake_slack.api_url})
 
 

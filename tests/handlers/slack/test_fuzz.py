@@ -30,6 +30,7 @@ from urllib.parse import urlencode
 
 import pytest
 from click.testing import CliRunner
+from pydantic import SecretStr
 from sqlmodel import Session, col, func, select
 
 from bot.cli import main
@@ -294,7 +295,7 @@ def _form_fields(body: str) -> list[tuple[str, str]]:
 @pytest.fixture
 def fuzz_settings(slack_settings: Settings) -> Settings:
     # The callback endpoint is served once a liaison secret is set.
-    return slack_settings.model_copy(update={"usncb_webhook_secret": USNCB_SECRET})
+    return slack_settings.model_copy(update={"usncb_webhook_secret": SecretStr(USNCB_SECRET)})
 
 
 def test_fuzz_no_5xx_no_traceback_nothing_half_written_and_the_chain_verifies(

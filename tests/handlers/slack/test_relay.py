@@ -247,7 +247,7 @@ def test_permanent_error_dead_letters_with_record_entry_and_admin_alert(
         assert body is not None
         assert (body["outbox_id"], body["error"], body["alerted"]) == (
             dead, "channel_not_found", [ADMIN])
-        assert record.verify(session, Vault(settings.encryption_keys)).ok
+        assert record.verify(session, Vault(settings.vault_keys)).ok
 
 
 def test_an_alert_that_dies_alerts_no_one(
@@ -610,3 +610,28 @@ def test_two_relays_at_once_one_killed_deliver_everything_exactly_once(
     kill(doomed)
     assert survivor.wait(timeout=50) == 0, workers.output()
     check_exactly_once(core.engine, fake, posts, updates)
+
+
+def test_stop_ends_a_lingering_drain_with_the_message_in_hand_sent(
+    core: Core, bare_client: WebClient, fake: FakeSlack
+) -> None:
+    # A stopping process (SIGTERM) must not linger for paced rows: it finishes what it holds
+    # and leaves the rest in the outbox for the next relay.
+    relay = SlackRelay(engine=core.engine, client=bare_client, clock=SystemClock(),
+                       pace=3.0, linger=5.0, concurrency=1)
+    first = queue(core.engine, "channel", "C1", "one")
+    second = queue(core.engine, "channel", "C1", "two")  # paced 3 s behind the first
+
+    def stop_soon() -> None:
+        fake.wait_for(lambda: len(fake.posted("C1")) == 1)
+        relay.stop()
+
+    stopper = threading.Thread(target=stop_soon)
+    stopper.start()
+    started = time.monotonic()
+    assert relay.drain() == 1
+    stopper.join()
+    assert time.monotonic() - started < 2
+    found = rows(core.engine)
+    assert found[first].status == OutboxStatus.sent
+    assert found[second].status == OutboxStatus.pending and found[second].attempts == 0

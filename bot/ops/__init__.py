@@ -1,0 +1,1 @@
+"""Operations: logs, metrics, probes, the SIEM stream and the crypto posture."""
