@@ -43,7 +43,8 @@ RUN install -d -o 10001 -g 10001 -m 0750 /app
 WORKDIR /app
 USER 10001:10001
 EXPOSE 3000
-# /healthz is served by `noticebot serve` (the Slack surface).
+# /readyz (database reachable, schema at head, sweep and delivery threads alive) is served by
+# `noticebot serve`; Kubernetes uses its own probes (deploy/k8s), compose and plain Docker this.
 HEALTHCHECK --interval=30s --timeout=3s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('NOTICEBOT_PORT', '3000'), timeout=2)"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:%s/readyz' % os.environ.get('NOTICEBOT_PORT', '3000'), timeout=2)"]
 CMD ["noticebot", "serve"]
