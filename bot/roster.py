@@ -16,17 +16,21 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import SQLModel, col, delete, select
 
+from bot.core import access
 from bot.core.context import Ctx
+from bot.messages import DestinationKind, Message
 from bot.schedule import reminders
 from storage.models import (
     Aor,
     AorApprover,
     AorManager,
+    Case,
     Contact,
     Delegation,
     Person,
     PersonRole,
     Role,
+    Stage,
     TrainingCompletion,
 )
 
@@ -212,6 +216,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
         _upsert(ctx, report, Aor, aor.id, {"name": aor.name, "channel": aor.channel,
                                            "active": True}, kind="aor")
     session.flush()
+    no_longer_officers: set[str] = set()
     for entry in roster.person:
         _upsert(ctx, report, Person, entry.user,
                 {"name": entry.name, "email": entry.email, "aor_id": entry.aor,
@@ -224,10 +229,13 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
             session.add_all(PersonRole(user_id=entry.user, role=r) for r in sorted(roles))
             change("roles_changed", user=entry.user, roles=sorted(roles),
                    previous=sorted(current))
+            if Role.officer.value in current - roles:
+                no_longer_officers.add(entry.user)
         if entry.training_completed is not None:
             record_training(ctx, entry.user, entry.training_completed, source=source,
                             report=report)
-    _deactivate_missing(ctx, report, Person, {p.user for p in roster.person}, kind="person")
+    departed = _deactivate_missing(ctx, report, Person, {p.user for p in roster.person},
+                                   kind="person")
     _deactivate_missing(ctx, report, Aor, {a.id for a in roster.aor}, kind="aor")
     session.flush()
     _end_delegations_of_departed(ctx, report)
@@ -253,8 +261,31 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
                 kind="contact")
     _deactivate_missing(ctx, report, Contact, {c.id for c in roster.contact}, kind="contact")
     session.flush()
+    _tell_approvers_of_orphaned_cases(ctx, set(departed) | no_longer_officers)
     ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
     return report
+
+
+def _tell_approvers_of_orphaned_cases(ctx: Ctx, gone: set[str]) -> None:
+    """Officers who left the roster (or lost the officer role) in this import may leave open
+    cases behind: each AOR's approvers are told at once, so that one of them reassigns the case
+    (§5.3, §4.3); the managers' digest flags it until then."""
+    if not gone:
+        return
+    cases = ctx.session.exec(
+        select(Case).where(col(Case.officer).in_(sorted(gone)), Case.stage != Stage.closed)
+        .order_by(col(Case.id))).all()
+    for case in cases:
+        ctx.state("case.officer_gone", case_id=case.id, officer=case.officer)
+        message = Message(
+            title=f"{case.id}: its officer left the roster",
+            text=f"<@{case.officer}> is no longer an officer on the roster. Case {case.id} "
+            f"(AOR {case.aor_id}) waits for another trained officer of the AOR: "
+            f"`/notice reassign {case.id} @officer`.",
+            section="§5.3, §4.3",
+        )
+        for approver in access.approver_chain(ctx.session, case.aor_id):
+            ctx.send(DestinationKind.dm, approver, message, case_id=case.id)
 
 
 def _end_delegations_of_departed(ctx: Ctx, report: ImportReport) -> None:
@@ -295,7 +326,9 @@ def _upsert(ctx: Ctx, report: ImportReport, model: type[SQLModel], key: str,
 
 
 def _deactivate_missing(ctx: Ctx, report: ImportReport, model: type[Aor | Person | Contact],
-                        listed: set[str], *, kind: str) -> None:
+                        listed: set[str], *, kind: str) -> list[str]:
+    """Deactivate the active rows not `listed`; returns their keys."""
+    gone = []
     primary = model.__table__.primary_key.columns.keys()[0]  # type: ignore[union-attr]
     active = model.active
     for row in ctx.session.exec(select(model).where(col(active).is_(True))).all():
@@ -304,6 +337,8 @@ def _deactivate_missing(ctx: Ctx, report: ImportReport, model: type[Aor | Person
             row.active = False
             ctx.session.add(row)
             _change(ctx, report, f"{kind}_deactivated", id=key)
+            gone.append(key)
+    return gone
 
 
 def record_training(ctx: Ctx, user_id: str, completed_on: date, *, source: str,

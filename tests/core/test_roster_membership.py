@@ -207,8 +207,15 @@ def test_o12_case_of_a_departed_officer_is_flagged_then_reassigned_by_the_fro(co
     to_review(core, case_id)
     roster(core)
     assert not any(case_id in note for note in digest_notes(core))
+    assert not any(case_id in m.all_text() for m in dms_to(core, FRO))
     roster(core, without=(OFFICER,))
     assert any(case_id in note and "left the roster" in note for note in digest_notes(core))
+    for approver in (FRO, DESIGNEE):  # told at once, not only in next Monday's digest
+        assert any(case_id in m.all_text() and "/notice reassign" in m.all_text()
+                   for m in dms_to(core, approver)), approver
+    assert entries(core, action="case.officer_gone", case_id=case_id)
+    roster(core, without=(OFFICER,))  # the same roster again: nobody is told twice
+    assert len(entries(core, action="case.officer_gone", case_id=case_id)) == 1
 
     # Only the AOR's FRO or designee reassigns, and only to a trained officer of the AOR.
     by_officer = core.command(actor=NEW_OFFICER, text=f"/notice reassign {case_id} @{NEW_OFFICER}")
