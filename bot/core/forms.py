@@ -44,6 +44,11 @@ RISK_INDICATORS: dict[str, str] = {
     "corruption or torture",
 }
 AUTOMATIC_INDICATORS = ("diffusion", "pre_reform", "watchlist")
+REVIEW_OUTCOMES = (
+    Option("no_indications", "No indications of misuse"),
+    Option("doubt", "Doubt: indications to look into"),
+    Option("misuse", "Material evidence of misuse or a prohibited notice"),
+)
 
 # §5.2: offense categories for which INTERPOL prohibits notices.
 PROHIBITED_CATEGORIES: dict[str, str] = {
@@ -224,11 +229,7 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                       when=ShownWhen("dismissed", tuple(RISK_INDICATORS))),
             FormField("sources", "Sources reviewed (§2.3, §4.3(7))", FieldKind.multi_choice,
                       options=options(REVIEW_SOURCES)),
-            FormField("outcome", "Outcome", FieldKind.choice, options=(
-                Option("no_indications", "No indications of misuse"),
-                Option("doubt", "Doubt: indications to look into"),
-                Option("misuse", "Material evidence of misuse or a prohibited notice"),
-            )),
+            FormField("outcome", "Outcome", FieldKind.choice, options=REVIEW_OUTCOMES),
             FormField("notes", "Review notes", FieldKind.long_text, required=False,
                       max_length=2000),
         )

@@ -25,7 +25,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
-from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from bot.messages import ActionId, ActionValue, Form, FormId, Mark, Message, Outcome
 from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
@@ -274,7 +274,8 @@ class Core:
                            code=refusal.code)
                 outcome = Outcome(ok=False, refusal=refusal.reason, refusal_code=refusal.code,
                                   case_id=case_id,
-                                  private=[Message(title="Not done", text=refusal.reason)])
+                                  private=[Message(title=thread.titled(Mark.refused, "Not done"),
+                                                   text=refusal.reason, mark=Mark.refused)])
             except FormErrors as invalid:
                 ctx.discard_since(mark)
                 ctx.record("refusal", f"{action}.invalid", case_id=case_id,

@@ -11,7 +11,17 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from bot.core.context import Ctx
-from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message, Style
+from bot.messages import (
+    MARK_SYMBOLS,
+    Action,
+    ActionId,
+    ActionValue,
+    Confirm,
+    DestinationKind,
+    Mark,
+    Message,
+    Style,
+)
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -54,6 +64,15 @@ CLOSE_LABELS: dict[str, str] = {
     CloseReason.withdrawn: "withdrawn by the officer",
 }
 TYPE_LABELS = {NoticeType.red_notice: "Red Notice", NoticeType.diffusion: "Diffusion"}
+REQUEST_LABELS = {RequestKind.validity: "validity", RequestKind.documents: "documentation",
+                  RequestKind.use_authorization: "use authorization"}
+# Step outcomes that stop the case or set it back (steps.py writes them): they are marked
+# adverse, not ticked as if all were well.
+ADVERSE_OUTCOMES = ("Suspended per", "Withdrawn per", "Expired per", "Material evidence",
+                    "Doubt remains", "Denied", "Use authorization denied",
+                    "Documents reviewed: indications found")
+# Steps whose outcome someone else gave (the USNCB, the person): the officer recorded it.
+DECISION_STEPS = {Stage.approval.value}
 ORDER = [stage for stage, _, _ in STEPS]
 
 
@@ -100,6 +119,16 @@ def _button(label: str, action: ActionId, case: Case, *, ref: int | None = None,
     return Action(label, ActionValue(action, case.id, ref), style)
 
 
+def titled(mark: Mark, title: str) -> str:
+    return f"{MARK_SYMBOLS[mark]} {title}"
+
+
+def withdraw_confirm(case: Case) -> Confirm:
+    return Confirm(title="Withdraw the case?",
+                   text=f"{case.id} will be closed as withdrawn. This cannot be undone.",
+                   confirm="Withdraw")
+
+
 def root_message(case: Case) -> Message:
     stage = STAGE_LABELS.get(case.stage, case.stage)
     if case.stage == Stage.closed and case.close_reason:
@@ -108,7 +137,8 @@ def root_message(case: Case) -> Message:
     if case.stage != Stage.closed:
         actions += (
             _button("Report notice inactive", ActionId.report_inactive, case),
-            _button("Withdraw case", ActionId.withdraw, case, style=Style.danger),
+            Action("Withdraw case", ActionValue(ActionId.withdraw, case.id), Style.danger,
+                   withdraw_confirm(case)),
         )
     return Message(
         title=f"{case.id} · {TYPE_LABELS.get(NoticeType(case.notice_type), case.notice_type)}",
@@ -271,6 +301,42 @@ def _doubt_done(ctx: Ctx, case_id: str) -> set[str]:
     return set(rows)
 
 
+def _waiting(ctx: Ctx, case: Case, stage: Stage) -> bool:
+    """Whether the current step waits on someone other than the officer."""
+    if stage in (Stage.approval, Stage.disclosure):
+        kind = ApprovalKind.use if stage is Stage.approval else ApprovalKind.disclosure_exception
+        return pending_approval(ctx, case.id, kind) is not None
+    kind_of = {Stage.validity: RequestKind.validity, Stage.documents: RequestKind.documents,
+               Stage.use_authorization: RequestKind.use_authorization}
+    if stage not in kind_of:
+        return False
+    request = latest_request(ctx, case.id, kind_of[stage])
+    return request is not None and request.answer is None
+
+
+def done_text(stage: str, item: ChecklistItem) -> str:
+    """A done step's line. A decision is credited to whoever made it; every other outcome
+    (the USNCB's answer, the person's time to respond) to the one who recorded it."""
+    outcome = item.outcome or "Done"
+    if not item.done_by:
+        return f"{outcome}."
+    when = f" on {item.done_at.date().isoformat()}" if item.done_at else ""
+    if stage in DECISION_STEPS:
+        return f"{outcome} by <@{item.done_by}>."
+    return f"{outcome}. Recorded by <@{item.done_by}>{when}."
+
+
+def current_step(ctx: Ctx, case: Case) -> Message | None:
+    """The message of the step the case is at, with its buttons; None when it has none."""
+    for stage, title, section in STEPS:
+        if case.stage == stage.value:
+            text, actions = _current_prompt(ctx, case, stage)
+            mark = Mark.waiting if _waiting(ctx, case, stage) else Mark.current
+            return Message(title=titled(mark, title), text=text, section=section,
+                           actions=actions, key=step_key(case.id, stage), mark=mark)
+    return None
+
+
 def step_messages(ctx: Ctx, case: Case) -> list[Message]:
     items = checklist(ctx, case.id)
     messages: list[Message] = []
@@ -278,20 +344,23 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
         item = items.get(stage.value)
         key = step_key(case.id, stage)
         if item is not None and item.done:
-            by = f" by <@{item.done_by}>" if item.done_by else ""
+            adverse = (item.outcome or "").startswith(ADVERSE_OUTCOMES)
+            mark = Mark.adverse if adverse else Mark.good
             messages.append(Message(
-                title=f"✅ {title}", text=f"{item.outcome or 'Done'}{by}.", section=section,
-                key=key,
+                title=titled(mark, title), text=done_text(stage.value, item), section=section,
+                key=key, mark=mark,
             ))
         elif case.stage == stage.value:
-            text, actions = _current_prompt(ctx, case, stage)
-            messages.append(Message(title=f"▶ {title}", text=text, section=section,
-                                    actions=actions, key=key))
+            current = current_step(ctx, case)
+            assert current is not None
+            messages.append(current)
         elif item is not None and case.stage == Stage.closed:
-            messages.append(Message(title=f"✖ {title}", text="Not completed: the case is "
-                                    "closed.", section=section, key=key))
+            messages.append(Message(title=titled(Mark.skipped, title), text="Not completed: "
+                                    "the case is closed.", section=section, key=key,
+                                    mark=Mark.skipped))
     if case.stage == Stage.ready:
         messages.append(Message(
+            mark=Mark.good,
             title="✅ Threshold criteria met",
             text="All steps of §5.1 are recorded. The notice may inform the intended use, "
             "never as its sole basis (§2)."
@@ -301,8 +370,11 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
             key=step_key(case.id, "final"),
         ))
     if case.stage == Stage.closed and case.close_reason:
+        # Withdrawn by the officer is an ending, not a finding against the notice.
+        mark = Mark.skipped if case.close_reason == CloseReason.withdrawn else Mark.adverse
         messages.append(Message(
-            title="Case closed",
+            mark=mark,
+            title=titled(mark, "Case closed"),
             text=CLOSE_LABELS.get(case.close_reason, case.close_reason).capitalize() + ".",
             section="§5.1, §5.2",
             key=step_key(case.id, "final"),
@@ -319,12 +391,21 @@ def sync(ctx: Ctx, case: Case) -> None:
 
 def decision_actions(approval: Approval) -> tuple[Action, ...]:
     """The approver's buttons for a pending approval (its DM and App Home)."""
+    case_id = approval.case_id
+    pairs: tuple[tuple[ActionId, str, Style, Confirm | None], ...]
     if approval.kind == ApprovalKind.use:
-        pairs = ((ActionId.approve, "Approve", Style.primary),
-                 (ActionId.deny, "Deny", Style.danger))
+        pairs = (
+            (ActionId.approve, "Approve", Style.primary, Confirm(
+                title="Approve use?", confirm="Approve",
+                text=f"You approve using the notice of {case_id} and requesting its "
+                "underlying documentation (§5.1(3)). This is recorded in your name.")),
+            (ActionId.deny, "Deny", Style.danger, Confirm(
+                title="Deny use?", confirm="Deny",
+                text=f"You will be asked for the reason; {case_id} will then be closed.")),
+        )
     else:
-        pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary),
-                 (ActionId.refuse_exception, "Refuse", Style.danger))
-    decisions = [Action(label, ActionValue(action, approval.case_id, approval.id), style)
-                 for action, label, style in pairs]
+        pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary, None),
+                 (ActionId.refuse_exception, "Refuse", Style.danger, None))
+    decisions = [Action(label, ActionValue(action, case_id, approval.id), style, confirm)
+                 for action, label, style, confirm in pairs]
     return (*decisions, Action("Show details", ActionValue(ActionId.show_case, approval.case_id)))
