@@ -440,6 +440,9 @@ class Console:
             prompt = f"│ choice{need}{shown_default}: "
         else:
             prompt = f"│ {spec.label}{need}{hint}{shown_default}: "
+        if len(prompt) > self.columns() - 12:  # leave room to type on the same line
+            self.wrap(prompt[2:].rstrip().rstrip(":"), "│ ", "│   ")
+            prompt = "│ > "
         while True:
             answer = self.ask(prompt)
             if answer.lower() == "cancel":
