@@ -172,7 +172,8 @@ def form_view(form: Form, *, metadata: dict[str, Any]) -> dict[str, Any]:
     for spec in form.fields:
         # A modal cannot hide a dependent question, so it is optional here and the core
         # answers at the field if its condition holds and it was left empty.
-        hint = spec.hint
+        # A date picker is not typed into: the typed-date hint is for text surfaces.
+        hint = "" if spec.kind is FieldKind.date else spec.hint
         if spec.when is not None and spec.required:
             hint = " ".join(p for p in (hint, "Required when it applies.") if p)
         blocks.append(InputBlock(
