@@ -228,6 +228,15 @@ class ShownWhen:
 
 
 @dataclass(frozen=True)
+class ChosenIn:
+    """A question about the items chosen in another question (plus `also`, set by the case):
+    a surface that can offers only those, keeping their codes."""
+
+    field: str
+    also: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class FormField:
     name: str
     label: str
@@ -238,6 +247,7 @@ class FormField:
     max_length: int = 500
     initial: str | tuple[str, ...] | None = None  # a tuple for several choices
     when: ShownWhen | None = None
+    chosen_in: ChosenIn | None = None
     required_message: str = ""  # why it is required, said instead of "is required"
 
     def codes(self) -> list[tuple[str, Option]]:

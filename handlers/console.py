@@ -14,7 +14,7 @@ from datetime import date
 from typing import Any, TextIO
 
 from bot.app import load_roster_text, sample_roster_text
-from bot.core.forms import FieldError, check_field, shown
+from bot.core.forms import FieldError, check_field, narrowed, shown
 from bot.core.service import Core
 from bot.messages import (
     ActionValue,
@@ -371,11 +371,12 @@ class Console:
                     continue
                 if spec.name in answered and spec.name not in forced:
                     continue  # answered in an earlier round
-                answer = self._ask_field(spec, today)
+                question = narrowed(spec, clean)  # only the items it can be about
+                answer = self._ask_field(question, today)
                 asked = True
                 if answer is MORE:
                     expand = True
-                    answer = self._ask_field(spec, today)
+                    answer = self._ask_field(question, today)
                 if answer is CANCEL or answer is MORE:
                     self.say("└ Form cancelled; nothing was submitted.")
                     return

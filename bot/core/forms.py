@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
 from bot.core.errors import FormErrors
-from bot.messages import FieldKind, Form, FormField, FormId, Option, ShownWhen
+from bot.messages import ChosenIn, FieldKind, Form, FormField, FormId, Option, ShownWhen
 from storage.models import Case, IntendedUse, NoticeType
 
 YES_NO = (Option("yes", "Yes"), Option("no", "No"))
@@ -223,7 +224,8 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                       required=False, options=options(RISK_INDICATORS, only=manual)),
             FormField("dismissed", "Indicators that do not apply to this case despite being "
                       "present", FieldKind.multi_choice, required=False,
-                      options=options(RISK_INDICATORS), when=any_present),
+                      options=options(RISK_INDICATORS), when=any_present,
+                      chosen_in=ChosenIn("indicators", automatic)),
             FormField("dismissal_note", "Why those indicators do not apply",
                       FieldKind.long_text, max_length=2000,
                       when=ShownWhen("dismissed", tuple(RISK_INDICATORS))),
@@ -417,6 +419,15 @@ def _option(spec: FormField, token: str) -> str:
             return option.value
     raise FieldError(f"'{token}' is not one of "
                      + ", ".join(f"{code} ({o.label})" for code, o in spec.codes()))
+
+
+def narrowed(spec: FormField, clean: Mapping[str, Any]) -> FormField:
+    """`spec` offering only the items chosen where its `chosen_in` points (codes unchanged)."""
+    if spec.chosen_in is None:
+        return spec
+    chosen = set(clean.get(spec.chosen_in.field) or ()) | set(spec.chosen_in.also)
+    kept = tuple(Option(o.value, o.label, code) for code, o in spec.codes() if o.value in chosen)
+    return replace(spec, options=kept)
 
 
 def check_field(spec: FormField, raw: object, *, today: date | None = None) -> Any:

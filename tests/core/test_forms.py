@@ -8,7 +8,15 @@ from datetime import date
 import pytest
 
 from bot.core.errors import FormErrors
-from bot.core.forms import FieldError, build_form, check_field, open_case_form, shown, validate
+from bot.core.forms import (
+    FieldError,
+    build_form,
+    check_field,
+    narrowed,
+    open_case_form,
+    shown,
+    validate,
+)
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId
 from storage.models import Case, IntendedUse, NoticeType
@@ -134,3 +142,13 @@ def test_the_local_procedure_is_remembered_across_cases(core: Core) -> None:
     assert core.submit(actor=OFFICER, form=form.form_id, values={"sent_on": "today",
                                                                 "method": "I-LINK"},
                        case_id=second).errors == {}
+
+
+def test_dismissal_offers_only_present_indicators_with_their_numbers() -> None:
+    form = build_form(FormId.review, _case(), today=DAY, automatic=("watchlist",))
+    question = narrowed(form.field("dismissed"), {"indicators": ["usg_employee"]})
+    assert [(code, o.value) for code, o in question.codes()] == [("3", "watchlist"),
+                                                                 ("7", "usg_employee")]
+    assert check_field(question, "7") == ["usg_employee"]
+    with pytest.raises(FieldError, match="'5' is not one of 3"):
+        check_field(question, "5")

@@ -82,6 +82,8 @@ def test_issue16_2_indicators_keep_their_numbers_and_dependent_questions_wait(
     assert stage(core) == Stage.approval, transcript
     numbered = re.findall(r"│\s+(\d)\) Charges of the kinds misusers cite", transcript)
     assert numbered == ["4", "4"]  # the same number in both questions
+    # The dismissal question offers only the indicator that is present.
+    assert transcript.count("5) The person is a human-rights defender") == 1
     # No administrative dispute was named, so its follow-up question is never asked.
     assert "serious crime" not in transcript
 
