@@ -7,6 +7,7 @@ It reads from any text stream, so sessions can be scripted and tested.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import textwrap
@@ -22,6 +23,7 @@ from bot.messages import (
     Form,
     FormField,
     FormId,
+    Mark,
     Message,
     Outcome,
 )
@@ -32,6 +34,7 @@ from storage.models import OutboxMessage
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
 CONSOLE_CHANNEL = "C0CONSOLE"
+MARK_COLOURS = {Mark.good: "32", Mark.adverse: "31", Mark.refused: "31;1", Mark.waiting: "33"}
 DEFAULT_WIDTH = 96
 MIN_WIDTH = 40
 HELP = """Console commands:
@@ -63,8 +66,12 @@ class EndOfInput(Exception):
 class Console:
     def __init__(self, core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,
                  user: str | None = None, load_sample: bool | None = None,
-                 width: int | None = None) -> None:
+                 width: int | None = None, colour: bool | None = None) -> None:
         self.core = core
+        # Marks in colour on a terminal (green done, red adverse or refused, yellow waiting),
+        # unless NO_COLOR is set; never in scripts or transcripts.
+        self.colour = (interactive and not os.environ.get("NO_COLOR")) if colour is None \
+            else colour
         self.stdin = stdin
         self.stdout = stdout
         self.interactive = interactive
@@ -309,7 +316,14 @@ class Console:
         tag = " (updated)" if updated else ""
         title = self.plain(message.title)
         section = f"  [{message.section}]" if message.section else ""
-        self.wrap(f"── {where}{tag} ── {title}{section}", "", "   ")
+        heading = f"── {where}{tag} ── {title}{section}"
+        if self.colour and message.mark in MARK_COLOURS:
+            # Colour whole lines only, so wrapping never splits an escape sequence.
+            self.say(f"\x1b[{MARK_COLOURS[message.mark]}m" + textwrap.fill(
+                heading, self.columns() - 1, subsequent_indent="   ", break_on_hyphens=False)
+                + "\x1b[0m")
+        else:
+            self.wrap(heading, "", "   ")
         for paragraph in self.plain(message.text).splitlines():
             self.wrap(paragraph, "   ")
         if message.preformatted:

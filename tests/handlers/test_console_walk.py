@@ -159,3 +159,16 @@ def test_issue16_10_sample_roster_does_not_print_the_managers_digest(bare_core: 
     assert runner.run() == 0
     first_screen = out.getvalue()
     assert "Weekly digest" not in first_screen and "Olivia Officer (U0OFF1)" in first_screen
+
+
+def test_issue16_7_marks_have_their_own_colour_on_a_terminal(core: Core) -> None:
+    out = io.StringIO()
+    runner = ScriptedConsole(core, [*CANONICAL[:4], "press Record answer", {"status": "3"}],
+                             stdout=out)
+    runner.colour = True
+    assert runner.run() == 0
+    transcript = out.getvalue()
+    assert "\x1b[31m── thread RN-2026-0001 (updated) ── ⛔ 1. Verify validity" in transcript
+    assert "\x1b[33m── thread RN-2026-0001 (updated) ── ⏳ 1. Verify validity" in transcript
+    _, plain = console(core, ["whoami"])
+    assert "\x1b[" not in plain
