@@ -145,3 +145,16 @@ def test_readme_slack_preview_is_what_the_renderer_produces(core: Core) -> None:
         return
     assert found.group(2) == expected, "run with NOTICEBOT_WRITE_README=1 to regenerate"
 
+
+
+def test_issue16_5_notice_list_carries_each_cases_current_buttons(
+        slack: SlackUser, core: Core) -> None:
+    case_id = open_case(slack, core)
+    assert slack.command(OFFICER, "list").status_code == 200
+
+    def listed() -> list[dict[str, Any]]:
+        return [json.loads(element["value"]) for body in slack.fake.of("response_url")
+                for block in body.get("blocks") or [] if block.get("type") == "actions"
+                for element in block["elements"]]
+    slack.fake.wait_for(lambda: any(b["action"] == "validity_sent" for b in listed()))
+    assert {"action": "validity_sent", "case_id": case_id, "ref": None} in listed()
