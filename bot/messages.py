@@ -106,10 +106,48 @@ class ActionValue:
 
 
 @dataclass(frozen=True)
+class Confirm:
+    """A 'are you sure?' dialog a surface shows before a destructive button acts."""
+
+    title: str
+    text: str
+    confirm: str
+    deny: str = "Cancel"
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
 class Action:
     label: str
     value: ActionValue
     style: Style = Style.default
+    confirm: Confirm | None = None
+
+
+class Mark(StrEnum):
+    """How a message's state reads at a glance; each surface gives it its own symbol and colour."""
+
+    good = "good"  # done, and the outcome lets the case go on
+    adverse = "adverse"  # done, and the outcome stops or sets back the case
+    waiting = "waiting"  # waiting for someone else (an approver, the USNCB)
+    refused = "refused"  # an attempt that was not done
+    current = "current"  # the step to act on now
+    skipped = "skipped"  # not reached: the case closed before it
+    reopened = "reopened"  # done before, then sent back: to be done again
+
+
+# The symbol each mark carries in text surfaces (console, notifications) and titles.
+MARK_SYMBOLS: dict[Mark, str] = {
+    Mark.good: "✅",
+    Mark.adverse: "⛔",
+    Mark.waiting: "⏳",
+    Mark.refused: "🚫",
+    Mark.current: "▶",
+    Mark.skipped: "▫️",
+    Mark.reopened: "↩",
+}
 
 
 class DestinationKind(StrEnum):
@@ -128,13 +166,17 @@ class Message:
     actions: tuple[Action, ...] = ()
     key: str | None = None  # a later message with the same key replaces this one in place
     notes: tuple[str, ...] = ()  # smaller context lines
+    mark: Mark | None = None
+    preformatted: str = ""  # text to be copied verbatim (e.g. a request to paste elsewhere)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["actions"] = [
-            {"label": a.label, "style": a.style.value, "value": a.value.to_dict()}
+            {"label": a.label, "style": a.style.value, "value": a.value.to_dict(),
+             **({"confirm": a.confirm.to_dict()} if a.confirm else {})}
             for a in self.actions
         ]
+        data["mark"] = self.mark.value if self.mark else None
         data["fields"] = [list(pair) for pair in self.fields]
         data["notes"] = list(self.notes)
         return data
@@ -151,16 +193,19 @@ class Message:
                     label=str(a["label"]),
                     value=ActionValue.from_dict(a["value"]),
                     style=Style(a.get("style", "default")),
+                    confirm=Confirm(**a["confirm"]) if a.get("confirm") else None,
                 )
                 for a in data.get("actions", [])
             ),
             key=data.get("key"),
             notes=tuple(str(n) for n in data.get("notes", [])),
+            mark=Mark(data["mark"]) if data.get("mark") else None,
+            preformatted=str(data.get("preformatted", "")),
         )
 
     def all_text(self) -> str:
         """Everything a reader would see, for checks that no subject detail leaks."""
-        parts = [self.title, self.text, self.section, *self.notes]
+        parts = [self.title, self.text, self.preformatted, self.section, *self.notes]
         parts += [f"{k} {v}" for k, v in self.fields]
         parts += [a.label for a in self.actions]
         return "\n".join(parts)
@@ -188,6 +233,25 @@ class FieldKind(StrEnum):
 class Option:
     value: str
     label: str
+    code: str = ""  # what a text surface prints and accepts; stable within a form
+
+
+@dataclass(frozen=True)
+class ShownWhen:
+    """A dependent question: asked only when `field`'s answer is (or, for several choices,
+    includes) one of `values`. Yes/no answers compare as "yes" / "no"."""
+
+    field: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ChosenIn:
+    """A question about the items chosen in another question (plus `also`, set by the case):
+    a surface that can offers only those, keeping their codes."""
+
+    field: str
+    also: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -195,14 +259,29 @@ class FormField:
     name: str
     label: str
     kind: FieldKind = FieldKind.text
-    required: bool = True
+    required: bool = True  # when `when` is set: required whenever the question is asked
     options: tuple[Option, ...] = ()
     hint: str = ""
     max_length: int = 500
-    initial: str | None = None
+    initial: str | tuple[str, ...] | None = None  # a tuple for several choices
+    when: ShownWhen | None = None
+    chosen_in: ChosenIn | None = None
+    required_message: str = ""  # why it is required, said instead of "is required"
     # A justification the directive asks for: what it must explain. When set, the core refuses
     # placeholders and text below the configured minimums (bot.core.forms).
     expects: str = ""
+
+    def codes(self) -> list[tuple[str, Option]]:
+        """(code, option) pairs: the option's own code, else its position (1, 2, ...)."""
+        return [(o.code or str(i), o) for i, o in enumerate(self.options, 1)]
+
+    def initial_label(self) -> str:
+        """The default as the person reads it: option labels, not stored values."""
+        if self.initial is None or self.initial == () or self.initial == "":
+            return ""
+        values = (self.initial,) if isinstance(self.initial, str) else self.initial
+        labels = {o.value: o.label for o in self.options}
+        return ", ".join(labels.get(v, v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -215,6 +294,7 @@ class Form:
     case_id: str | None = None
     ref: int | None = None
     intro: str = ""
+    preformatted: str = ""  # text to be copied verbatim, e.g. a request to send elsewhere
 
     def field(self, name: str) -> FormField:
         for item in self.fields:

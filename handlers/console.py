@@ -7,29 +7,57 @@ It reads from any text stream, so sessions can be scripted and tested.
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import textwrap
-from collections.abc import Callable
-from typing import TextIO
+from datetime import date
+from typing import Any, TextIO
 
 from bot.app import load_roster_text, sample_roster_text
+from bot.core.forms import FieldError, check_field, narrowed, shown
 from bot.core.service import Core
-from bot.messages import ActionValue, FieldKind, Form, FormField, FormId, Message, Outcome
+from bot.messages import (
+    ActionValue,
+    FieldKind,
+    Form,
+    FormField,
+    FormId,
+    Mark,
+    Message,
+    Outcome,
+)
 from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
 from storage.models import OutboxMessage
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
+MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
 CONSOLE_CHANNEL = "C0CONSOLE"
+MARK_COLOURS = {Mark.good: "32", Mark.adverse: "31", Mark.refused: "31;1", Mark.waiting: "33",
+                 Mark.reopened: "33"}
+DEFAULT_WIDTH = 96
+MIN_WIDTH = 40
 HELP = """Console commands:
   /notice ...        a noticebot command, e.g. /notice open, /notice list, /notice help
   N or click N       press button N (as the current user)
-  press LABEL        press the newest button whose label starts with LABEL
-  as USER            act as another roster user (e.g. as U0SUP1)
+  press LABEL        press a button by its label (the current case's first; exact labels first)
+  as USER            act as another roster user (id or name, e.g. as U0SUP1, as sam)
+  as USER COMMAND    run one command as USER, e.g. as U0SUP1 press Approve
   whoami, users      who you are; everyone on the roster
-  thread CASE-ID     show a case's thread as it stands
+  thread CASE-ID     a case's thread as it stands now, with its buttons
   help, quit
-While filling a form: Enter keeps the default or skips an optional field; 'cancel' abandons it."""
+While filling a form: choices by number, code or value (several comma-separated); dates as
+2026-12-01, 12/01/2026, today or +14d; Enter keeps the default shown in [brackets]; 'more'
+also asks the optional and already filled fields; 'cancel' abandons the form."""
+
+
+
+class _Signal:
+    """What a person typed instead of an answer."""
+
+
+CANCEL, MORE = _Signal(), _Signal()
 
 
 class EndOfInput(Exception):
@@ -38,22 +66,45 @@ class EndOfInput(Exception):
 
 class Console:
     def __init__(self, core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,
-                 user: str | None = None, load_sample: bool | None = None) -> None:
+                 user: str | None = None, load_sample: bool | None = None,
+                 width: int | None = None, colour: bool | None = None) -> None:
         self.core = core
+        # Marks in colour on a terminal (green done, red adverse or refused, yellow waiting),
+        # unless NO_COLOR is set; never in scripts or transcripts.
+        self.colour = (interactive and not os.environ.get("NO_COLOR")) if colour is None \
+            else colour
         self.stdin = stdin
         self.stdout = stdout
         self.interactive = interactive
         self.user = user or ""
         self.load_sample = load_sample
+        self.width = width
         self.buttons: dict[int, tuple[str, ActionValue]] = {}
         self.latest: dict[str, tuple[OutboxMessage, Message]] = {}
+        self.current_case: str | None = None  # the case last acted on: `press` prefers it
+        self.typed = 0  # lines read from the person: what a walk through a case costs
         self._names: dict[str, str] = {}
 
     # --- I/O ---------------------------------------------------------------------------------
 
+    def columns(self) -> int:
+        """The terminal's width, so that an 80-column terminal does not split words."""
+        if self.width is None:
+            self.width = (shutil.get_terminal_size((DEFAULT_WIDTH, 40)).columns
+                          if self.interactive else DEFAULT_WIDTH)
+        return max(MIN_WIDTH, self.width)
+
     def say(self, text: str = "") -> None:
         self.stdout.write(text + "\n")
         self.stdout.flush()
+
+    def wrap(self, text: str, first: str, rest: str | None = None) -> None:
+        if not text:
+            self.say(first.rstrip())
+            return
+        self.say(textwrap.fill(text, self.columns() - 1, initial_indent=first,
+                               subsequent_indent=first if rest is None else rest,
+                               break_on_hyphens=False))
 
     def ask(self, prompt: str) -> str:
         if self.interactive:
@@ -62,6 +113,7 @@ class Console:
         line = self.stdin.readline()
         if not line:
             raise EndOfInput
+        self.typed += 1
         answer = line.rstrip("\n")
         if not self.interactive:
             self.say(f"{prompt}{answer}")
@@ -72,8 +124,9 @@ class Console:
             self._names[user_id] = self.core.display_name(user_id)
         return self._names[user_id]
 
-    def mentions(self, text: str) -> str:
-        return MENTION.sub(lambda m: f"@{self.name(m.group(1))}", text)
+    def plain(self, text: str) -> str:
+        """Chat text as the terminal shows it: people by name, no markup characters."""
+        return MARKUP.sub(r"\1", MENTION.sub(lambda m: f"@{self.name(m.group(1))}", text))
 
     # --- session -----------------------------------------------------------------------------
 
@@ -110,7 +163,9 @@ class Console:
             self.user = self._first_officer()
         if self.user:
             self.say(f"You are {self.name(self.user)} ({self.user}).")
-        self.deliver()
+        # What waited for delivery at start (a fresh sample roster sets off a manager's digest)
+        # is for other people: it is delivered, and not printed into the first screen.
+        self.deliver(others_quietly=True)
 
     def _first_officer(self) -> str:
         return next((user for user, _, roles, _ in self.core.roster() if "officer" in roles), "")
@@ -120,9 +175,8 @@ class Console:
         head = words[0].lower()
         if head == "help":
             self.say(HELP)
-        elif head == "as" and len(words) == 2:
-            self.user = words[1].upper()
-            self.say(f"You are now {self.name(self.user)} ({self.user}).")
+        elif head == "as" and len(words) >= 2:
+            self._as(words[1], " ".join(words[2:]))
         elif head == "whoami":
             self.say(f"{self.name(self.user)} ({self.user})")
         elif head == "users":
@@ -137,50 +191,120 @@ class Console:
             if button is None:
                 self.say(f"There is no button [{number}].")
                 return
-            self.show(self.core.click(actor=self.user, value=button[1]))
+            self.click(button[1])
         elif head == "press" and len(words) > 1:
-            wanted = line.split(None, 1)[1].strip().lower()
-            matches = [n for n, (label, _) in self.buttons.items()
-                       if label.lower().startswith(wanted)]
-            if not matches:
-                self.say(f"No button labelled '{wanted}'.")
-                return
-            self.show(self.core.click(actor=self.user, value=self.buttons[max(matches)][1]))
+            self._press(line.split(None, 1)[1].strip())
         else:
             self.say(f"Unknown input '{line}'. Type 'help'.")
+
+    def click(self, value: ActionValue) -> None:
+        self.current_case = value.case_id or self.current_case
+        self.show(self.core.click(actor=self.user, value=value))
+
+    def _as(self, who: str, command: str) -> None:
+        """Switch user (or run one command as them). Only roster users: a typo must not leave
+        the console acting as nobody."""
+        user = self._find_user(who)
+        if user is None:
+            return
+        if not command:
+            self.user = user
+            self.say(f"You are now {self.name(user)} ({user}).")
+            return
+        previous, self.user = self.user, user
+        try:
+            self.say(f"(as {self.name(user)})")
+            self.handle(command)
+        finally:
+            self.user = previous
+
+    def _find_user(self, who: str) -> str | None:
+        roster = self.core.roster()
+        wanted = who.strip().lstrip("@").lower()
+        exact = [user for user, _, _, _ in roster if user.lower() == wanted]
+        named = [user for user, name, _, _ in roster
+                 if any(part.lower() == wanted for part in name.split())
+                 or name.lower() == wanted]
+        found = exact or named
+        if len(found) == 1:
+            return found[0]
+        if found:
+            self.say(f"'{who}' could be " + ", ".join(
+                f"{self.name(u)} ({u})" for u in found) + "; use the user id.")
+        else:
+            self.say(f"'{who}' is not on the roster; still {self.name(self.user)} "
+                     f"({self.user}). Type 'users' for the roster.")
+        return None
+
+    def _press(self, wanted: str) -> None:
+        """The button whose label is `wanted` (else starts with it): exact labels first, then
+        the current case's; among the same button shown twice, the newest. A label that still
+        names buttons of different cases is ambiguous: say so rather than guess."""
+        lowered = wanted.lower()
+        matches = [n for n, (label, _) in self.buttons.items()
+                   if label.lower().startswith(lowered)]
+        if not matches:
+            self.say(f"No button labelled '{wanted}'.")
+            return
+        exact = [n for n in matches if self.buttons[n][0].lower() == lowered]
+        matches = exact or matches
+        mine = [n for n in matches if self.buttons[n][1].case_id == self.current_case]
+        matches = mine or matches
+        cases = {self.buttons[n][1].case_id for n in matches}
+        labels = {self.buttons[n][0] for n in matches}
+        if len(cases) > 1 or (not exact and len(labels) > 1):
+            newest: dict[tuple[str | None, str], int] = {}
+            for n in matches:
+                newest[(self.buttons[n][1].case_id, self.buttons[n][0])] = n
+            self.say(f"'{wanted}' is ambiguous: " + "; ".join(
+                f"[{n}] {label}" + (f" ({case})" if case else "")
+                for (case, label), n in sorted(newest.items(), key=lambda item: item[1]))
+                + ". Type the number.")
+            return
+        self.click(self.buttons[max(matches)][1])
 
     def _users(self) -> None:
         for user, name, roles, aor in self.core.roster():
             self.say(f"  {user:10} {name:22} {', '.join(roles):20} {aor or ''}")
 
     def _thread(self, case_id: str) -> None:
-        found = False
-        for key, (row, message) in self.latest.items():
-            if key.startswith(f"{case_id}:"):
-                found = True
-                self.print_message(row.destination_kind, row.destination, message)
-        if not found:
-            self.say(f"No thread seen for {case_id} in this session.")
+        """The case as it stands in the database: works after a restart, buttons included."""
+        outcome = self.core.case_thread(actor=self.user, case_id=case_id)
+        if not outcome.ok:
+            self.show(outcome)
+            return
+        self.current_case = outcome.case_id
+        for index, message in enumerate(outcome.private):
+            kind = "channel" if index == 0 else "thread"
+            self.print_message(kind, case_id, message)
 
     # --- rendering ---------------------------------------------------------------------------
 
     def show(self, outcome: Outcome) -> None:
+        if outcome.case_id:
+            self.current_case = outcome.case_id
         for message in outcome.private:
             self.print_message("private", self.user, message)
         if outcome.form is not None:
             self.fill(outcome.form)
         self.deliver()
 
-    def deliver(self) -> None:
+    def deliver(self, *, others_quietly: bool = False) -> None:
         """Run the due sweeps (reminders, digests, USNCB requests), then act as the relay:
         print every queued outgoing message."""
         sweep_once(self.core)
+        quiet = 0
         for row in self.core.take_outbox():
             message = Message.from_dict(row.payload)
             updated = message.key is not None and message.key in self.latest
             if message.key is not None:
                 self.latest[message.key] = (row, message)
+            if others_quietly and row.destination_kind == "dm" and row.destination != self.user:
+                quiet += 1
+                continue
             self.print_message(row.destination_kind, row.destination, message, updated=updated)
+        if quiet:
+            self.say(f"({quiet} direct message(s) for other people delivered, not shown.)")
 
     def print_message(self, kind: str, destination: str, message: Message, *,
                       updated: bool = False) -> None:
@@ -191,40 +315,100 @@ class Console:
             "private": f"only @{self.name(destination)} sees this",
         }.get(kind, destination)
         tag = " (updated)" if updated else ""
-        title = self.mentions(message.title)
+        title = self.plain(message.title)
         section = f"  [{message.section}]" if message.section else ""
-        self.say(f"── {where}{tag} ── {title}{section}")
-        for paragraph in self.mentions(message.text).splitlines():
-            self.say(textwrap.fill(paragraph, 96, initial_indent="   ",
-                                   subsequent_indent="   ") if paragraph else "")
+        heading = f"── {where}{tag} ── {title}{section}"
+        if self.colour and message.mark in MARK_COLOURS:
+            # Colour whole lines only, so wrapping never splits an escape sequence.
+            self.say(f"\x1b[{MARK_COLOURS[message.mark]}m" + textwrap.fill(
+                heading, self.columns() - 1, subsequent_indent="   ", break_on_hyphens=False)
+                + "\x1b[0m")
+        else:
+            self.wrap(heading, "", "   ")
+        for paragraph in self.plain(message.text).splitlines():
+            self.wrap(paragraph, "   ")
+        if message.preformatted:
+            self._verbatim(message.preformatted)
         if message.fields:
-            self.say("   " + " | ".join(f"{k}: {self.mentions(v)}" for k, v in message.fields))
+            self.wrap(" | ".join(f"{k}: {self.plain(v)}" for k, v in message.fields), "   ")
         for note in message.notes:
-            self.say(f"   · {self.mentions(note)}")
+            self.wrap(self.plain(note), "   · ", "     ")
         if message.actions:
             labels = []
             for action in message.actions:
                 number = len(self.buttons) + 1
                 self.buttons[number] = (action.label, action.value)
                 labels.append(f"[{number}] {action.label}")
-            self.say("   " + "  ".join(labels))
+            self.wrap("  ".join(labels), "   ")
+
+    def _verbatim(self, text: str) -> None:
+        """Text to copy elsewhere (a USNCB request): printed as is, no prefix, no wrapping."""
+        self.say("─── copy from here ───")
+        for line in text.splitlines():
+            self.say(line)
+        self.say("─── to here ───")
 
     # --- forms -------------------------------------------------------------------------------
 
     def fill(self, form: Form) -> None:
+        """Ask the questions a person has to answer, one by one, checking each at once.
+        Fields with a default and optional free text are filled in and listed; 'more' asks
+        them too. Dependent questions are asked only when their condition holds."""
         self.say(f"┌ {form.title}" + (f"  [{form.section}]" if form.section else ""))
         if form.intro:
-            self.say(textwrap.fill(self.mentions(form.intro), 96, initial_indent="│ ",
-                                   subsequent_indent="│ "))
-        values: dict[str, object] = {}
-        pending = list(form.fields)
+            for paragraph in self.plain(form.intro).splitlines():
+                self.wrap(paragraph, "│ ")
+        if form.preformatted:
+            self._verbatim(form.preformatted)
+        today = self.core.clock.now().date()
+        clean: dict[str, Any] = {}
+        forced: set[str] = set()
+        answered: set[str] = set()
+        expand = False
+        upfront = [f for f in form.fields if _quiet(f) and f.when is None]
+        if upfront:
+            for spec in upfront:
+                clean[spec.name] = _default(spec, today)
+            self.wrap("Filled in: " + "; ".join(
+                f"{f.label}: {_describe(f, clean[f.name])}" for f in upfront)
+                + ". Type 'more' at any question to change these.", "│ ", "│   ")
         while True:
-            for spec in pending:
-                answer = self._ask_field(spec)
-                if answer is None:
+            asked = False
+            for spec in form.fields:
+                if not shown(spec, clean):
+                    clean.pop(spec.name, None)
+                    continue
+                if _quiet(spec) and not expand and spec.name not in forced:
+                    if spec.name not in clean:  # a dependent field, now that it applies
+                        clean[spec.name] = _default(spec, today)
+                        self.wrap(f"{spec.label}: {_describe(spec, clean[spec.name])} "
+                                  "(filled in)", "│ ", "│   ")
+                    continue
+                if spec.name in answered and spec.name not in forced:
+                    continue  # answered in an earlier round
+                question = narrowed(spec, clean)  # only the items it can be about
+                answer = self._ask_field(question, today)
+                asked = True
+                if answer is MORE:
+                    expand = True
+                    answer = self._ask_field(question, today)
+                if answer is CANCEL or answer is MORE:
                     self.say("└ Form cancelled; nothing was submitted.")
                     return
-                values[spec.name] = answer
+                clean[spec.name] = answer
+                answered.add(spec.name)
+                forced.discard(spec.name)
+            if expand and any(shown(f, clean) and f.name not in answered for f in form.fields):
+                continue  # 'more' was typed: now the fields filled in before it
+            if not asked and not forced:
+                reply = self.ask("│ Enter to submit, 'more' to change, 'cancel': ").lower()
+                if reply == "cancel":
+                    self.say("└ Form cancelled; nothing was submitted.")
+                    return
+                if reply == "more":
+                    expand = True
+                    continue
+            values = {name: _wire(value) for name, value in clean.items()}
             outcome = self._submit(form, values)
             if not outcome.errors:
                 self.show(outcome)
@@ -232,9 +416,9 @@ class Console:
             self.say("│ Please correct:")
             for name, error in outcome.errors.items():
                 label = next((f.label for f in form.fields if f.name == name), name)
-                self.say(f"│   {label}: {error}")
-            pending = [f for f in form.fields if f.name in outcome.errors]
-            if not pending:
+                self.wrap(f"{label}: {error}", "│   ✗ ", "│     ")
+            forced = {f.name for f in form.fields if f.name in outcome.errors}
+            if not forced:
                 self.show(outcome)
                 return
 
@@ -245,45 +429,169 @@ class Console:
         return self.core.submit(actor=self.user, form=form.form_id, values=values,
                                 case_id=form.case_id, ref=form.ref)
 
-    def _ask_field(self, spec: FormField) -> object | None:
-        optional = "" if spec.required else " (optional)"
-        default = f" [{spec.initial}]" if spec.initial else ""
+    def _ask_field(self, spec: FormField, today: date) -> Any:
+        """One question, asked until its answer is usable; CANCEL or MORE if typed."""
+        need = "" if spec.required else " (optional)"
+        default = spec.initial_label() if spec.initial else ""
+        if spec.kind is FieldKind.multi_choice and spec.initial:
+            codes = {o.value: code for code, o in spec.codes()}
+            several = (spec.initial,) if isinstance(spec.initial, str) else spec.initial
+            default = ",".join(codes.get(v, v) for v in several)
         hint = f" ({spec.hint})" if spec.hint else ""
         if spec.options:
-            choices = [f"{i}) {o.label}" for i, o in enumerate(spec.options, 1)]
-            if sum(len(c) + 2 for c in choices) + len(spec.label) < 90:
-                self.say(f"│ {spec.label}{optional}: {'  '.join(choices)}")
+            choices = [f"{code}) {o.label}" for code, o in spec.codes()]
+            line = f"│ {spec.label}{need}: {'  '.join(choices)}"
+            if len(line) <= self.columns() - 1:
+                self.say(line)
             else:
-                self.say(f"│ {spec.label}{optional}:")
+                self.wrap(f"{spec.label}{need}:", "│ ")
                 for choice in choices:
-                    self.say(f"│   {choice}")
-        prompt = f"│ {spec.label if not spec.options else 'choice'}{optional}{hint}{default}: "
+                    self.wrap(choice, "│   ", "│      ")
+        shown_default = f" [{default}]" if default else ""
         if spec.kind is FieldKind.multi_choice:
-            prompt = "│ choices, comma-separated (Enter for none): "
-        answer = self.ask(prompt)
-        if answer.lower() == "cancel":
-            return None
-        if not answer and spec.initial:
-            return spec.initial
-        pick: Callable[[str], str] = lambda token: _option_value(spec, token)  # noqa: E731
-        if spec.kind is FieldKind.multi_choice:
-            return [pick(token.strip()) for token in answer.split(",") if token.strip()]
-        if spec.kind is FieldKind.choice:
-            return pick(answer) if answer else ""
-        return answer
+            how = ("at least one, comma-separated" if spec.required
+                   else "comma-separated, Enter for none")
+            prompt = f"│ choices ({how}){shown_default}: "
+        elif spec.options:
+            prompt = f"│ choice{need}{shown_default}: "
+        else:
+            prompt = f"│ {spec.label}{need}{hint}{shown_default}: "
+        if len(prompt) > self.columns() - 12:  # leave room to type on the same line
+            self.wrap(prompt[2:].rstrip().rstrip(":"), "│ ", "│   ")
+            prompt = "│ > "
+        while True:
+            answer = self.ask(prompt)
+            if answer.lower() == "cancel":
+                return CANCEL
+            if answer.lower() == "more":
+                return MORE
+            raw: object = answer
+            if not answer and spec.initial:
+                raw = spec.initial
+            try:
+                return check_field(spec, raw, today=today)
+            except FieldError as error:
+                self.wrap(f"{spec.label}: {error}", "│   ✗ ", "│     ")
+                self._retry_line(spec)
+
+    def _retry_line(self, spec: FormField) -> None:
+        """Before a question is asked again (a scripted console supplies the next answer)."""
 
 
-def _option_value(spec: FormField, token: str) -> str:
-    if token.isdigit() and 1 <= int(token) <= len(spec.options):
-        return spec.options[int(token) - 1].value
-    return token
+ScriptItem = str | dict[str, str | list[str]]
+
+
+class ScriptedConsole(Console):
+    """The console driven by a script whose forms are answered by field name, as a person
+    would answer the questions actually asked: a question with no scripted answer gets Enter,
+    and a scripted answer whose question was never asked is an error. `typed` counts every
+    line the person would have typed (Enter included).
+
+    Script items: a line typed at the prompt, or a dict for the form that the previous line
+    opened ({field: answer or [answers, one per try]}; key "submit" answers the confirmation
+    line of a form that asks nothing)."""
+
+    def __init__(self, core: Core, script: list[ScriptItem], *, stdout: TextIO,
+                 user: str | None = None, load_sample: bool | None = True,
+                 width: int | None = None) -> None:
+        import io
+
+        super().__init__(core, stdin=io.StringIO(""), stdout=stdout, interactive=False,
+                         user=user, load_sample=load_sample, width=width)
+        self.script = list(script)
+        self.answers: dict[str, list[str]] | None = None
+        self._next: str | None = None
+        self._quiet_answers = False  # the form's answers change a filled-in field: type 'more'
+
+    def ask(self, prompt: str) -> str:
+        if self._next is not None:
+            line, self._next = self._next, None
+        elif self.answers is not None and self._quiet_answers:
+            line, self._quiet_answers = "more", False
+        elif self.answers is not None:
+            tries = self.answers.get("submit") or [""]
+            line = tries.pop(0)
+        else:
+            if not self.script:
+                raise EndOfInput
+            item = self.script.pop(0)
+            if not isinstance(item, str):
+                raise AssertionError(f"form answers {item} given where no form was open")
+            line = item
+        self.typed += 1
+        self.say(f"{prompt}{line}")
+        return line.strip()
+
+    def fill(self, form: Form) -> None:
+        item = self.script[0] if self.script else None
+        given = self.script.pop(0) if isinstance(item, dict) else {}
+        assert isinstance(given, dict)
+        self.answers = {k: [v] if isinstance(v, str) else list(v) for k, v in given.items()}
+        self._quiet_answers = any(_quiet(f) for f in form.fields if f.name in given)
+        try:
+            super().fill(form)
+            left = {k: v for k, v in self.answers.items() if v and k != "submit"}
+            if left:
+                raise AssertionError(f"{form.form_id}: never asked {sorted(left)}")
+        finally:
+            self.answers = None
+
+    def _ask_field(self, spec: FormField, today: date) -> Any:
+        assert self.answers is not None
+        if self._quiet_answers:
+            self._next, self._quiet_answers = "more", False
+            return super()._ask_field(spec, today)
+        tries = self.answers.get(spec.name)
+        self._next = tries.pop(0) if tries else ""
+        return super()._ask_field(spec, today)
+
+    def _retry_line(self, spec: FormField) -> None:
+        assert self.answers is not None
+        tries = self.answers.get(spec.name)
+        if not tries:
+            raise AssertionError(f"{spec.name}: refused and no further answer scripted")
+        self._next = tries.pop(0)
+
+
+def _quiet(spec: FormField) -> bool:
+    """Filled in without asking: a default the person can see, or optional free text."""
+    return bool(spec.initial) or (not spec.required
+                                  and spec.kind in (FieldKind.text, FieldKind.long_text))
+
+
+def _default(spec: FormField, today: date) -> Any:
+    try:
+        return check_field(spec, spec.initial, today=today)
+    except FieldError:
+        return None
+
+
+def _describe(spec: FormField, value: Any) -> str:
+    if value is None or value == []:
+        return "none"
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    labels = {o.value: o.label for o in spec.options}
+    if isinstance(value, list):
+        return ", ".join(labels.get(str(v), str(v)) for v in value)
+    return labels.get(str(value), str(value))
+
+
+def _wire(value: Any) -> object:
+    """A cleaned answer as the core receives it from any surface."""
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def run_console(core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,
-                user: str | None = None, load_sample: bool | None = None) -> int:
+                user: str | None = None, load_sample: bool | None = None,
+                width: int | None = None) -> int:
     try:
         return Console(core, stdin=stdin, stdout=stdout, interactive=interactive, user=user,
-                       load_sample=load_sample).run()
+                       load_sample=load_sample, width=width).run()
     except RosterError as exc:
         stdout.write(f"{exc}\n")
         return 2

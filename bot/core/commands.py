@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 from sqlmodel import col, select
@@ -12,18 +12,32 @@ from bot.core import access, steps, thread
 from bot.core.context import Ctx
 from bot.core.details import open_case_details
 from bot.core.errors import Refused
-from bot.core.forms import open_case_form
+from bot.core.forms import (
+    INTENDED_USES,
+    PROHIBITED_CATEGORIES,
+    REVIEW_OUTCOMES,
+    REVIEW_SOURCES,
+    RISK_INDICATORS,
+    open_case_form,
+)
 from bot.messages import Action, ActionId, ActionValue, Message, Outcome
 from storage.models import (
     Approval,
+    ApprovalKind,
     ApprovalStatus,
     Case,
     Delegation,
     Person,
+    RequestKind,
+    RiskAnswer,
+    RiskReview,
     Role,
     Stage,
     UsncbRequest,
 )
+
+INTENDED_USE_LABELS = {o.value: o.label for o in INTENDED_USES}
+REVIEW_OUTCOME_LABELS = {o.value: o.label for o in REVIEW_OUTCOMES}
 
 HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusion
 `/notice show ID` details of a case (authorized users only)
@@ -35,6 +49,8 @@ HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusio
 `/notice digest` your weekly digest now (managers)
 `/notice help` this text"""
 
+APPROVAL_LABELS: dict[str, str] = {ApprovalKind.use: "supervisory approval",
+                   ApprovalKind.disclosure_exception: "footnote 2 exception sign-off"}
 USER_MENTION = re.compile(r"^<?@?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
 MAX_DELEGATION_DAYS = 365
 
@@ -137,14 +153,17 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
         .order_by(col(UsncbRequest.id))
     ).all()
     notes = [
-        f"USNCB {r.kind} request sent {r.sent_on}: "
-        + (f"answer '{r.answer}' on {r.answered_on}" if r.answer else r.status)
+        f"USNCB {thread.REQUEST_LABELS.get(RequestKind(r.kind), r.kind)} request sent "
+        f"{r.sent_on}: "
+        + (f"answer '{r.answer.replace('_', ' ')}' on {r.answered_on}" if r.answer
+           else r.status.replace("_", " "))
         for r in requests
     ]
     approvals = ctx.session.exec(
         select(Approval).where(Approval.case_id == case.id).order_by(col(Approval.id))
     ).all()
     notes += [_approval_note(ctx, a) for a in approvals]
+    notes += review_notes(ctx, case)
     details = open_case_details(ctx.vault, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} (private)",
@@ -155,7 +174,7 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
             ("Issuing country", details.issuing_country),
             ("Notice reference", details.notice_reference),
             ("Published", case.published_on.isoformat() if case.published_on else "unknown"),
-            ("Intended use", case.intended_use),
+            ("Intended use", INTENDED_USE_LABELS.get(case.intended_use, case.intended_use)),
             ("Extradition pending", "yes" if case.extradition_pending else "no"),
             ("Stage", thread.STAGE_LABELS.get(case.stage, case.stage)),
             *((("Respond by", case.respond_by.isoformat()),) if case.respond_by else ()),
@@ -187,6 +206,37 @@ def _approval_note(ctx: Ctx, approval: Approval) -> str:
     return note + (f"; reason: {reason}" if reason else "")
 
 
+def review_notes(ctx: Ctx, case: Case) -> list[str]:
+    """The latest preliminary review: why a notice may or must not be used. Shown with the
+    case's details, so OPLA and the AOR's approvers, told a notice must not be used, see why."""
+    review = ctx.session.exec(
+        select(RiskReview).where(RiskReview.case_id == case.id)
+        .order_by(col(RiskReview.id).desc())
+    ).first()
+    if review is None or review.id is None:
+        return []
+    answers = ctx.session.exec(select(RiskAnswer).where(RiskAnswer.review_id == review.id)).all()
+    present = [RISK_INDICATORS.get(a.indicator, a.indicator)
+               + (" (set automatically)" if a.automatic else "")
+               + (f" — does not apply: {ctx.vault.open(a.not_applicable_note)}"
+                  if a.not_applicable_note else "")
+               for a in answers if a.answer]
+    categories = [PROHIBITED_CATEGORIES.get(p, p) for p in review.prohibited_categories]
+    if review.serious_crime_exception and "administrative_private" in \
+            review.prohibited_categories:
+        categories.append("(the administrative matter is aimed at a serious crime)")
+    notes_text = ctx.vault.open(review.notes) if review.notes else ""
+    return [
+        f"Preliminary review by <@{review.reviewed_by}> on "
+        f"{review.reviewed_at.date().isoformat()}: "
+        f"{REVIEW_OUTCOME_LABELS.get(review.outcome, review.outcome)}",
+        "Prohibited categories: " + ("; ".join(categories) or "none"),
+        "Risk indicators present: " + ("; ".join(present) or "none"),
+        "Sources reviewed: " + "; ".join(REVIEW_SOURCES.get(s, s) for s in review.sources),
+        *([f"Review notes: {notes_text}"] if notes_text else []),
+    ]
+
+
 def list_cases(ctx: Ctx) -> Outcome:
     access.require_person(ctx.session, ctx.actor)
     mine = ctx.session.exec(
@@ -199,13 +249,19 @@ def list_cases(ctx: Ctx) -> Outcome:
         .order_by(col(Approval.requested_at))
     ).all()
     lines = [f"{c.id} · {thread.STAGE_LABELS.get(c.stage, c.stage)}" for c in mine]
-    actions = tuple(
-        Action(f"{a.case_id}: review {a.kind} approval",
-               ActionValue(ActionId.show_case, a.case_id)) for a in waiting
-    )
     text = "Your open cases:\n" + ("\n".join(lines) if lines else "none")
     text += f"\nApprovals waiting for you: {len(waiting) or 'none'}"
-    return Outcome(private=[Message(title="Your cases", text=text, actions=actions)])
+    # Each case's current step with its buttons, and each approval with its decision
+    # buttons: a surface that has not seen the thread (a restarted console) can act on them.
+    steps_now = [step for step in (thread.current_step(ctx, c) for c in mine) if step]
+    decisions = [Message(
+        title=f"{a.case_id}: {APPROVAL_LABELS.get(a.kind, a.kind)} waiting for you",
+        text=f"Requested by <@{a.requested_by}> on {a.requested_at.date().isoformat()}.",
+        actions=thread.decision_actions(a),
+    ) for a in waiting]
+    return Outcome(private=[Message(title="Your cases", text=text),
+                            *[replace(m, title=f"{m.title} · {m.key.split(':')[0]}", key=None)
+                              for m in steps_now if m.key], *decisions])
 
 
 def training(ctx: Ctx) -> Outcome:

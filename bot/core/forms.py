@@ -7,15 +7,18 @@ in `bot.core.steps`; here is only what a field's own definition says.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
-from datetime import date
+from collections.abc import Collection, Mapping
+from dataclasses import replace
+from datetime import date, timedelta
 from typing import Any
 
 from bot.core.errors import FormErrors
-from bot.messages import FieldKind, Form, FormField, FormId, Option
+from bot.messages import ChosenIn, FieldKind, Form, FormField, FormId, Option, ShownWhen
 from storage.models import Case, IntendedUse, NoticeType, PersonResponse, UseOutcome
 
 YES_NO = (Option("yes", "Yes"), Option("no", "No"))
+YES_WORDS = ("yes", "y", "true")
+NO_WORDS = ("no", "n", "false")
 
 NOTICE_TYPES = (
     Option(NoticeType.red_notice, "Red Notice"),
@@ -54,6 +57,11 @@ RISK_INDICATORS: dict[str, str] = {
     "corruption or torture",
 }
 AUTOMATIC_INDICATORS = ("diffusion", "pre_reform", "watchlist")
+REVIEW_OUTCOMES = (
+    Option("no_indications", "No indications of misuse"),
+    Option("doubt", "Doubt: indications to look into"),
+    Option("misuse", "Material evidence of misuse or a prohibited notice"),
+)
 
 # §5.2: offense categories for which INTERPOL prohibits notices.
 PROHIBITED_CATEGORIES: dict[str, str] = {
@@ -134,29 +142,60 @@ def justification_problem(text: str, *, expects: str, min_chars: int = DEFAULT_M
     return None
 
 
-def justification(name: str, label: str, expects: str, *, required: bool = True) -> FormField:
+def justification(name: str, label: str, expects: str, *, required: bool = True,
+                  when: ShownWhen | None = None, required_message: str = "") -> FormField:
     """A long-text field that carries a justification: `expects` says what it must explain."""
     return FormField(name, label, FieldKind.long_text, required=required, max_length=2000,
                      hint=f"In your own words, {expects} (a few words at least; placeholders "
-                     "such as 'n/a' are refused)", expects=expects)
+                     "such as 'n/a' are refused)", expects=expects, when=when,
+                     required_message=required_message)
 
 
-def options(mapping: Mapping[str, str]) -> tuple[Option, ...]:
-    return tuple(Option(k, v) for k, v in mapping.items())
+def options(mapping: Mapping[str, str], only: Collection[str] | None = None
+            ) -> tuple[Option, ...]:
+    """Options numbered by their place in `mapping`, so a subset keeps each item's number and
+    the same item reads the same in every question of a form."""
+    return tuple(Option(k, v, str(i)) for i, (k, v) in enumerate(mapping.items(), 1)
+                 if only is None or k in only)
+
+
+DATE_HINT = "YYYY-MM-DD, MM/DD/YYYY, today, +14d"
+RELATIVE_DATE = re.compile(r"^([+-])\s*(\d{1,4})\s*d(?:ays?)?$")
+US_DATE = re.compile(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
+
+
+def parse_date(text: str, *, today: date | None) -> date:
+    """A date as officers type it: ISO, U.S. style, 'today', or days from today (+14d)."""
+    lowered = text.strip().lower()
+    if today is not None:
+        if lowered == "today":
+            return today
+        if lowered == "yesterday":
+            return today - timedelta(days=1)
+        relative = RELATIVE_DATE.match(lowered)
+        if relative:
+            days = int(relative.group(2))
+            return today + timedelta(days=days if relative.group(1) == "+" else -days)
+    us = US_DATE.match(lowered)
+    if us:
+        return date(int(us.group(3)), int(us.group(1)), int(us.group(2)))
+    return date.fromisoformat(lowered)
 
 
 def _date_field(name: str, label: str, *, today: date, required: bool = True) -> FormField:
     return FormField(
         name, label, FieldKind.date, required=required, initial=today.isoformat(),
-        hint="YYYY-MM-DD",
+        hint=DATE_HINT,
     )
 
 
-def _usncb_sent_fields(today: date) -> tuple[FormField, ...]:
+def _usncb_sent_fields(today: date, method: str | None = None) -> tuple[FormField, ...]:
+    """`method`: how this officer sent requests before; the local procedure does not change
+    from one request to the next, so it is offered as the answer."""
     return (
         _date_field("sent_on", "Date the request was sent to the USNCB", today=today),
         FormField("method", "How it was sent (local procedure)", hint="e.g. USNCB e-mail, "
-                  "I-LINK, phone"),
+                  "I-LINK, phone", initial=method or None),
         FormField("reference", "USNCB reference, if any", required=False),
     )
 
@@ -176,7 +215,7 @@ def open_case_form() -> Form:
             FormField("offense_summary", "Offense(s) charged", FieldKind.long_text,
                       max_length=2000),
             FormField("published_on", "Date the notice was published, if known",
-                      FieldKind.date, required=False, hint="YYYY-MM-DD"),
+                      FieldKind.date, required=False, hint=DATE_HINT),
             FormField("intended_use", "Intended use", FieldKind.choice, options=INTENDED_USES),
             FormField("extradition_pending", "Is an extradition request pending, or does DOJ "
                       "have an interest?", FieldKind.yes_no, options=YES_NO),
@@ -190,11 +229,16 @@ def open_case_form() -> Form:
 
 
 def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = None,
-               automatic: tuple[str, ...] = (), webhook: bool = False) -> Form:
+               automatic: tuple[str, ...] = (), webhook: bool = False,
+               method: str | None = None, requested: tuple[str, ...] = (),
+               received: tuple[str, ...] | None = None) -> Form:
     """The form for a step of `case`. `automatic` lists indicators the core already set;
-    with `webhook`, noticebot sends USNCB requests itself, so no 'when and how' is asked."""
+    with `webhook`, noticebot sends USNCB requests itself, so no 'when and how' is asked.
+    What the case's state already answers is not asked again: `method` is how this officer
+    sent USNCB requests before, `requested` the documents asked for, `received` the documents
+    the USNCB sent (None: no answer came)."""
     fields: tuple[FormField, ...]
-    sent_fields = () if webhook else _usncb_sent_fields(today)
+    sent_fields = () if webhook else _usncb_sent_fields(today, method)
     title, section, intro = "", "", ""
     if form_id is FormId.validity_sent:
         title, section = ("Send validity request" if webhook else "Validity request sent",
@@ -214,29 +258,30 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         title, section = "Preliminary review", "§5.1(2), §5.2"
         auto = ", ".join(RISK_INDICATORS[k] for k in automatic) or "none"
         intro = f"Indicators set from the case: {auto}."
-        manual = {k: v for k, v in RISK_INDICATORS.items() if k not in AUTOMATIC_INDICATORS}
+        manual = [k for k in RISK_INDICATORS if k not in AUTOMATIC_INDICATORS]
+        # Asked only when some indicator is present: set automatically, or answered above.
+        any_present = None if automatic else ShownWhen("indicators", tuple(manual))
         fields = (
             FormField("prohibited", "Prohibited offense categories that apply (§5.2)",
                       FieldKind.multi_choice, required=False,
-                      options=options(PROHIBITED_CATEGORIES)),
-            FormField("serious_crime", "If administrative/private dispute: is it aimed at a "
-                      "serious crime or connected to organized crime?", FieldKind.yes_no,
-                      required=False, options=YES_NO),
+                      options=tuple(Option(o.value, o.label, "ABC"[i]) for i, o in
+                                    enumerate(options(PROHIBITED_CATEGORIES)))),
+            FormField("serious_crime", "The administrative violation or private dispute: is it "
+                      "aimed at a serious crime or connected to organized crime?",
+                      FieldKind.yes_no, options=YES_NO,
+                      when=ShownWhen("prohibited", ("administrative_private",))),
             FormField("indicators", "Risk indicators present", FieldKind.multi_choice,
-                      required=False, options=options(manual)),
+                      required=False, options=options(RISK_INDICATORS, only=manual)),
             FormField("dismissed", "Indicators that do not apply to this case despite being "
                       "present", FieldKind.multi_choice, required=False,
-                      options=options(RISK_INDICATORS)),
+                      options=options(RISK_INDICATORS), when=any_present,
+                      chosen_in=ChosenIn("indicators", automatic)),
             justification("dismissal_note", "Why those indicators do not apply",
                           "why each indicator marked as not applying does not apply here",
-                          required=False),
+                          when=ShownWhen("dismissed", tuple(RISK_INDICATORS))),
             FormField("sources", "Sources reviewed (§2.3, §4.3(7))", FieldKind.multi_choice,
                       options=options(REVIEW_SOURCES)),
-            FormField("outcome", "Outcome", FieldKind.choice, options=(
-                Option("no_indications", "No indications of misuse"),
-                Option("doubt", "Doubt: indications to look into"),
-                Option("misuse", "Material evidence of misuse or a prohibited notice"),
-            )),
+            FormField("outcome", "Outcome", FieldKind.choice, options=REVIEW_OUTCOMES),
             FormField("notes", "Review notes", FieldKind.long_text, required=False,
                       max_length=2000),
         )
@@ -246,8 +291,9 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                 "indications exist (§5.2)."
         fields = (
             FormField("kind", "What was done", FieldKind.choice, options=options(DOUBT_KINDS)),
-            FormField("partners", "Partners conferred with (for 'conferred')",
-                      FieldKind.multi_choice, required=False, options=options(DOUBT_PARTNERS)),
+            FormField("partners", "Partners conferred with", FieldKind.multi_choice,
+                      options=options(DOUBT_PARTNERS), when=ShownWhen("kind", ("confer",)),
+                      required_message="name the partner agencies conferred with"),
             FormField("note", "What was learned", FieldKind.long_text, max_length=2000),
         )
     elif form_id is FormId.doubt_resolve:
@@ -268,8 +314,9 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
     elif form_id is FormId.documents_sent:
         title, section = "Underlying documentation requested", "§5.1(4)"
         fields = (
+            # The request text lists all five: that is the default.
             FormField("documents", "Documents requested", FieldKind.multi_choice,
-                      options=options(DOCUMENT_KINDS)),
+                      options=options(DOCUMENT_KINDS), initial=tuple(DOCUMENT_KINDS)),
             *sent_fields,
         )
     elif form_id is FormId.documents_answer:
@@ -279,32 +326,49 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                 Option("received", "Documents received"),
                 Option("declined", "Declined / none available"),
             )),
-            FormField("received", "Documents received", FieldKind.multi_choice, required=False,
-                      options=options(DOCUMENT_KINDS)),
+            FormField("received", "Documents received", FieldKind.multi_choice,
+                      options=options(DOCUMENT_KINDS), initial=requested or None,
+                      when=ShownWhen("answer", ("received",)),
+                      required_message="name the documents received"),
             _date_field("answered_on", "Date of the answer", today=today),
             FormField("reference", "USNCB reference, if any", required=False),
         )
     elif form_id is FormId.documents_review:
         title, section = "Review of the underlying documentation", "§5.1(4), §4.2(2)"
-        fields = (
-            FormField("indications", "Do the documents show indications of misuse or "
-                      "non-compliance?", FieldKind.yes_no, required=False, options=YES_NO),
-            FormField("better_evidence", "Do the documents give better or more complete "
-                      "evidence than the notice?", FieldKind.yes_no, required=False,
-                      options=YES_NO),
-            justification("necessity", "If the notice is used in lieu of the documents: why "
-                          "that is necessary", "why using the notice instead of the documents "
-                          "is necessary", required=False),
-        )
+        necessity_message = ("§4.2(2): the notice is used in lieu of the documents only if "
+                             "necessary; explain why")
+        necessity_expects = "why using the notice instead of the documents is necessary"
+        if received is None:  # nothing came: only why the notice is used instead is asked
+            fields = (justification("necessity", "No documents were received: why using the "
+                                    "notice in lieu of them is necessary", necessity_expects,
+                                    required_message=necessity_message),)
+        else:
+            fields = (
+                FormField("indications", "Do the documents show indications of misuse or "
+                          "non-compliance?", FieldKind.yes_no, options=YES_NO,
+                          required_message="review the documents for indications of misuse "
+                          "(§4.3(4))"),
+                FormField("better_evidence", "Do the documents give better or more complete "
+                          "evidence than the notice?", FieldKind.yes_no, options=YES_NO,
+                          required_message="say whether the documents are better evidence "
+                          "(§5.1(4))"),
+                justification("necessity", "The notice will be used in lieu of the documents: "
+                              "why that is necessary", necessity_expects,
+                              when=ShownWhen("better_evidence", ("no",)),
+                              required_message=necessity_message),
+            )
     elif form_id is FormId.use_auth_sent:
         title, section = "Use authorization requested", "§5.1(5), §2.2"
         fields = (
             FormField("purpose", "Purpose", FieldKind.choice, options=INTENDED_USES,
                       initial=case.intended_use),
             *sent_fields,
-            justification("doj_coordination", "DOJ coordination (required when an "
-                          "extradition request is pending)", "whom at DOJ you coordinated "
-                          "with and what was agreed", required=False),
+            # Asked only when the case says an extradition request is pending.
+            *((justification("doj_coordination", "An extradition request is pending: the "
+                             "coordination with DOJ", "whom at DOJ you coordinated with and "
+                             "what was agreed", required_message="an extradition request is "
+                             "pending: record the coordination with DOJ (§2.2, §4.4(2))"),)
+              if case.extradition_pending else ()),
         )
     elif form_id is FormId.use_auth_answer:
         title, section = "Use authorization answer", "§5.1(5)"
@@ -322,9 +386,11 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         title, section = "Documents provided to the person", "§5.1(6), §4.3(8)"
         fields = (
             _date_field("provided_on", "Date provided", today=today),
-            FormField("provided", "What was provided", FieldKind.long_text, max_length=2000),
+            FormField("provided", "What was provided", FieldKind.long_text, max_length=2000,
+                      initial="; ".join(DOCUMENT_KINDS.get(k, k) for k in received or ())
+                      or None),
             FormField("respond_by", "The person may respond or contest until", FieldKind.date,
-                      hint="YYYY-MM-DD"),
+                      hint=DATE_HINT),
         )
     elif form_id is FormId.disclosure_exception:
         title, section = "Footnote 2 exception", "§4.3(8) fn. 2"
@@ -361,7 +427,7 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
     elif form_id is FormId.switch_manual:
         title, section = "Sent manually instead", "§6"
         intro = "The liaison system did not take the request; record that you sent it yourself."
-        fields = _usncb_sent_fields(today)
+        fields = _usncb_sent_fields(today, method)
     elif form_id is FormId.return_for_changes:
         title, section = "Return for changes", "§5.1(2), §5.1(3)"
         intro = "The case goes back to the preliminary review; the officer gets your reason."
@@ -388,10 +454,13 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
         fields = (
             FormField("response", "Response", FieldKind.choice,
                       options=options(PERSON_RESPONSES)),
-            FormField("note", "What the person said (required when contested)",
-                      FieldKind.long_text, required=False, max_length=2000),
-            FormField("indications", "If contested: does it raise indications of misuse or "
-                      "non-compliance?", FieldKind.yes_no, required=False, options=YES_NO),
+            FormField("note", "What the person contests", FieldKind.long_text,
+                      max_length=2000, when=ShownWhen("response", (PersonResponse.contested,)),
+                      required_message="say what the person contests"),
+            FormField("indications", "Does the contest raise indications of misuse or "
+                      "non-compliance?", FieldKind.yes_no, options=YES_NO,
+                      when=ShownWhen("response", (PersonResponse.contested,)),
+                      required_message="say whether the contest raises indications of misuse"),
         )
     elif form_id in (FormId.record_outcome, FormId.close_case):
         closing = form_id is FormId.close_case
@@ -424,57 +493,104 @@ def as_list(raw: object) -> list[str]:
     return [str(raw)]
 
 
-def validate(form: Form, raw: Mapping[str, object], *, min_chars: int = DEFAULT_MIN_CHARS,
-             min_words: int = DEFAULT_MIN_WORDS) -> dict[str, Any]:
+class FieldError(ValueError):
+    """One field's answer cannot be used; the message is said next to the field."""
+
+
+def shown(spec: FormField, clean: Mapping[str, Any]) -> bool:
+    """Whether a dependent question is asked, given the cleaned answers before it."""
+    if spec.when is None:
+        return True
+    answer = clean.get(spec.when.field)
+    if isinstance(answer, bool):
+        given = {"yes" if answer else "no"}
+    elif isinstance(answer, list | tuple):
+        given = {str(a) for a in answer}
+    else:
+        given = set() if answer is None else {str(answer)}
+    return bool(given & set(spec.when.values))
+
+
+def _option(spec: FormField, token: str) -> str:
+    """The stored value for what was typed or sent: a value, its code, or its label."""
+    token = token.strip()
+    for code, option in spec.codes():
+        if token in (option.value, code) or token.lower() == option.label.lower():
+            return option.value
+    raise FieldError(f"'{token}' is not one of "
+                     + ", ".join(f"{code} ({o.label})" for code, o in spec.codes()))
+
+
+def narrowed(spec: FormField, clean: Mapping[str, Any]) -> FormField:
+    """`spec` offering only the items chosen where its `chosen_in` points (codes unchanged)."""
+    if spec.chosen_in is None:
+        return spec
+    chosen = set(clean.get(spec.chosen_in.field) or ()) | set(spec.chosen_in.also)
+    kept = tuple(Option(o.value, o.label, code) for code, o in spec.codes() if o.value in chosen)
+    return replace(spec, options=kept)
+
+
+def check_field(spec: FormField, raw: object, *, today: date | None = None,
+                min_chars: int = DEFAULT_MIN_CHARS, min_words: int = DEFAULT_MIN_WORDS) -> Any:
+    """One field's answer, cleaned; FieldError says what is wrong. Every surface uses it, so a
+    choice printed with a number takes that number everywhere, yes/no included."""
+    if spec.kind is FieldKind.multi_choice:
+        items = [_option(spec, item) for item in as_list(raw)]
+        if spec.required and not items:
+            raise FieldError(spec.required_message or "choose at least one")
+        return list(dict.fromkeys(items))
+    if isinstance(raw, bool) and spec.kind is FieldKind.yes_no:
+        return raw
+    text = "" if raw is None else str(raw).strip()
+    if not text:
+        if spec.required:
+            raise FieldError(spec.required_message or "is required")
+        return None
+    if len(text) > spec.max_length:
+        raise FieldError(f"is too long ({len(text)} characters, at most {spec.max_length})")
+    if spec.expects and (problem := justification_problem(
+            text, expects=spec.expects, min_chars=min_chars, min_words=min_words)):
+        raise FieldError(problem)
+    if spec.kind is FieldKind.date:
+        try:
+            return parse_date(text, today=today)
+        except ValueError:
+            raise FieldError(f"'{text}' is not a date ({DATE_HINT})") from None
+    if spec.kind is FieldKind.yes_no:
+        lowered = text.lower()
+        if lowered not in YES_WORDS + NO_WORDS:
+            try:
+                lowered = _option(spec, text)
+            except FieldError:
+                raise FieldError("answer yes or no (" + ", ".join(
+                    f"{code} = {o.label}" for code, o in spec.codes()) + ")") from None
+        return lowered in YES_WORDS
+    if spec.kind is FieldKind.choice:
+        return _option(spec, text)
+    return text
+
+
+def validate(form: Form, raw: Mapping[str, object], *, today: date | None = None,
+             min_chars: int = DEFAULT_MIN_CHARS, min_words: int = DEFAULT_MIN_WORDS
+             ) -> dict[str, Any]:
     """Check each field against its definition; raise FormErrors naming every bad field.
-    A justification field (`expects` set) must also have substance (`justification_problem`)."""
+    A dependent question whose condition does not hold is ignored (stored as no answer); a
+    justification field (`expects` set) must also have substance (`justification_problem`)."""
     clean: dict[str, Any] = {}
     errors: dict[str, str] = {}
     unknown = set(raw) - {f.name for f in form.fields}
     for name in sorted(unknown):
         errors[name] = "is not a field of this form"
     for spec in form.fields:
-        value = raw.get(spec.name)
-        allowed = {o.value for o in spec.options}
-        if spec.kind is FieldKind.multi_choice:
-            items = as_list(value)
-            bad = [item for item in items if item not in allowed]
-            if bad:
-                errors[spec.name] = f"unknown choice {', '.join(bad)}"
-            elif spec.required and not items:
-                errors[spec.name] = "choose at least one"
-            clean[spec.name] = list(dict.fromkeys(items))
+        if not shown(spec, clean):
+            clean[spec.name] = [] if spec.kind is FieldKind.multi_choice else None
             continue
-        text = "" if value is None else str(value).strip()
-        if not text:
-            if spec.required:
-                errors[spec.name] = "is required"
-            clean[spec.name] = None
-            continue
-        if len(text) > spec.max_length:
-            errors[spec.name] = f"is too long ({len(text)} characters, at most {spec.max_length})"
-        elif spec.expects and (problem := justification_problem(
-                text, expects=spec.expects, min_chars=min_chars, min_words=min_words)):
-            errors[spec.name] = problem
-        elif spec.kind is FieldKind.date:
-            try:
-                clean[spec.name] = date.fromisoformat(text)
-            except ValueError:
-                errors[spec.name] = f"'{text}' is not a date (YYYY-MM-DD)"
-        elif spec.kind is FieldKind.yes_no:
-            lowered = text.lower()
-            if lowered in ("yes", "y", "true"):
-                clean[spec.name] = True
-            elif lowered in ("no", "n", "false"):
-                clean[spec.name] = False
-            else:
-                errors[spec.name] = "answer yes or no"
-        elif spec.kind is FieldKind.choice:
-            if text not in allowed:
-                errors[spec.name] = f"'{text}' is not one of {', '.join(sorted(allowed))}"
-            clean[spec.name] = text
-        else:
-            clean[spec.name] = text
+        try:
+            clean[spec.name] = check_field(spec, raw.get(spec.name), today=today,
+                                           min_chars=min_chars, min_words=min_words)
+        except FieldError as error:
+            errors[spec.name] = str(error)
+            clean[spec.name] = [] if spec.kind is FieldKind.multi_choice else None
     if errors:
         raise FormErrors(errors)
     return clean

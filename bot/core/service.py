@@ -28,7 +28,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
-from bot.messages import ActionId, ActionValue, Form, FormId, Message, Outcome
+from bot.messages import ActionId, ActionValue, Form, FormId, Mark, Message, Outcome
 from bot.ops import metrics
 from bot.ops.logs import log_context
 from bot.schedule import reminders
@@ -45,6 +45,7 @@ from storage.models import (
     ProcessedDelivery,
     RequestKind,
     UsncbCallbackSeen,
+    UsncbRequest,
 )
 
 # Slack re-delivers within minutes; a day of keys covers every retry with a wide margin.
@@ -189,6 +190,19 @@ class Core:
         return self._run(actor, "event", "event.home_opened", {},
                          lambda ctx: commands.home(ctx), case_id=None)
 
+    def case_thread(self, *, actor: str, case_id: str) -> Outcome:
+        """A case's root and thread messages as they stand, with the current step's buttons:
+        what a surface shows for a case it has not seen since it started. A recorded read."""
+        def handle(ctx: Ctx) -> Outcome:
+            access.require_person(ctx.session, ctx.actor)
+            case = steps.load_case(ctx, case_id, lock=False)
+            ctx.record("read", "thread.viewed", case_id=case.id)
+            return Outcome(case_id=case.id,
+                           private=[thread.root_message(case), *thread.step_messages(ctx, case)])
+
+        return self._run(actor, "command", "command.thread", {"case": case_id}, handle,
+                         case_id=None)
+
     def click(self, *, actor: str, value: ActionValue, delivery_key: str | None = None
               ) -> Outcome:
         """`delivery_key` identifies the platform's delivery of this click (a re-delivery of
@@ -229,7 +243,7 @@ class Core:
         `delivery_key` the platform's delivery of this submission (acted on once)."""
         def handle(ctx: Ctx) -> Outcome:
             if form is FormId.open_case:
-                clean = validate(open_case_form(), values)
+                clean = validate(open_case_form(), values, today=ctx.today)
                 case = steps.open_case(ctx, clean, origin_channel=channel,
                                        submission_key=submission_key)
                 thread.sync(ctx, case)
@@ -240,7 +254,7 @@ class Core:
             case = steps.load_case(ctx, case_id)
             steps.guard(ctx, case, ACTION_FOR_FORM[form])  # who may, before what they typed
             steps.screen(ctx, case, values)
-            clean = validate(self._form_for(ctx, case, form, ref), values,
+            clean = validate(self._form_for(ctx, case, form, ref), values, today=ctx.today,
                              min_chars=self.settings.justification_min_chars,
                              min_words=self.settings.justification_min_words)
             FORM_STEPS[form](ctx, case, clean, ref)
@@ -257,8 +271,13 @@ class Core:
     def _form_for(self, ctx: Ctx, case: Case, form: FormId, ref: int | None) -> Form:
         automatic = steps.automatic_indicators(ctx, case) if form is FormId.review else ()
         webhook = self.settings.usncb_channel is UsncbChannelKind.webhook
+        documents = thread.latest_request(ctx, case.id, RequestKind.documents)
+        requested = tuple(documents.details.get("documents") or ()) if documents else ()
+        received = (tuple((documents.answer_details or {}).get("received") or ())
+                    if documents is not None and documents.answer == "received" else None)
         built = build_form(form, case, today=ctx.today, ref=ref, automatic=automatic,
-                           webhook=webhook)
+                           webhook=webhook, method=_usual_method(ctx),
+                           requested=requested, received=received)
         kind = REQUEST_FORMS.get(form)
         if kind is None:
             return built
@@ -266,9 +285,10 @@ class Core:
         reference = open_case_details(ctx.vault, case).notice_reference
         text = request_text(case, kind, {"purpose": case.intended_use},
                             notice_reference=reference)
-        intro = ("noticebot will send this request to the USNCB liaison system:\n" if webhook
-                 else "Send this to the USNCB through your local procedure, then record it:\n")
-        return replace(built, intro=intro + text)
+        lead = ("noticebot will send this request to the USNCB liaison system:" if webhook
+                else "Send this to the USNCB through your local procedure, then record it:")
+        intro = "\n".join(part for part in (built.intro, lead) if part)
+        return replace(built, intro=intro, preformatted=text)
 
     def _run(
         self,
@@ -366,7 +386,8 @@ class Core:
                            code=refusal.code)
                 outcome = Outcome(ok=False, refusal=refusal.reason, refusal_code=refusal.code,
                                   case_id=case_id,
-                                  private=[Message(title="Not done", text=refusal.reason)])
+                                  private=[Message(title=thread.titled(Mark.refused, "Not done"),
+                                                   text=refusal.reason, mark=Mark.refused)])
             except FormErrors as invalid:
                 ctx.discard_since(mark)
                 ctx.record("refusal", f"{action}.invalid", case_id=case_id,
@@ -451,6 +472,18 @@ class Core:
         with Session(self.engine) as session:
             found = access.person(session, user_id)
             return found.name if found else user_id
+
+
+def _usual_method(ctx: Ctx) -> str | None:
+    """How this officer last sent a USNCB request by hand: the local procedure does not change
+    between requests, so it is offered instead of being asked again."""
+    return ctx.session.exec(
+        select(UsncbRequest.method)
+        .where(UsncbRequest.sent_by == ctx.actor,
+               UsncbRequest.channel == UsncbChannelKind.manual.value)
+        .order_by(col(UsncbRequest.id).desc())
+        .limit(1)
+    ).first()
 
 
 def _jsonable(values: Mapping[str, object]) -> dict[str, Any]:

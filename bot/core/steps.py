@@ -95,6 +95,21 @@ def require_stage(case: Case, *stages: Stage) -> None:
         )
 
 
+def refuse_if_done(ctx: Ctx, case: Case, stages: tuple[Stage, ...]) -> None:
+    """A button of a step that is finished: say it is done, by whom and when, rather than
+    that it 'needs' a step the case is long past."""
+    for stage in stages:
+        item = ctx.session.get(ChecklistItem, (case.id, stage.value))
+        if item is not None and item.done:
+            when = f" on {item.done_at.date().isoformat()}" if item.done_at else ""
+            by = f" by <@{item.done_by}>" if item.done_by else ""
+            raise Refused(
+                f"{case.id}: '{thread.STAGE_LABELS[stage.value]}' is already done "
+                f"({item.outcome or 'done'}), recorded{by}{when}.",
+                code="already_done",
+            )
+
+
 def require_open(case: Case) -> None:
     if case.stage == Stage.closed:
         raise Refused(f"{case.id} is closed.", code="closed")
@@ -236,6 +251,8 @@ def guard(ctx: Ctx, case: Case, action: ActionId) -> None:
     if rule.precondition is not None:
         rule.precondition(ctx, case)
     if rule.stages:
+        if case.stage not in {s.value for s in rule.stages}:
+            refuse_if_done(ctx, case, rule.stages)
         require_stage(case, *rule.stages)
     else:
         require_open(case)
@@ -705,7 +722,8 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
 def approve(ctx: Ctx, case: Case, ref: int | None) -> None:
     guard(ctx, case, ActionId.approve)
     _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.approved)
-    complete(ctx, case, Stage.approval, f"Approved by <@{ctx.actor}> ({ctx.today.isoformat()})")
+    # The thread credits the decider (thread.done_text: "Approved (date) by @approver").
+    complete(ctx, case, Stage.approval, f"Approved ({ctx.today.isoformat()})")
     resume_after(ctx, case, Stage.approval)
 
 

@@ -11,7 +11,17 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from bot.core.context import Ctx
-from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message, Style
+from bot.messages import (
+    MARK_SYMBOLS,
+    Action,
+    ActionId,
+    ActionValue,
+    Confirm,
+    DestinationKind,
+    Mark,
+    Message,
+    Style,
+)
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -80,6 +90,15 @@ APPROVAL_KIND_LABELS: dict[str, str] = {
     ApprovalKind.use_change: "change of intended use",
 }
 TYPE_LABELS = {NoticeType.red_notice: "Red Notice", NoticeType.diffusion: "Diffusion"}
+REQUEST_LABELS = {RequestKind.validity: "validity", RequestKind.documents: "documentation",
+                  RequestKind.use_authorization: "use authorization"}
+# Step outcomes that stop the case or set it back (steps.py writes them): they are marked
+# adverse, not ticked as if all were well.
+ADVERSE_OUTCOMES = ("Suspended per", "Withdrawn per", "Expired per", "Material evidence",
+                    "Doubt remains", "Denied", "Use authorization denied",
+                    "Documents reviewed: indications found")
+# Steps whose outcome someone else gave (the USNCB, the person): the officer recorded it.
+DECISION_STEPS = {Stage.approval.value}
 ORDER = [stage for stage, _, _ in STEPS]
 
 
@@ -140,6 +159,16 @@ def _button(label: str, action: ActionId, case: Case, *, ref: int | None = None,
     return Action(label, ActionValue(action, case.id, ref), style)
 
 
+def titled(mark: Mark, title: str) -> str:
+    return f"{MARK_SYMBOLS[mark]} {title}"
+
+
+def withdraw_confirm(case: Case) -> Confirm:
+    return Confirm(title="Withdraw the case?",
+                   text=f"{case.id} will be closed as withdrawn. This cannot be undone.",
+                   confirm="Withdraw")
+
+
 def root_message(case: Case) -> Message:
     stage = STAGE_LABELS.get(case.stage, case.stage)
     if case.stage == Stage.closed and case.close_reason:
@@ -149,7 +178,8 @@ def root_message(case: Case) -> Message:
         actions += (_button("Report notice inactive", ActionId.report_inactive, case),)
         if case.stage != Stage.validity:  # once the notice is known to be active
             actions += (_button("Change intended use", ActionId.change_use, case),)
-        actions += (_button("Withdraw case", ActionId.withdraw, case, style=Style.danger),)
+        actions += (Action("Withdraw case", ActionValue(ActionId.withdraw, case.id), Style.danger,
+                           withdraw_confirm(case)),)
     return Message(
         title=f"{case.id} · {TYPE_LABELS.get(NoticeType(case.notice_type), case.notice_type)}",
         text="INTERPOL notice case. The checklist of ICE Directive 15006.1 runs in this thread.",
@@ -336,6 +366,46 @@ def _returned_before(ctx: Ctx, case: Case) -> bool:
         is not None
 
 
+def _waiting(ctx: Ctx, case: Case, stage: Stage) -> bool:
+    """Whether the current step waits on someone other than the officer."""
+    if stage in (Stage.approval, Stage.disclosure):
+        kind = ApprovalKind.use if stage is Stage.approval else ApprovalKind.disclosure_exception
+        return pending_approval(ctx, case.id, kind) is not None
+    if stage is Stage.awaiting_response:  # on the person, until the respond-by date
+        return case.respond_by is not None and ctx.today <= case.respond_by
+    kind_of = {Stage.validity: RequestKind.validity, Stage.documents: RequestKind.documents,
+               Stage.use_authorization: RequestKind.use_authorization}
+    if stage not in kind_of:
+        return False
+    request = latest_request(ctx, case.id, kind_of[stage])
+    return request is not None and request.answer is None
+
+
+def done_text(stage: str, item: ChecklistItem) -> str:
+    """A done step's line. A decision is credited to whoever made it; every other outcome
+    (the USNCB's answer, the person's time to respond) to the one who recorded it."""
+    outcome = item.outcome or "Done"
+    if not item.done_by:
+        return f"{outcome}."
+    if f"<@{item.done_by}>" in outcome:  # the outcome already names who
+        return f"{outcome}."
+    when = f" on {item.done_at.date().isoformat()}" if item.done_at else ""
+    if stage in DECISION_STEPS:
+        return f"{outcome} by <@{item.done_by}>."
+    return f"{outcome}. Recorded by <@{item.done_by}>{when}."
+
+
+def current_step(ctx: Ctx, case: Case) -> Message | None:
+    """The message of the step the case is at, with its buttons; None when it has none."""
+    for stage, title, section in STEPS:
+        if case.stage == stage.value:
+            text, actions = _current_prompt(ctx, case, stage)
+            mark = Mark.waiting if _waiting(ctx, case, stage) else Mark.current
+            return Message(title=titled(mark, title), text=text, section=section,
+                           actions=actions, key=step_key(case.id, stage), mark=mark)
+    return None
+
+
 def step_messages(ctx: Ctx, case: Case) -> list[Message]:
     items = checklist(ctx, case.id)
     messages: list[Message] = []
@@ -343,24 +413,26 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
         item = items.get(stage.value)
         key = step_key(case.id, stage)
         if item is not None and item.done:
-            by = (f" by <@{item.done_by}>" if item.done_by
-                  and f"<@{item.done_by}>" not in (item.outcome or "") else "")
+            adverse = (item.outcome or "").startswith(ADVERSE_OUTCOMES)
+            mark = Mark.adverse if adverse else Mark.good
             messages.append(Message(
-                title=f"✅ {title}", text=f"{item.outcome or 'Done'}{by}.", section=section,
-                key=key,
+                title=titled(mark, title), text=done_text(stage.value, item), section=section,
+                key=key, mark=mark,
             ))
         elif case.stage == stage.value:
-            text, actions = _current_prompt(ctx, case, stage)
-            messages.append(Message(title=f"▶ {title}", text=text, section=section,
-                                    actions=actions, key=key))
+            current = current_step(ctx, case)
+            assert current is not None
+            messages.append(current)
         elif item is not None and case.stage == Stage.closed:
-            messages.append(Message(title=f"✖ {title}", text="Not completed: the case is "
-                                    "closed.", section=section, key=key))
+            messages.append(Message(title=titled(Mark.skipped, title), text="Not completed: "
+                                    "the case is closed.", section=section, key=key,
+                                    mark=Mark.skipped))
         elif item is not None and item.outcome:  # sent back: why this step waits
-            messages.append(Message(title=f"↩ {title}", text=f"{item.outcome}.",
-                                    section=section, key=key))
+            messages.append(Message(title=titled(Mark.reopened, title), text=f"{item.outcome}.",
+                                    section=section, key=key, mark=Mark.reopened))
     if case.stage == Stage.ready:
         messages.append(Message(
+            mark=Mark.good,
             title="✅ Threshold criteria met",
             text="All steps of §5.1 are recorded. The notice may inform the intended use, "
             "never as its sole basis (§2)."
@@ -378,8 +450,13 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
         if case.close_reason == CloseReason.completed and case.use_outcome:
             text = (f"Use recorded: {OUTCOME_LABELS[case.use_outcome]}"
                     + (f" ({case.used_on.isoformat()})" if case.used_on else "") + ".")
+        # Withdrawn by the officer is an ending, not a finding against the notice; a recorded
+        # use is the case's good end.
+        mark = (Mark.skipped if case.close_reason == CloseReason.withdrawn
+                else Mark.good if case.close_reason == CloseReason.completed else Mark.adverse)
         messages.append(Message(
-            title="Case closed",
+            mark=mark,
+            title=titled(mark, "Case closed"),
             text=text,
             section="§5.1, §5.2",
             key=step_key(case.id, "final"),
@@ -396,17 +473,28 @@ def sync(ctx: Ctx, case: Case) -> None:
 
 def decision_actions(approval: Approval) -> tuple[Action, ...]:
     """The approver's buttons for a pending approval (its DM and App Home)."""
-    pairs: tuple[tuple[ActionId, str, Style], ...]
+    case_id = approval.case_id
+    pairs: tuple[tuple[ActionId, str, Style, Confirm | None], ...]
     if approval.kind == ApprovalKind.use:
-        pairs = ((ActionId.approve, "Approve", Style.primary),
-                 (ActionId.return_for_changes, "Return for changes", Style.default),
-                 (ActionId.deny, "Deny", Style.danger))
+        pairs = (
+            (ActionId.approve, "Approve", Style.primary, Confirm(
+                title="Approve use?", confirm="Approve",
+                text=f"You approve using the notice of {case_id} and requesting its "
+                "underlying documentation (§5.1(3)). This is recorded in your name.")),
+            (ActionId.return_for_changes, "Return for changes", Style.default, None),
+            (ActionId.deny, "Deny", Style.danger, Confirm(
+                title="Deny use?", confirm="Deny",
+                text=f"You will be asked for the reason; {case_id} will then be closed.")),
+        )
     elif approval.kind == ApprovalKind.use_change:
-        pairs = ((ActionId.approve_use_change, "Approve change", Style.primary),
-                 (ActionId.refuse_use_change, "Refuse change", Style.danger))
+        pairs = ((ActionId.approve_use_change, "Approve change", Style.primary, Confirm(
+                     title="Approve the change?", confirm="Approve",
+                     text=f"The intended use of {case_id} changes; this is recorded in your "
+                     "name.")),
+                 (ActionId.refuse_use_change, "Refuse change", Style.danger, None))
     else:
-        pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary),
-                 (ActionId.refuse_exception, "Refuse", Style.danger))
-    decisions = [Action(label, ActionValue(action, approval.case_id, approval.id), style)
-                 for action, label, style in pairs]
+        pairs = ((ActionId.sign_off_exception, "Sign off", Style.primary, None),
+                 (ActionId.refuse_exception, "Refuse", Style.danger, None))
+    decisions = [Action(label, ActionValue(action, case_id, approval.id), style, confirm)
+                 for action, label, style, confirm in pairs]
     return (*decisions, Action("Show details", ActionValue(ActionId.show_case, approval.case_id)))

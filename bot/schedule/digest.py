@@ -38,6 +38,7 @@ from storage.models import (
 )
 
 SEND_AT = time(8, 0)
+TRAINED_ROLES = (Role.officer.value, Role.supervisor.value)
 SYSTEM_ACTOR = "noticebot:digest"
 
 
@@ -139,13 +140,17 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
     ).all():
         facts[aor].orphaned.append(f"{case_id}: <@{officer}> left the roster; reassign it with "
                                    f"`/notice reassign {case_id} @officer`")
-    # Each active person's latest completion, as access.training_status reads it for one.
+    # Each active officer's latest completion, as access.training_status reads it for one.
+    # Only people who use notices or decide on their use need the training (§5.3): records,
+    # OPLA or admin staff without it are not news to a manager.
     for home, user_id, last in session.exec(
         select(Person.aor_id, Person.user_id, func.max(TrainingCompletion.completed_on))
         .join(TrainingCompletion, col(TrainingCompletion.user_id) == col(Person.user_id),
               isouter=True)
         .where(only(Person.aor_id), col(Person.aor_id).is_not(None),
-               col(Person.active).is_(True))
+               col(Person.active).is_(True),
+               col(Person.user_id).in_(select(PersonRole.user_id)
+                                       .where(col(PersonRole.role).in_(TRAINED_ROLES))))
         .group_by(col(Person.aor_id), col(Person.user_id))
     ).all():
         assert home is not None

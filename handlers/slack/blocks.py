@@ -17,6 +17,7 @@ from slack_sdk.models.blocks import (
     Block,
     ButtonElement,
     CheckboxesElement,
+    ConfirmObject,
     ContextBlock,
     DatePickerElement,
     HeaderBlock,
@@ -31,7 +32,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.models.views import View
 
-from bot.messages import ActionValue, FieldKind, Form, FormField, FormId, Message, Style
+from bot.messages import Action, ActionValue, FieldKind, Form, FormField, FormId, Message, Style
 
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
@@ -83,6 +84,9 @@ def message_blocks(message: Message) -> list[dict[str, Any]]:
     if message.text:
         blocks += [SectionBlock(text=MarkdownTextObject(text=chunk))
                    for chunk in _chunks(message.text, SECTION_TEXT)]
+    if message.preformatted:
+        blocks += [SectionBlock(text=MarkdownTextObject(text=f"```{chunk}```"))
+                   for chunk in _chunks(message.preformatted, SECTION_TEXT - 6)]
     fields = [MarkdownTextObject(text=clip(f"*{k}*\n{v}", FIELD_TEXT)) for k, v in message.fields]
     for start in range(0, len(fields), FIELDS_PER_SECTION):
         blocks.append(SectionBlock(fields=fields[start:start + FIELDS_PER_SECTION]))
@@ -97,6 +101,7 @@ def message_blocks(message: Message) -> list[dict[str, Any]]:
             action_id=action_id(a.value, i),
             value=json.dumps(a.value.to_dict(), separators=(",", ":")),
             style=None if a.style is Style.default else a.style.value,
+            confirm=_confirm(a),
         )
         for i, a in enumerate(message.actions)
     ]
@@ -127,18 +132,33 @@ def _option(value: str, label: str) -> Option:
 
 def _element(spec: FormField) -> Any:
     options = [_option(o.value, o.label) for o in spec.options]
-    initial = next((o for o in options if o.value == spec.initial), None)
+    single = spec.initial if isinstance(spec.initial, str) and spec.initial else None
+    several = spec.initial if isinstance(spec.initial, tuple) else ()
+    initial = next((o for o in options if o.value == single), None)
     if spec.kind is FieldKind.date:
-        return DatePickerElement(action_id="value", initial_date=spec.initial or None)
+        return DatePickerElement(action_id="value", initial_date=single)
     if spec.kind is FieldKind.choice:
         return StaticSelectElement(action_id="value", options=options, initial_option=initial,
                                    placeholder=PlainTextObject(text="Choose"))
     if spec.kind is FieldKind.multi_choice:
-        return CheckboxesElement(action_id="value", options=options)
+        # The default the form's text announces (e.g. all documents) is ticked already.
+        return CheckboxesElement(action_id="value", options=options,
+                                 initial_options=[o for o in options if o.value in several]
+                                 or None)
     if spec.kind is FieldKind.yes_no:
         return RadioButtonsElement(action_id="value", options=options, initial_option=initial)
     return PlainTextInputElement(action_id="value", multiline=spec.kind is FieldKind.long_text,
-                                 max_length=spec.max_length, initial_value=spec.initial or None)
+                                 max_length=spec.max_length, initial_value=single)
+
+
+def _confirm(action: Action) -> ConfirmObject | None:
+    if action.confirm is None:
+        return None
+    return ConfirmObject(title=PlainTextObject(text=clip(action.confirm.title, 100)),
+                         text=PlainTextObject(text=clip(action.confirm.text, 300)),
+                         confirm=PlainTextObject(text=clip(action.confirm.confirm, 30)),
+                         deny=PlainTextObject(text=clip(action.confirm.deny, 30)),
+                         style="danger" if action.style is Style.danger else "primary")
 
 
 def form_view(form: Form, *, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -146,13 +166,22 @@ def form_view(form: Form, *, metadata: dict[str, Any]) -> dict[str, Any]:
     intro = " ".join(p for p in (form.intro, form.section and f"_{form.section}_") if p)
     if intro:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=clip(intro, SECTION_TEXT))))
+    if form.preformatted:  # the request to copy, as a code block
+        blocks.append(SectionBlock(text=MarkdownTextObject(
+            text=clip(f"```{form.preformatted}```", SECTION_TEXT))))
     for spec in form.fields:
+        # A modal cannot hide a dependent question, so it is optional here and the core
+        # answers at the field if its condition holds and it was left empty.
+        # A date picker is not typed into: the typed-date hint is for text surfaces.
+        hint = "" if spec.kind is FieldKind.date else spec.hint
+        if spec.when is not None and spec.required:
+            hint = " ".join(p for p in (hint, "Required when it applies.") if p)
         blocks.append(InputBlock(
             block_id=spec.name,
             label=PlainTextObject(text=clip(spec.label, 2000)),
             element=_element(spec),
-            optional=not spec.required,
-            hint=PlainTextObject(text=spec.hint) if spec.hint else None,
+            optional=not spec.required or spec.when is not None,
+            hint=PlainTextObject(text=clip(hint, 2000)) if hint else None,
         ))
     private = json.dumps({"form": form.form_id.value, "case_id": form.case_id, "ref": form.ref,
                           **metadata}, separators=(",", ":"))

@@ -208,9 +208,9 @@ def test_o4_o20_request_text_says_doj_was_consulted_only_when_recorded(core: Cor
     to_use_authorization(core, case_id)
     form = core.click(actor=OFFICER, value=buttons(core, case_id)[ActionId.use_auth_sent]).form
     assert form is not None
-    assert "DOJ has been consulted" not in form.intro
-    assert "extradition request is pending" in form.intro
-    assert "to inform an enforcement action" in form.intro
+    assert "DOJ has been consulted" not in form.preformatted
+    assert "extradition request is pending" in form.preformatted
+    assert "to inform an enforcement action" in form.preformatted
     assert press(core, OFFICER, case_id, ActionId.use_auth_sent, {
         "purpose": "enforcement", "sent_on": TODAY, "method": "e-mail",
         "doj_coordination": "OIA consulted on 2026-11-20 about the pending request"}).ok

@@ -8,55 +8,54 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.core.service import Core
-from handlers.console import run_console
+from handlers.console import ScriptedConsole, ScriptItem
 from storage import record
 from storage.models import Case, CloseReason, Stage
 from storage.vault import Vault
 from tests.conftest import TEST_KEY
 
-OPEN_FORM = [
-    "/notice open",
-    "1",  # Red Notice
-    "A-4417/9-2024",
-    "Ivan Consoleperson",
-    "DOB 1979-02-03",
-    "mx",
-    "Armed robbery",
-    "",  # published: unknown
-    "2",  # immigration proceedings
-    "no",
-    "",
-]
-REVIEW_CLEAN = ["", "", "", "", "", "1,2,3,4", "1", ""]
+OPEN_ANSWERS: dict[str, str | list[str]] = {
+    "notice_type": "1",  # Red Notice
+    "notice_reference": "A-4417/9-2024",
+    "subject_name": "Ivan Consoleperson",
+    "subject_identifiers": "DOB 1979-02-03",
+    "issuing_country": "mx",
+    "offense_summary": "Armed robbery",
+    "intended_use": "2",  # immigration proceedings
+    "extradition_pending": "no",
+}
+OPEN_FORM: list[ScriptItem] = ["/notice open", OPEN_ANSWERS]
+REVIEW_CLEAN: dict[str, str | list[str]] = {"sources": "1,2,3,4", "outcome": "1"}
 
-WALK_TO_READY = [
+WALK_TO_READY: list[ScriptItem] = [
     *OPEN_FORM,
-    "press Record request sent", "", "USNCB e-mail", "",
-    "press Record answer", "1", "", "",
-    "press Record preliminary review", *REVIEW_CLEAN,
+    "press Record request sent", {"method": "USNCB e-mail"},
+    "press Record answer", {"status": "1"},
+    "press Record preliminary review", REVIEW_CLEAN,
     "press Request supervisor approval",
     "as U0OFF2", "press Approve",  # an officer outside the chain is refused
     "as U0SUP1", "press Approve",
     "as U0OFF1",
-    "press Record documents request sent", "1,3", "", "USNCB e-mail", "",
-    "press Record answer", "1", "1", "", "",
-    "press Review and decide", "no", "yes", "",
-    "press Record use authorization request sent", "", "", "via OPLA", "", "",
-    "press Record answer", "1", "", "",
-    "press Record documents provided", "", "warrant and charging documents",
-    "2026-11-20",  # before the documents were provided: refused inline, asked again
-    "2026-12-14",
-    "press Record the person's response", "2", "", "",  # responded without contesting
-    "press Acknowledge and finish", "yes", "yes",
+    "press Record documents request sent", {"documents": "1,3"},
+    "press Record answer", {"answer": "1", "received": "1"},
+    "press Review and decide", {"indications": "no", "better_evidence": "yes"},
+    "press Record use authorization request sent", {"submit": ""},
+    "press Record answer", {"answer": "1"},
+    "press Record documents provided", {
+        "provided": "warrant and charging documents",
+        # before the documents were provided: refused inline, asked again
+        "respond_by": ["2026-11-20", "2026-12-14"],
+    },
+    "press Record the person's response", {"response": "2"},  # responded, not contesting
+    "press Acknowledge and finish", {"not_a_warrant": "yes", "i213": "yes"},
     "quit",
 ]
 
 
-def run(core: Core, lines: list[str], *, user: str | None = None) -> str:
+def run(core: Core, lines: list[ScriptItem], *, user: str | None = None) -> str:
     out = io.StringIO()
-    code = run_console(core, stdin=io.StringIO("\n".join(lines) + "\n"), stdout=out,
-                       interactive=False, user=user)
-    assert code == 0
+    console = ScriptedConsole(core, lines, stdout=out, user=user, load_sample=None)
+    assert console.run() == 0
     return out.getvalue()
 
 
@@ -84,31 +83,35 @@ def test_console_walks_a_case_to_ready_for_immigration_proceedings(core: Core) -
         assert record.verify(session, Vault((TEST_KEY,))).ok
 
 
-VALIDITY_ACTIVE = [
-    "press Record request sent", "", "USNCB e-mail", "",
-    "press Record answer", "1", "", "",
+VALIDITY_ACTIVE: list[ScriptItem] = [
+    "press Record request sent", {"method": "USNCB e-mail"},
+    "press Record answer", {"status": "1"},
 ]
-# Review fields: prohibited, serious crime, indicators, dismissed, note, sources, outcome, notes.
-CLOSING_PATHS = {
-    CloseReason.misuse: [*VALIDITY_ACTIVE, "press Record preliminary review",
-                         "", "", "5", "", "", "1,2,3,4", "3", ""],
-    CloseReason.prohibited: [*VALIDITY_ACTIVE, "press Record preliminary review",
-                             "2", "", "", "", "", "1,2,3,4", "3", ""],
-    CloseReason.doubt_unresolved: [*VALIDITY_ACTIVE, "press Record preliminary review",
-                                   "", "", "2", "", "", "1,2,3,4", "2", "",
-                                   "press Conclude", "3", "no clarity after research"],
-    CloseReason.denied: [*VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+REVIEW = "press Record preliminary review"
+CLOSING_PATHS: dict[CloseReason, list[ScriptItem]] = {
+    CloseReason.misuse: [*VALIDITY_ACTIVE, REVIEW,
+                         {"indicators": "8", "sources": "1,2,3,4", "outcome": "3"}],
+    CloseReason.prohibited: [*VALIDITY_ACTIVE, REVIEW,
+                             {"prohibited": "B", "sources": "1,2,3,4", "outcome": "3"}],
+    CloseReason.doubt_unresolved: [*VALIDITY_ACTIVE, REVIEW,
+                                   {"indicators": "5", "sources": "1,2,3,4", "outcome": "2"},
+                                   "press Conclude", {"resolution": "3",
+                                                      "justification": "no clarity after "
+                                                      "research"}],
+    CloseReason.denied: [*VALIDITY_ACTIVE, REVIEW, REVIEW_CLEAN,
                          "press Request supervisor approval", "as U0SUP1", "press Deny",
-                         "not enough basis for use"],
+                         {"reason": "not enough basis for use"}],
     CloseReason.use_not_authorized: [
-        *VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+        *VALIDITY_ACTIVE, REVIEW, REVIEW_CLEAN,
         "press Request supervisor approval", "as U0SUP1", "press Approve", "as U0OFF1",
-        "press Record documents request sent", "1", "", "e-mail", "",
-        "press Record no response", "press Review and decide", "", "", "the removal hearing is set",
-        "press Record use authorization request sent", "", "", "via OPLA", "", "",
-        "press Record answer", "2", "", ""],
-    CloseReason.notice_inactive: ["press Report notice inactive", "2", "USNCB bulletin"],
-    CloseReason.withdrawn: ["press Withdraw case", "opened by mistake"],
+        "press Record documents request sent", {"documents": "1"},
+        "press Record no response", "press Review and decide",
+        {"necessity": "the removal hearing is set"},
+        "press Record use authorization request sent", {"submit": ""},
+        "press Record answer", {"answer": "2"}],
+    CloseReason.notice_inactive: ["press Report notice inactive",
+                                  {"status": "2", "note": "USNCB bulletin"}],
+    CloseReason.withdrawn: ["press Withdraw case", {"reason": "opened by mistake"}],
 }
 
 
@@ -128,8 +131,8 @@ def test_console_empty_database_offers_the_sample_roster(bare_core: Core) -> Non
 def test_console_inactive_notice_closes_the_case(core: Core) -> None:
     transcript = run(core, [
         *OPEN_FORM,
-        "press Record request sent", "", "phone", "",
-        "press Record answer", "3", "", "",  # withdrawn
+        "press Record request sent", {"method": "phone"},
+        "press Record answer", {"status": "3"},  # withdrawn
     ])
     case = only_case(core)
     assert case.close_reason == CloseReason.notice_inactive, transcript
@@ -138,9 +141,8 @@ def test_console_inactive_notice_closes_the_case(core: Core) -> None:
 
 def test_console_withdrawal_and_bad_input_are_handled(core: Core) -> None:
     transcript = run(core, [
-        *OPEN_FORM[:5], "Mexico", *OPEN_FORM[6:],  # bad country code, corrected below
-        "MX",
-        "press Withdraw case", "duplicate of an earlier case",
+        "/notice open", {**OPEN_ANSWERS, "issuing_country": ["Mexico", "MX"]},  # corrected
+        "press Withdraw case", {"reason": "duplicate of an earlier case"},
         "frobnicate",
         "press Nothing like this",
     ])
@@ -156,7 +158,7 @@ def test_console_untrained_officer_is_refused(core: Core) -> None:
 
 
 def test_console_cancelled_form_writes_no_case(core: Core) -> None:
-    run(core, ["/notice open", "1", "cancel"])
+    run(core, ["/notice open", {"notice_type": "1", "notice_reference": "cancel"}])
     with Session(core.engine) as session:
         assert session.exec(select(Case)).first() is None
 
@@ -166,7 +168,7 @@ def test_console_shows_the_new_stages_and_the_end_of_a_case(core: Core) -> None:
     walk = [line for line in WALK_TO_READY if line != "quit"]
     transcript = run(core, [
         *walk,
-        "press Record how the notice was used", "2", "", "",  # immigration proceedings
+        "press Record how the notice was used", {"outcome": "2"},  # immigration proceedings
         "thread RN-2026-0001",
         "quit",
     ])
@@ -178,10 +180,10 @@ def test_console_shows_the_new_stages_and_the_end_of_a_case(core: Core) -> None:
 
 def test_console_return_for_changes_reaches_the_officer(core: Core) -> None:
     transcript = run(core, [
-        *OPEN_FORM, *VALIDITY_ACTIVE, "press Record preliminary review", *REVIEW_CLEAN,
+        *OPEN_FORM, *VALIDITY_ACTIVE, REVIEW, REVIEW_CLEAN,
         "press Request supervisor approval",
-        "as U0SUP2", "press Return for changes", "Add the State Department's view",
-        "as U0OFF1", "press Record preliminary review", *REVIEW_CLEAN,
+        "as U0SUP2", "press Return for changes", {"reason": "Add the State Department's view"},
+        "as U0OFF1", REVIEW, REVIEW_CLEAN,
         "quit",
     ])
     case = only_case(core)

@@ -221,5 +221,6 @@ def test_manual_mode_gives_the_request_text_to_copy(core: Core) -> None:
     case_id = open_case(core)
     form = core.click(actor=OFFICER, value=ActionValue(ActionId.validity_sent, case_id)).form
     assert form is not None and "through your local procedure" in form.intro
-    assert SUBJECT["notice_reference"] in form.intro and case_id in form.intro
+    request = form.preformatted  # the request text, to copy as is
+    assert SUBJECT["notice_reference"] in request and case_id in request
     assert {f.name for f in form.fields} == {"sent_on", "method", "reference"}
