@@ -719,6 +719,16 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
     return approval
 
 
+def send_back(ctx: Ctx, case: Case, stage: Stage, *, to: Stage, why: str) -> None:
+    """`stage` is to be done again: its checklist line says why (the thread shows it with ↩),
+    and the case returns to `to`."""
+    item = ctx.session.get(ChecklistItem, (case.id, stage.value))
+    if item is not None:
+        item.outcome = why
+        ctx.session.add(item)
+    advance(ctx, case, to)
+
+
 def approve(ctx: Ctx, case: Case, ref: int | None) -> None:
     guard(ctx, case, ActionId.approve)
     _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.approved)
@@ -745,12 +755,9 @@ def return_for_changes(ctx: Ctx, case: Case, ref: int | None, values: dict[str, 
                        values["reason"])
     ctx.state("approval.returned", case_id=case.id, approval_id=approval.id,
               reason=values["reason"])
-    item = ctx.session.get(ChecklistItem, (case.id, Stage.approval.value))
-    if item is not None:
-        item.outcome = (f"Returned for changes by <@{ctx.actor}> ({ctx.today.isoformat()}); "
-                        "the officer has the reason")
-        ctx.session.add(item)
-    advance(ctx, case, Stage.review)
+    send_back(ctx, case, Stage.approval, to=Stage.review,
+              why=f"Returned for changes by <@{ctx.actor}> ({ctx.today.isoformat()}); "
+              "the officer has the reason")
 
 
 def approved(ctx: Ctx, case: Case) -> bool:
@@ -1123,12 +1130,9 @@ def person_response(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
               note=values.get("note"), indications=raises, respond_by=case.respond_by)
     reminders.stop(ctx, ReminderKind.response_window, case.id)
     if raises:
-        item = ctx.session.get(ChecklistItem, (case.id, Stage.awaiting_response.value))
-        if item is not None:
-            item.outcome = (f"Contested ({ctx.today.isoformat()}); indications raised: back to "
-                            "the preliminary review")
-            ctx.session.add(item)
-        advance(ctx, case, Stage.review)
+        send_back(ctx, case, Stage.awaiting_response, to=Stage.review,
+                  why=f"Contested ({ctx.today.isoformat()}); indications raised: back to the "
+                  "preliminary review")
         return
     labels = {PersonResponse.none: f"No response by {case.respond_by}",
               PersonResponse.not_contested: "The person responded without contesting",
