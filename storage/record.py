@@ -23,6 +23,7 @@ from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
+from storage import tree
 from storage.models import RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
@@ -111,6 +112,7 @@ def append(
     )
     session.add(entry)
     session.flush()
+    tree.add_leaf(session, seq, entry.hash)  # same transaction, same lock
     session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
     session.flush()
     return entry
