@@ -176,6 +176,16 @@ def verify(
         return _join(pool.imap(_verify_range, jobs))  # stops at the first broken range
 
 
+def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str) -> VerifyResult:
+    """Verify only the entries after `seq`, whose hash is known good (a verified checkpoint):
+    the cost follows the new entries, not the record's size."""
+    connection = session.connection()
+    start = _Stretch(entries=seq, first_seq=1, first_prev_hash=GENESIS_HASH, last_seq=seq,
+                     last_hash=hash) if seq else _Stretch()
+    with closing(_chain_rows(connection, low=seq + 1)) as rows:
+        return _join([start, _walk(rows, vault or Vault(()))])
+
+
 def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 

@@ -13,6 +13,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from bot.core.context import unit_of_work
 from bot.core.service import Core
+from bot.records.checkpoints import make_checkpoint
 from bot.records.heads import publish_head
 from bot.schedule import reminders
 from bot.schedule.digest import sweep_digests
@@ -54,7 +55,11 @@ def start_scheduler(core: Core, *, deliver: Callable[[], object] | None = None,
         loop = RelayLoop(deliver, engine=core.engine, interval=None, nudge=nudge).start()
         scheduler.add_job(loop.wake, "interval", seconds=deliver_seconds, id="relay")
         scheduler.add_listener(lambda _event: loop.stop(), EVENT_SCHEDULER_SHUTDOWN)
-    if core.settings.heads_file:
+    if core.settings.heads_file and core.settings.checkpoint_key_file:
+        scheduler.add_job(_guarded(lambda: make_checkpoint(
+            engine=core.engine, settings=core.settings, clock=core.clock)), "interval",
+            hours=core.settings.heads_hours, id="heads")
+    elif core.settings.heads_file:
         scheduler.add_job(_guarded(lambda: publish_head(
             engine=core.engine, settings=core.settings, clock=core.clock,
             target=Path(core.settings.heads_file))), "interval",
