@@ -546,5 +546,9 @@ def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None
     click.echo(f"exported {report.entries} entries to {report.out_dir}"
                + (" (redacted)" if report.redacted else ""))
     click.echo(f"manifest sha256 {report.manifest_sha256}")
+    if report.checkpoint_size is not None:
+        click.echo(f"every entry carries its inclusion proof against signed checkpoint "
+                   f"{report.checkpoint_size}; recipients check the folder with: python3 "
+                   f"{report.out_dir / 'verify_export.py'} {report.out_dir} --public-key KEY")
     if not report.verified:
         click.echo("WARNING: the record chain does not verify; see verification.json", err=True)
