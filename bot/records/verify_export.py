@@ -125,6 +125,36 @@ def verify_inclusion(index: int, size: int, leaf: bytes, path: list[bytes], root
     return sn == 0 and r == root
 
 
+def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes,
+                       path: list[bytes]) -> bool:
+    """RFC 9162 §2.1.4.2: the tree of `old` leaves is a prefix of the tree of `new`."""
+    if not 0 < old <= new:
+        return False
+    if old == new:
+        return not path and old_root == new_root
+    proof = ([old_root] if old & (old - 1) == 0 else []) + list(path)
+    if not proof:
+        return False
+    fn, sn = old - 1, new - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = _node(c, fr), _node(c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = _node(sr, c)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == old_root and sr == new_root
+
+
 # --- the export ------------------------------------------------------------------------------
 
 HEADER = "noticebot record checkpoint v1"
@@ -193,11 +223,41 @@ def verify(folder: Path, public: bytes) -> Report:
     size, root = int(checkpoint["size"]), bytes.fromhex(checkpoint["root"])
     report.proved.append(f"checkpoint signed by key {fingerprint}: tree size {size}, "
                          f"root {checkpoint['root']}, signed {checkpoint['time']}")
+    if "previous" in signed:
+        _previous(signed, checkpoint, public, fingerprint, report)
     listed = _manifest(folder, public, report)
     if listed is None:
         return report
     _entries(folder, size, root, report)
     return report
+
+
+def _previous(signed: dict[str, Any], checkpoint: dict[str, str], public: bytes,
+              fingerprint: str, report: Report) -> None:
+    """The checkpoint before this one: signed, named by it, and its tree a prefix of this one."""
+    try:
+        before = signed["previous"]
+        text = before["checkpoint"]
+        old = _checkpoint(text)
+        signature = base64.b64decode(before["signature"], validate=True)
+        path = [bytes.fromhex(h) for h in signed.get("consistency", [])]
+    except (KeyError, TypeError, ValueError, binascii.Error):
+        report.fail("checkpoint.json: the previous checkpoint is not well-formed")
+        return
+    if old is None:
+        report.fail("checkpoint.json: the previous checkpoint is not well-formed")
+    elif before.get("key") != fingerprint or not ed25519_verify(public, text.encode(), signature):
+        report.fail("the previous checkpoint is not signed by this key")
+    elif _sha256(text) != checkpoint["previous"]:
+        report.fail("the checkpoint does not name the previous checkpoint given")
+    elif not verify_consistency(int(old["size"]), int(checkpoint["size"]),
+                                bytes.fromhex(old["root"]), bytes.fromhex(checkpoint["root"]),
+                                path):
+        report.fail(f"checkpoint {checkpoint['size']} is not consistent with the previous "
+                    f"checkpoint {old['size']} (two checkpoints that disagree: a fork)")
+    else:
+        report.proved.append(f"the tree of {checkpoint['size']} entries extends the previous "
+                             f"signed checkpoint of {old['size']} (consistency proof)")
 
 
 def _manifest(folder: Path, public: bytes, report: Report) -> dict[str, str] | None:

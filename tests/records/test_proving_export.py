@@ -4,10 +4,13 @@ in a virtual environment with nothing installed — naming every kind of tamperi
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import subprocess
 import sys
 import venv
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -32,6 +35,7 @@ from bot.records.export import (
 )
 from bot.records.retention import load_schedule
 from config.settings import Settings
+from storage import merkle
 from tests.helpers import OFFICER, open_case, press, to_approval
 from tests.records.test_disposition import SCHEDULE, as_records
 
@@ -218,4 +222,59 @@ def test_the_script_needs_no_install(bare_python: Path) -> None:
     imports = {line.split()[1].split(".")[0] for line in source.splitlines()
                if line.startswith(("import ", "from "))}
     assert imports <= set(sys.stdlib_module_names) | {"__future__"}
-    assert MANIFEST
+
+
+def test_script_consistency_check_agrees_with_the_tree() -> None:
+    leaves = [merkle.leaf_hash(bytes([n]) * 32) for n in range(20)]
+    builder = merkle.TreeBuilder()
+    nodes: dict[merkle.Node, bytes] = {}
+    roots = []
+    for leaf in leaves:
+        nodes.update({(level, idx): h for level, idx, h in builder.add(leaf)})
+        roots.append(builder.root())
+    for new in range(1, 21):
+        for old in range(1, new + 1):
+            path = merkle.hashes_of(merkle.consistency_ranges(old, new), nodes)
+            assert script.verify_consistency(old, new, roots[old - 1], roots[new - 1], path)
+            if old < new:
+                assert not script.verify_consistency(old, new, roots[new - 1], roots[new - 1],
+                                                     path)
+
+
+def test_two_checkpoints_that_disagree_fail_the_export(
+        signing: Core, clock: ManualClock, tmp_path: Path, bare_python: Path) -> None:
+    open_case(signing)
+    export(signing, clock, tmp_path / "first")
+    open_case(signing, subject_name="Olga Othercase", notice_reference="B-1/2-2025")
+    clock.advance(timedelta(hours=1))
+    out = tmp_path / "second"
+    export(signing, clock, out)
+    key = checkpoints.public_text(checkpoints.load_private(signing.settings).public_key())
+    good = run_script(bare_python, out, key)
+    assert good.returncode == 0, good.stdout
+    assert "extends the previous signed checkpoint" in good.stdout
+    # Whoever holds the key signs another history for the earlier size, and a new checkpoint
+    # naming it (and re-signs the manifest): every signature is good, the trees are not one.
+    private = checkpoints.load_private(signing.settings)
+    content = json.loads((out / CHECKPOINT_JSON).read_text())
+    earlier = checkpoints.parse_text(content["previous"]["checkpoint"])
+    current = checkpoints.parse_text(content["checkpoint"])
+    assert earlier is not None and current is not None
+    forked = checkpoints.sign(private, replace(earlier, root="cd" * 32))
+    renamed = checkpoints.sign(private, replace(current, previous=forked.checkpoint.digest()))
+    content.update(checkpoint=renamed.checkpoint.text(), signature=renamed.signature,
+                   previous={"checkpoint": forked.checkpoint.text(), "key": forked.key,
+                             "signature": forked.signature})
+    (out / CHECKPOINT_JSON).write_text(json.dumps(content))
+    manifest = "".join(
+        f"{hashlib.sha256((out / name).read_bytes()).hexdigest()}  {name}\n"
+        for name in [line.split("  ", 1)[1] for line in
+                     (out / MANIFEST).read_text().splitlines()])
+    (out / MANIFEST).write_text(manifest)
+    (out / MANIFEST_SIG).write_text(json.dumps({
+        "key": renamed.key,
+        "signature": base64.b64encode(private.sign(manifest.encode())).decode()}))
+    result = run_script(bare_python, out, key)
+    assert result.returncode == 1
+    assert f"checkpoint {current.size} is not consistent with the previous checkpoint " \
+           f"{earlier.size} (two checkpoints that disagree: a fork)" in result.stdout
