@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import sys
 import threading
@@ -35,7 +36,7 @@ from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
 from config.settings import Settings, SettingsError, load_settings
 from handlers.slack.relay import SlackRelay
-from storage import record
+from storage import record, tree
 from storage.db import create_db_engine, upgrade
 from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
@@ -444,6 +445,29 @@ def audit_checkpoint(target: Path | None) -> None:
     except checkpoints.CheckpointError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"signed {signed.checkpoint.short()} with key {signed.key}")
+
+
+@audit.command("prove")
+@click.argument("seq", type=click.IntRange(min=1))
+def audit_prove(seq: int) -> None:
+    """Print entry SEQ's inclusion proof against the newest signed checkpoint, checked, and
+    whether its content is still there or was disposed of (under which item, when, by whom)."""
+    settings = _settings()
+    try:
+        newest = checkpoints.newest_checkpoint(settings)
+        if newest is None:
+            raise checkpoints.CheckpointError("no signed checkpoint yet (noticebot audit "
+                                              "checkpoint)")
+        with Session(_engine(settings.database_url, reads_only=True)) as session:
+            proof = checkpoints.prove(session, seq, newest)
+    except (checkpoints.CheckpointError, tree.TreeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"seq": proof.seq, "tree_size": newest.checkpoint.size,
+                           "root": newest.checkpoint.root, "leaf": proof.leaf,
+                           "path": proof.path, "verified": proof.verified,
+                           "content": proof.content}, indent=2))
+    if not proof.verified:
+        sys.exit(1)
 
 
 @audit.command("verify")

@@ -43,10 +43,11 @@ from sqlmodel import Session, col, func, select
 from bot.clock import Clock
 from bot.core.context import unit_of_work
 from bot.messages import DestinationKind, Message
+from bot.records import disposition
 from bot.records.heads import _append_line
 from config.settings import Settings
 from storage import merkle, record, tree
-from storage.models import RecordEntry
+from storage.models import RecordEntry, RecordPayload
 from storage.vault import Vault
 
 HEADER = "noticebot record checkpoint v1"
@@ -346,6 +347,34 @@ def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
     except tree.TreeError as exc:
         return f"the Merkle tree is incomplete: {exc}"
     return None
+
+
+@dataclass(frozen=True)
+class Proof:
+    seq: int
+    checkpoint: Signed
+    leaf: str  # hex
+    path: list[str]  # hex, nearest the leaf first
+    verified: bool  # the path leads from the entry's leaf to the checkpoint's root
+    content: str  # "present", or what disposition did with it
+
+
+def prove(session: Session, seq: int, signed: Signed) -> Proof:
+    """Entry `seq`'s inclusion proof against a checkpoint, checked, and whether its content is
+    still there (a disposed entry's leaf stays: its proof still verifies)."""
+    size = signed.checkpoint.size
+    entry = session.get(RecordEntry, seq)
+    if entry is None or seq > size:
+        raise CheckpointError(f"entry {seq} is not under checkpoint {size}")
+    found = tree.inclusion_proofs(session, {seq: entry.hash}, size)[seq]
+    verified = merkle.verify_inclusion(seq - 1, size, found.leaf, found.path,
+                                       bytes.fromhex(signed.checkpoint.root))
+    content = "present"
+    if session.get(RecordPayload, seq) is None:
+        content = disposition.statements(session, [(seq, entry.case_id)]).get(
+            seq, "content missing, and no disposition log names it")
+    return Proof(seq=seq, checkpoint=signed, leaf=found.leaf.hex(),
+                 path=[h.hex() for h in found.path], verified=verified, content=content)
 
 
 # --- making one -----------------------------------------------------------------------------

@@ -31,12 +31,12 @@ from sqlmodel import Session, col, func, select
 from bot.clock import Clock
 from bot.core.context import unit_of_work
 from bot.core.details import SUBJECT_FIELDS, open_case_details
-from bot.records import checkpoints
+from bot.records import checkpoints, disposition
 from bot.records import verify_export as verify_script
 from bot.records.retention import RecordType
 from config.settings import Settings
 from storage import record, tree
-from storage.models import Case, DispositionLog, RecordEntry, RecordPayload
+from storage.models import Case, RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
 ENTRIES_JSONL = "entries.jsonl"
@@ -385,7 +385,8 @@ def _prove(session: Session, work: Path, settings: Settings, signed: checkpoints
     """Each entry's inclusion proof against the checkpoint, what disposition removed (under
     which item, when, by whom), the checkpoint itself and the standalone verifier."""
     size = signed.checkpoint.size
-    disposed = _dispositions(session, [p for p in proven if p.disposed])
+    disposed = disposition.statements(session, [(p.seq, p.case_id) for p in proven
+                                                 if p.disposed])
     with (work / PROOFS_JSONL).open("w", encoding="utf-8", newline="\n") as handle:
         for start in range(0, len(proven), PROOF_BATCH):
             batch = proven[start:start + PROOF_BATCH]
@@ -418,23 +419,6 @@ def _prove(session: Session, work: Path, settings: Settings, signed: checkpoints
             session, before.checkpoint.size, size)] if before.checkpoint.size < size else []
     _write_json(work / CHECKPOINT_JSON, content)
     _write_text(work / VERIFY_SCRIPT, Path(verify_script.__file__).read_text("utf-8"))
-
-
-def _dispositions(session: Session, items: list[_Proven]) -> dict[int, str]:
-    """seq → "content disposed of under <item>, <date>, by <approver>" from the disposition log
-    (an entry on its own, or every entry of a disposed case file)."""
-    if not items:
-        return {}
-    refs = {f"entry:{p.seq}" for p in items} | {p.case_id for p in items if p.case_id}
-    logs = {log.record_ref: log for log in session.exec(
-        select(DispositionLog).where(col(DispositionLog.record_ref).in_(refs)))}
-    found: dict[int, str] = {}
-    for item in items:
-        log = logs.get(f"entry:{item.seq}") or (logs.get(item.case_id) if item.case_id else None)
-        if log is not None:
-            found[item.seq] = (f"content disposed of under {log.schedule_item}, "
-                               f"{log.disposed_on.isoformat()}, by {log.approved_by}")
-    return found
 
 
 def _sign_manifest(work: Path, settings: Settings, manifest: str) -> None:

@@ -15,17 +15,22 @@ import pytest
 from click.testing import CliRunner, Result
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.cli import main
 from bot.clock import ManualClock
 from bot.core.service import Core
+from bot.messages import ActionId
 from bot.records import checkpoints
 from bot.records.checkpoints import CheckpointError, make_checkpoint
+from bot.records.disposition import dispose
+from bot.records.retention import load_schedule
 from config.settings import Settings
+from storage import merkle
 from storage.models import OutboxMessage, RecordEntry
 from tests.conftest import TEST_KEY
-from tests.helpers import open_case, to_approval
+from tests.helpers import OFFICER, open_case, press, to_approval
+from tests.records.test_disposition import SCHEDULE, as_records
 from tests.records.test_heads import rewrite_from, tampering
 
 
@@ -212,3 +217,47 @@ def test_history_rewritten_under_a_checkpoint_is_detected(
     assert f"entry {signed.checkpoint.size} differs from checkpoint" in result.output
     full = verify(signing, "--full")
     assert full.exit_code == 1 and "does not match the record" in full.output
+
+
+def test_o32_disposed_entry_keeps_its_leaf_and_its_proof_says_so(
+        core: Core, engine: Engine, signing: Settings, clock: ManualClock,
+        tmp_path: Path) -> None:
+    schedule_file = tmp_path / "retention.toml"
+    schedule_file.write_text(SCHEDULE, encoding="utf-8")
+    core.settings = signing.model_copy(update={"retention_file": str(schedule_file)})
+    case_id = open_case(core)
+    assert press(core, OFFICER, case_id, ActionId.withdraw, {"reason": "test"}).ok
+    signed = sign_now(engine, core.settings, clock)
+    with Session(engine) as session:
+        seq = session.exec(select(RecordEntry.seq).where(RecordEntry.case_id == case_id)
+                           .order_by(col(RecordEntry.seq))).first()
+    assert seq is not None
+    clock.advance(timedelta(days=365 * 10 + 3))
+    schedule = load_schedule(str(schedule_file))
+    assert as_records(core, lambda ctx: dispose(ctx, schedule, [case_id])).ok
+    # Verification after disposal: incremental (the tombstone is before the checkpoint, the
+    # disposal after it), then a new checkpoint over it, then everything.
+    assert verify(core.settings).exit_code == 0
+    sign_now(engine, core.settings, clock)
+    for args in ((), ("--full",)):
+        result = verify(core.settings, *args)
+        assert result.exit_code == 0, result.output
+    env = {"NOTICEBOT_DATABASE_URL": signing.database_url, "NOTICEBOT_ENV": "development",
+           "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY, "NOTICEBOT_HEADS_FILE": signing.heads_file,
+           "NOTICEBOT_CHECKPOINT_KEY_FILE": signing.checkpoint_key_file}
+    proved = CliRunner().invoke(main, ["audit", "prove", str(seq)], env=env)
+    assert proved.exit_code == 0, proved.output
+    shown = json.loads(proved.output)
+    assert shown["verified"] is True and shown["tree_size"] > signed.checkpoint.size
+    when = clock.now().date().isoformat()
+    assert shown["content"] == f"content disposed of under ICE-1015-CASE, {when}, by U0REC1"
+    with Session(engine) as session:
+        newest = checkpoints.read_checkpoints(Path(signing.heads_file), checkpoints.known_keys(
+            signing))[-1]
+        proof = checkpoints.prove(session, seq, newest)
+        assert proof.verified and merkle.verify_inclusion(
+            seq - 1, newest.checkpoint.size, bytes.fromhex(proof.leaf),
+            [bytes.fromhex(h) for h in proof.path], bytes.fromhex(newest.checkpoint.root))
+        assert not merkle.verify_inclusion(
+            seq, newest.checkpoint.size, bytes.fromhex(proof.leaf),
+            [bytes.fromhex(h) for h in proof.path], bytes.fromhex(newest.checkpoint.root))
