@@ -4,15 +4,18 @@ against a direct recursive definition, and the stored tree kept by every append.
 from __future__ import annotations
 
 import hashlib
+from functools import partial
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
 
 from bot.core.service import Core
 from storage import merkle, tree
 from storage.models import RecordEntry, RecordTreeNode
-from tests.helpers import open_case
+from tests.helpers import open_case, run_together
+from tests.storage.test_record import append_batch, postgres_only
 
 LEAVES = [merkle.leaf_hash(hashlib.sha256(str(i).encode()).digest()) for i in range(70)]
 
@@ -109,3 +112,30 @@ def test_a_missing_node_is_named(bare_core: Core) -> None:
     with Session(bare_core.engine) as session, pytest.raises(tree.TreeError,
                                                               match="level 0, index 0"):
         tree.root(session, 1)
+
+
+def assert_tree_matches_entries(engine: Engine) -> None:
+    with Session(engine) as session:
+        entries = session.exec(select(RecordEntry.hash).order_by(col(RecordEntry.seq))).all()
+        stored = session.exec(select(func.count()).select_from(RecordTreeNode)).one()
+        assert tree.root(session, len(entries)) == mth([merkle.entry_leaf(h) for h in entries])
+    assert stored == 2 * len(entries) - bin(len(entries)).count("1")
+
+
+@postgres_only
+def test_concurrent_writers_grow_one_tree(bare_core: Core) -> None:
+    engine = bare_core.engine
+    run_together(*[partial(append_batch, engine, w, 20) for w in range(6)])
+    assert_tree_matches_entries(engine)
+
+
+@postgres_only
+def test_postgres_refuses_changing_the_tree(bare_core: Core) -> None:
+    append_batch(bare_core.engine, 0, 3)
+    for statement in ("UPDATE record_tree_node SET hash = repeat('0', 64) WHERE level = 0",
+                      "DELETE FROM record_tree_node WHERE level = 1",
+                      "TRUNCATE record_tree_node"):
+        with pytest.raises(DBAPIError, match="append-only"), \
+                bare_core.engine.begin() as connection:
+            connection.execute(text(statement))
+    assert_tree_matches_entries(bare_core.engine)
