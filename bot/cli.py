@@ -424,6 +424,9 @@ def audit() -> None:
 def audit_publish_head(target: Path) -> None:
     """Append the chain's head (seq and hash) to a file kept outside the database."""
     core = _core()
+    if core.settings.checkpoint_key_file:
+        raise click.ClickException("a checkpoint key is set: use `noticebot audit checkpoint` "
+                                   "(verification refuses unsigned heads then)")
     try:
         head = publish_head(engine=core.engine, settings=core.settings, clock=core.clock,
                             target=target)
