@@ -291,11 +291,11 @@ def verify_incremental(session: Session, vault: Vault,
         if not result.ok:
             return broken(str(result.problem), result.broken_seq, max(result.entries - since, 0))
         builder = merkle.TreeBuilder.at(since, lambda wanted: tree.nodes(session, wanted))
-        hashes = session.exec(select(RecordEntry.hash).where(col(RecordEntry.seq) > since)
-                              .order_by(col(RecordEntry.seq))
-                              .execution_options(yield_per=record.FETCH_BATCH))
-        for entry_hash in hashes:
-            builder.add(merkle.entry_leaf(entry_hash))
+        with session.exec(select(RecordEntry.hash).where(col(RecordEntry.seq) > since)
+                          .order_by(col(RecordEntry.seq))
+                          .execution_options(yield_per=record.FETCH_BATCH)) as hashes:
+            for entry_hash in hashes:
+                builder.add(merkle.entry_leaf(entry_hash))
         new_root = builder.root()
         if size and tree.root(session, size) != new_root:
             return broken(f"the stored tree's root at {size} does not match the entries "
@@ -330,14 +330,16 @@ def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
     for signed in checkpoints:
         by_size.setdefault(signed.checkpoint.size, []).append(signed.checkpoint)
     builder = merkle.TreeBuilder()
-    rows = session.exec(select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq))
-                        .execution_options(yield_per=record.FETCH_BATCH))
-    for seq, entry_hash in rows:
-        builder.add(merkle.entry_leaf(entry_hash))
-        for checkpoint in by_size.get(seq, ()):
-            if checkpoint.head != entry_hash or checkpoint.root != builder.root().hex():
-                return (f"checkpoint {checkpoint.size} does not match the record (entries up "
-                        f"to {seq} were altered, or the checkpoint belongs to another history)")
+    statement = (select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq))
+                 .execution_options(yield_per=record.FETCH_BATCH))
+    with session.exec(statement) as rows:  # closes a server-side cursor on early exit
+        for seq, entry_hash in rows:
+            builder.add(merkle.entry_leaf(entry_hash))
+            for checkpoint in by_size.get(seq, ()):
+                if checkpoint.head != entry_hash or checkpoint.root != builder.root().hex():
+                    return (f"checkpoint {checkpoint.size} does not match the record (entries "
+                            f"up to {seq} were altered, or the checkpoint belongs to another "
+                            "history)")
     if builder.size and checkpoints and checkpoints[-1].checkpoint.size > builder.size:
         return (f"the record has {builder.size} entries, fewer than checkpoint "
                 f"{checkpoints[-1].checkpoint.size} (truncated)")
