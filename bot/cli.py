@@ -258,6 +258,17 @@ def checkpoint_key_generate(path: Path) -> None:
     click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
 
 
+@checkpoint_key.command("show")
+def checkpoint_key_show() -> None:
+    """Print the public key (and fingerprint) of NOTICEBOT_CHECKPOINT_KEY_FILE, to hand out."""
+    try:
+        public = checkpoints.load_private(_settings()).public_key()
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"public key:  {checkpoints.public_text(public)}")
+    click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
+
+
 AS_USER = click.option("--as", "user", metavar="USER", required=True,
                        help="Your roster user id; the records role is checked.")
 

@@ -81,6 +81,8 @@ def test_checkpoint_key_checkpoint_export_prove_and_verify(database_url: str,
     roster = tmp_path / "roster.toml"
     roster.write_text(sample_roster_text(START.date()), encoding="utf-8")
     assert cli.invoke(main, ["roster", "import", str(roster)]).exit_code == 0
+    shown = cli.invoke(main, ["keys", "checkpoint-key", "show"])
+    assert shown.exit_code == 0 and f"public key:  {public}" in shown.output
     signed = cli.invoke(main, ["audit", "checkpoint"])
     assert signed.exit_code == 0 and signed.output.startswith("signed checkpoint "), signed.output
     refused = cli.invoke(main, ["audit", "publish-head", "--to", str(heads)])
