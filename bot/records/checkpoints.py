@@ -379,6 +379,19 @@ def prove(session: Session, seq: int, signed: Signed) -> Proof:
                  path=[h.hex() for h in found.path], verified=verified, content=content)
 
 
+def _verify_everything(session: Session, vault: Vault) -> TreeVerified:
+    result = record.verify(session, vault)
+    problem = verify_full_tree(session, []) if result.ok else result.problem
+    if not result.ok or problem is not None:
+        return TreeVerified(ok=False, since=0, entries=result.entries, size=result.head_seq,
+                            root="", head_hash="", checkpoints=0, problem=problem,
+                            broken_seq=result.broken_seq)
+    size = result.head_seq
+    return TreeVerified(ok=True, since=0, entries=size, size=size,
+                        root=tree.root(session, size).hex(), head_hash=result.head_hash,
+                        checkpoints=0)
+
+
 # --- making one -----------------------------------------------------------------------------
 
 
@@ -404,9 +417,13 @@ def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
     with _locked(target):
         existing = read_checkpoints(target, keys)
         with Session(engine) as session:
-            verified = verify_incremental(session, Vault(settings.encryption_keys), existing)
+            if existing:
+                verified = verify_incremental(session, Vault(settings.encryption_keys), existing)
+            else:  # the first one: the whole record, in parallel ranges when it is long
+                verified = _verify_everything(session, Vault(settings.encryption_keys))
         if not verified.ok:
-            raise CheckpointError(f"the record does not verify ({verified.problem}); "
+            where = f"entry {verified.broken_seq}: " if verified.broken_seq else ""
+            raise CheckpointError(f"the record does not verify ({where}{verified.problem}); "
                                   "no checkpoint was signed")
         if verified.size == 0:
             raise CheckpointError("the record is empty; there is nothing to sign")

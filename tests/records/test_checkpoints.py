@@ -261,3 +261,11 @@ def test_o32_disposed_entry_keeps_its_leaf_and_its_proof_says_so(
         assert not merkle.verify_inclusion(
             seq, newest.checkpoint.size, bytes.fromhex(proof.leaf),
             [bytes.fromhex(h) for h in proof.path], bytes.fromhex(newest.checkpoint.root))
+
+
+def test_no_checkpoint_is_signed_over_a_broken_record(
+        walked: Core, engine: Engine, signing: Settings, clock: ManualClock) -> None:
+    alter_actor(engine, 2)
+    with pytest.raises(CheckpointError, match="entry 2"):
+        sign_now(engine, signing, clock)  # the first: everything is verified
+    assert not Path(signing.heads_file).exists() or not heads_lines(signing)
