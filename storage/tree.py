@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select, text
 from sqlmodel import Session, col
 
 from storage import merkle
@@ -21,15 +21,26 @@ class TreeError(Exception):
     """A node the tree should have is not stored (the tree is incomplete or was cut)."""
 
 
+# Plain statements: built once and cached by the driver layer, they cost a fraction of a
+# constructed SELECT/INSERT on this hot path (every append runs them).
+_SIBLING = text("SELECT hash FROM record_tree_node WHERE level = :level AND idx = :idx")
+_INSERT = text("INSERT INTO record_tree_node (level, idx, hash) VALUES (:level, :idx, :hash)")
+
+
 def add_leaf(session: Session, seq: int, entry_hash_hex: str) -> None:
     """Store the leaf of entry `seq` and the subtrees it completes, in the caller's transaction
-    (which already holds the chain's append lock)."""
+    (which already holds the chain's append lock). Reads one stored node per subtree it
+    completes (on average one), writes them in one statement."""
     index = seq - 1
-    siblings = merkle.left_siblings(index)
-    found = nodes(session.connection(), siblings) if siblings else {}
-    made = merkle.completed(index, merkle.entry_leaf(entry_hash_hex), found)
-    session.execute(insert(_TABLE), [{"level": level, "idx": idx, "hash": digest.hex()}
-                                     for level, idx, digest in made])
+    siblings: dict[Node, bytes] = {}
+    for level, idx in merkle.left_siblings(index):
+        digest = session.execute(_SIBLING, {"level": level, "idx": idx}).scalar()
+        if digest is None:
+            raise TreeError(f"tree node (level {level}, index {idx}) is missing")
+        siblings[(level, idx)] = bytes.fromhex(digest)
+    made = merkle.completed(index, merkle.entry_leaf(entry_hash_hex), siblings)
+    session.execute(_INSERT, [{"level": level, "idx": idx, "hash": digest.hex()}
+                              for level, idx, digest in made])
 
 
 def nodes(connection: Connection | Session, wanted: Iterable[Node]) -> dict[Node, bytes]:
