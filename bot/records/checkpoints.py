@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -329,23 +330,31 @@ def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
     by_size: dict[int, list[Checkpoint]] = {}
     for signed in checkpoints:
         by_size.setdefault(signed.checkpoint.size, []).append(signed.checkpoint)
-    builder = merkle.TreeBuilder()
-    statement = (select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq))
-                 .execution_options(yield_per=record.FETCH_BATCH))
-    with session.exec(statement) as rows:  # closes a server-side cursor on early exit
-        for seq, entry_hash in rows:
-            builder.add(merkle.entry_leaf(entry_hash))
+    # The right edge as a plain list of hashes (one per set bit of the size, largest first):
+    # this loop runs once per entry of the whole record, so it avoids TreeBuilder's bookkeeping.
+    sha256, fromhex = hashlib.sha256, bytes.fromhex
+    edge: list[bytes] = []
+    size = 0
+    statement = (sqlalchemy.select(col(RecordEntry.seq), col(RecordEntry.hash))
+                 .order_by(col(RecordEntry.seq)).execution_options(yield_per=record.FETCH_BATCH))
+    with session.connection().execute(statement) as rows:  # closes a server cursor early
+        for seq, entry_hash in rows.tuples():
+            node = sha256(b"\x00" + fromhex(entry_hash)).digest()
+            for _ in range((size ^ (size + 1)).bit_length() - 1):  # trailing ones: merges
+                node = sha256(b"\x01" + edge.pop() + node).digest()
+            edge.append(node)
+            size += 1
             for checkpoint in by_size.get(seq, ()):
-                if checkpoint.head != entry_hash or checkpoint.root != builder.root().hex():
+                if checkpoint.head != entry_hash or checkpoint.root != merkle.fold(edge).hex():
                     return (f"checkpoint {checkpoint.size} does not match the record (entries "
                             f"up to {seq} were altered, or the checkpoint belongs to another "
                             "history)")
-    if builder.size and checkpoints and checkpoints[-1].checkpoint.size > builder.size:
-        return (f"the record has {builder.size} entries, fewer than checkpoint "
+    if size and checkpoints and checkpoints[-1].checkpoint.size > size:
+        return (f"the record has {size} entries, fewer than checkpoint "
                 f"{checkpoints[-1].checkpoint.size} (truncated)")
     try:
-        if builder.size and tree.root(session, builder.size) != builder.root():
-            return f"the stored tree's root at {builder.size} does not match the entries"
+        if size and tree.root(session, size) != merkle.fold(edge):
+            return f"the stored tree's root at {size} does not match the entries"
     except tree.TreeError as exc:
         return f"the Merkle tree is incomplete: {exc}"
     return None
