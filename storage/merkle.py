@@ -200,23 +200,15 @@ class TreeBuilder:
         return fold([h for _, h in self.edge])
 
 
-def left_siblings(index: int) -> list[Node]:
-    """The stored subtrees appending leaf `index` joins with (one per trailing 1 bit)."""
-    found: list[Node] = []
-    level = 0
-    while (index >> level) & 1:
-        found.append((level, (index >> level) - 1))
-        level += 1
-    return found
-
-
-def completed(index: int, leaf: bytes,
-              siblings: Mapping[Node, bytes]) -> list[tuple[int, int, bytes]]:
-    """The nodes appending leaf `index` adds, given its `left_siblings`' hashes."""
-    made = [(0, index, leaf)]
-    current, level = leaf, 0
-    while (index >> level) & 1:
-        current = node_hash(siblings[(level, (index >> level) - 1)], current)
-        level += 1
-        made.append((level, index >> level, current))
-    return made
+def extend(edge: Sequence[bytes], size: int,
+           leaf: bytes) -> tuple[list[tuple[int, int, bytes]], list[bytes]]:
+    """Append `leaf` to the tree of `size` leaves whose right edge is `edge` (the hashes of
+    `range_nodes(0, size)`): the nodes it completes, itself first, and the new right edge."""
+    remaining = list(edge)
+    made = [(0, size, leaf)]
+    node = leaf
+    for level in range(1, (size ^ (size + 1)).bit_length()):  # one merge per trailing 1 bit
+        node = node_hash(remaining.pop(), node)
+        made.append((level, size >> level, node))
+    remaining.append(node)
+    return made, remaining

@@ -112,7 +112,7 @@ def append(
     )
     session.add(entry)
     session.flush()
-    tree.add_leaf(session, seq, entry.hash)  # same transaction, same lock
+    tree.add_leaf(session, seq, entry.hash, prev_hash)  # same transaction, same lock
     session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
     session.flush()
     return entry

@@ -3,10 +3,12 @@ roots and proofs read from the stored complete subtrees. Hashing rules: `storage
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, select, text, tuple_
 from sqlmodel import Session, col
 
 from storage import merkle
@@ -21,43 +23,49 @@ class TreeError(Exception):
     """A node the tree should have is not stored (the tree is incomplete or was cut)."""
 
 
-# Plain statements: built once and cached by the driver layer, they cost a fraction of a
-# constructed SELECT/INSERT on this hot path (every append runs them).
-_SIBLING = text("SELECT hash FROM record_tree_node WHERE level = :level AND idx = :idx")
 _INSERT = text("INSERT INTO record_tree_node (level, idx, hash) VALUES (:level, :idx, :hash)")
+# Right edges of recent trees, by the hash of their last entry. A tree is a function of its
+# entries and entry n's chain hash fixes entries 1..n, so the edge found under the hash an
+# append chains to is that tree's edge, whichever transaction or process computed it (one
+# rolled back leaves an edge no later append chains to). It spares the append any read.
+_EDGES: OrderedDict[str, list[bytes]] = OrderedDict()
+_EDGES_KEPT = 16
+_EDGES_LOCK = threading.Lock()
 
 
-def add_leaf(session: Session, seq: int, entry_hash_hex: str) -> None:
-    """Store the leaf of entry `seq` and the subtrees it completes, in the caller's transaction
-    (which already holds the chain's append lock). Reads one stored node per subtree it
-    completes (on average one), writes them in one statement."""
-    index = seq - 1
-    siblings: dict[Node, bytes] = {}
-    for level, idx in merkle.left_siblings(index):
-        digest = session.execute(_SIBLING, {"level": level, "idx": idx}).scalar()
-        if digest is None:
-            raise TreeError(f"tree node (level {level}, index {idx}) is missing")
-        siblings[(level, idx)] = bytes.fromhex(digest)
-    made = merkle.completed(index, merkle.entry_leaf(entry_hash_hex), siblings)
+def add_leaf(session: Session, seq: int, entry_hash_hex: str, prev_hash_hex: str) -> None:
+    """Store the leaf of entry `seq` (chained to `prev_hash_hex`) and the subtrees it
+    completes, in the caller's transaction (which already holds the chain's append lock):
+    one INSERT, and one read of the tree's right edge when no recent append left it here."""
+    size = seq - 1
+    with _EDGES_LOCK:
+        edge = _EDGES.get(prev_hash_hex) if size else []
+    if edge is None:
+        wanted = merkle.range_nodes(0, size)
+        found = nodes(session, wanted)
+        edge = [found[node] for node in wanted]
+    made, after = merkle.extend(edge, size, merkle.entry_leaf(entry_hash_hex))
     session.execute(_INSERT, [{"level": level, "idx": idx, "hash": digest.hex()}
                               for level, idx, digest in made])
+    with _EDGES_LOCK:
+        _EDGES[entry_hash_hex] = after
+        while len(_EDGES) > _EDGES_KEPT:
+            _EDGES.popitem(last=False)
 
 
 def nodes(connection: Connection | Session, wanted: Iterable[Node]) -> dict[Node, bytes]:
-    """The stored hashes of `wanted`; TreeError names the first one missing."""
+    """The stored hashes of `wanted` (one query per LOOKUP_BATCH); TreeError names the first
+    one missing."""
     wanted = sorted(set(wanted))
     found: dict[Node, bytes] = {}
+    key = tuple_(col(RecordTreeNode.level), col(RecordTreeNode.idx))
     for start in range(0, len(wanted), LOOKUP_BATCH):
         batch = wanted[start:start + LOOKUP_BATCH]
-        by_level: dict[int, list[int]] = {}
-        for level, idx in batch:
-            by_level.setdefault(level, []).append(idx)
-        for level, indexes in by_level.items():
-            rows = connection.execute(
-                select(col(RecordTreeNode.idx), col(RecordTreeNode.hash))
-                .where(col(RecordTreeNode.level) == level, col(RecordTreeNode.idx).in_(indexes)))
-            for idx, digest in rows:
-                found[(level, idx)] = bytes.fromhex(digest)
+        rows = connection.execute(
+            select(col(RecordTreeNode.level), col(RecordTreeNode.idx), col(RecordTreeNode.hash))
+            .where(key.in_(batch)))
+        for level, idx, digest in rows:
+            found[(level, idx)] = bytes.fromhex(digest)
     for node in wanted:
         if node not in found:
             level, idx = node

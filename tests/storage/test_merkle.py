@@ -12,8 +12,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
 
 from bot.core.service import Core
-from storage import merkle, tree
+from storage import merkle, record, tree
+from storage.db import transaction
 from storage.models import RecordEntry, RecordTreeNode
+from tests.conftest import START
 from tests.helpers import open_case, run_together
 from tests.storage.test_record import append_batch, postgres_only
 
@@ -52,11 +54,14 @@ def test_roots_and_incremental_nodes_match_the_definition() -> None:
     for size in range(1, len(LEAVES) + 1):
         nodes = built(size)
         assert merkle.fold([nodes[n] for n in merkle.range_nodes(0, size)]) == mth(LEAVES[:size])
-        # The append path's view (left siblings only) makes the same nodes.
+        # The append path's view (the right edge before it) makes the same nodes and edge.
         index = size - 1
-        siblings = {n: nodes[n] for n in merkle.left_siblings(index)}
-        made = merkle.completed(index, LEAVES[index], siblings)
+        edge = [nodes[n] for n in merkle.range_nodes(0, index)]
+        made, after = merkle.extend(edge, index, LEAVES[index])
+        assert [(level, idx) for level, idx, _ in made] == [
+            (level, idx) for level, idx in nodes if (idx + 1) << level == size]
         assert all(nodes[(level, idx)] == digest for level, idx, digest in made)
+        assert after == [nodes[n] for n in merkle.range_nodes(0, size)]
 
 
 def test_inclusion_proofs_verify_and_reject_everything_else() -> None:
@@ -139,3 +144,21 @@ def test_postgres_refuses_changing_the_tree(bare_core: Core) -> None:
                 bare_core.engine.begin() as connection:
             connection.execute(text(statement))
     assert_tree_matches_entries(bare_core.engine)
+
+
+def test_a_rolled_back_append_leaves_no_trace_in_the_tree(bare_core: Core) -> None:
+    engine = bare_core.engine
+    append_batch(engine, 0, 5)
+    with pytest.raises(RuntimeError), transaction(engine) as session:
+        record.append(session, at=START, actor="gone", kind="state", action="x", payload={})
+        raise RuntimeError("rolled back after the tree was extended in memory")
+    append_batch(engine, 1, 6)  # the same seqs, another history
+    assert_tree_matches_entries(engine)
+
+
+def test_appends_after_writes_the_process_did_not_see(bare_core: Core) -> None:
+    engine = bare_core.engine
+    append_batch(engine, 0, 3)
+    tree._EDGES.clear()  # as if another process had appended last
+    append_batch(engine, 1, 9)
+    assert_tree_matches_entries(engine)
