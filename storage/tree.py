@@ -8,7 +8,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, select, text, tuple_
+from sqlalchemy import Connection, and_, or_, select, text
 from sqlmodel import Session, col
 
 from storage import merkle
@@ -54,16 +54,21 @@ def add_leaf(session: Session, seq: int, entry_hash_hex: str, prev_hash_hex: str
 
 
 def nodes(connection: Connection | Session, wanted: Iterable[Node]) -> dict[Node, bytes]:
-    """The stored hashes of `wanted` (one query per LOOKUP_BATCH); TreeError names the first
-    one missing."""
+    """The stored hashes of `wanted`, one query per LOOKUP_BATCH nodes; TreeError names the
+    first one missing."""
     wanted = sorted(set(wanted))
     found: dict[Node, bytes] = {}
-    key = tuple_(col(RecordTreeNode.level), col(RecordTreeNode.idx))
     for start in range(0, len(wanted), LOOKUP_BATCH):
-        batch = wanted[start:start + LOOKUP_BATCH]
+        by_level: dict[int, list[int]] = {}
+        for level, idx in wanted[start:start + LOOKUP_BATCH]:
+            by_level.setdefault(level, []).append(idx)
+        # One term per level, each an index search on both SQLite and PostgreSQL (a row-value
+        # IN would make SQLite scan the table).
         rows = connection.execute(
             select(col(RecordTreeNode.level), col(RecordTreeNode.idx), col(RecordTreeNode.hash))
-            .where(key.in_(batch)))
+            .where(or_(*(and_(col(RecordTreeNode.level) == level,
+                              col(RecordTreeNode.idx).in_(indexes))
+                         for level, indexes in by_level.items()))))
         for level, idx, digest in rows:
             found[(level, idx)] = bytes.fromhex(digest)
     for node in wanted:
