@@ -6,8 +6,9 @@ below n. A leaf's data is its entry's 32-byte hash, leaf index = seq - 1.
 Only complete subtrees are stored (`record_tree_node`: level, index, hash; a node at level l and
 index i covers leaves [i·2^l, (i+1)·2^l)). Every range a proof needs is a run of such subtrees, so
 a proof reads O(log n) stored nodes and hashes nothing but its own path. The pure functions here
-(ranges, proofs, their verification) know nothing of the database; `TreeBuilder` makes the nodes
-an append adds, for the append path, the migration's backfill and the bulk seeding alike.
+(ranges, proofs, their verification) know nothing of the database; `extend` makes the nodes an
+append adds from the tree's right edge, and `TreeBuilder` does the same leaf after leaf for the
+migration's backfill, the bulk seeding and incremental verification.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from storage import merkle
 from storage.merkle import Node
 from storage.models import RecordTreeNode
 
-_TABLE = RecordTreeNode.__table__  # type: ignore[attr-defined]
 LOOKUP_BATCH = 500
 
 
@@ -110,12 +109,3 @@ def inclusion_proofs(connection: Connection | Session, entries: Mapping[int, str
 def consistency_proof(connection: Connection | Session, old: int, new: int) -> list[bytes]:
     ranges = merkle.consistency_ranges(old, new)
     return merkle.hashes_of(ranges, nodes(connection, merkle.proof_nodes(ranges)))
-
-
-def stored_leaves(connection: Connection | Session, low: int, high: int) -> dict[int, str]:
-    """Leaf hashes (hex) of entries low..high (seq), as stored."""
-    rows = connection.execute(
-        select(col(RecordTreeNode.idx), col(RecordTreeNode.hash))
-        .where(col(RecordTreeNode.level) == 0, col(RecordTreeNode.idx) >= low - 1,
-               col(RecordTreeNode.idx) <= high - 1))
-    return {idx + 1: digest for idx, digest in rows}
