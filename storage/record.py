@@ -176,13 +176,14 @@ def verify(
         return _join(pool.imap(_verify_range, jobs))  # stops at the first broken range
 
 
-def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str) -> VerifyResult:
-    """Verify only the entries after `seq`, whose hash is known good (a verified checkpoint):
-    the cost follows the new entries, not the record's size."""
+def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str,
+                 up_to: int | None = None) -> VerifyResult:
+    """Verify only the entries after `seq` (through `up_to`), whose hash is known good (a
+    verified checkpoint): the cost follows the new entries, not the record's size."""
     connection = session.connection()
     start = _Stretch(entries=seq, first_seq=1, first_prev_hash=GENESIS_HASH, last_seq=seq,
                      last_hash=hash) if seq else _Stretch()
-    with closing(_chain_rows(connection, low=seq + 1)) as rows:
+    with closing(_chain_rows(connection, low=seq + 1, high=up_to)) as rows:
         return _join([start, _walk(rows, vault or Vault(()))])
 
 

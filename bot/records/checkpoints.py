@@ -288,11 +288,13 @@ def verify_incremental(session: Session, vault: Vault,
         # The walk starts at the checkpoint's own entry, so its content is checked too.
         start = max(since - 1, 0)
         link = head.prev_hash if newest is not None and head is not None else record.GENESIS_HASH
-        result = record.verify_after(session, vault, seq=start, hash=link)
+        # Bounded by `size`: entries appended meanwhile are the next verification's.
+        result = record.verify_after(session, vault, seq=start, hash=link, up_to=size)
         if not result.ok:
             return broken(str(result.problem), result.broken_seq, max(result.entries - since, 0))
         builder = merkle.TreeBuilder.at(since, lambda wanted: tree.nodes(session, wanted))
-        with session.exec(select(RecordEntry.hash).where(col(RecordEntry.seq) > since)
+        with session.exec(select(RecordEntry.hash).where(col(RecordEntry.seq) > since,
+                                                         col(RecordEntry.seq) <= size)
                           .order_by(col(RecordEntry.seq))
                           .execution_options(yield_per=record.FETCH_BATCH)) as hashes:
             for entry_hash in hashes:

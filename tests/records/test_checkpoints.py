@@ -10,6 +10,7 @@ import os
 from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
@@ -26,12 +27,14 @@ from bot.records.checkpoints import CheckpointError, make_checkpoint
 from bot.records.disposition import dispose
 from bot.records.retention import load_schedule
 from config.settings import Settings
-from storage import merkle
+from storage import merkle, record
 from storage.models import OutboxMessage, RecordEntry
+from storage.vault import Vault
 from tests.conftest import TEST_KEY
 from tests.helpers import OFFICER, open_case, press, to_approval
 from tests.records.test_disposition import SCHEDULE, as_records
 from tests.records.test_heads import rewrite_from, tampering
+from tests.storage.test_record import postgres_only
 
 
 @pytest.fixture
@@ -269,3 +272,28 @@ def test_no_checkpoint_is_signed_over_a_broken_record(
     with pytest.raises(CheckpointError, match="entry 2"):
         sign_now(engine, signing, clock)  # the first: everything is verified
     assert not Path(signing.heads_file).exists() or not heads_lines(signing)
+
+
+@postgres_only  # SQLite's transaction is one snapshot (and holds the write lock here)
+def test_incremental_verify_stops_at_the_size_it_started_with(
+        walked: Core, engine: Engine, signing: Settings, clock: ManualClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Entries appended while it runs (PostgreSQL reads each statement afresh) are the next
+    verification's, not a mismatch between the walk and the tree."""
+    signed = sign_now(engine, signing, clock)
+    open_case(walked)
+    size = size_of(engine)
+    walk = record.verify_after
+
+    def appended_meanwhile(*args: Any, **kwargs: Any) -> record.VerifyResult:
+        open_case(walked)  # commits more entries before the walk reads them
+        return walk(*args, **kwargs)
+
+    monkeypatch.setattr(record, "verify_after", appended_meanwhile)
+    with Session(engine) as session:
+        result = checkpoints.verify_incremental(session, Vault((TEST_KEY,)),
+                                                checkpoints.read_checkpoints(
+                                                    Path(signing.heads_file),
+                                                    checkpoints.known_keys(signing)))
+    assert result.ok, result
+    assert (result.size, result.entries) == (size, size - signed.checkpoint.size)
