@@ -26,6 +26,7 @@ BENCHMARKS = {
     "digest": "P4 weekly digests, 500 managers over 100,000 cases",
     "fanout": "P5 1,000 messages over 100 rate-limited channels",
     "verify": "P6 append and verify 1,000,000 record entries",
+    "tree": "T1-T4 Merkle tree: incremental vs full verify, append cost, inclusion proofs",
     "faults": "R5/R6 replicas and a killed relay under injected Slack failures",
 }
 RESULTS = Path(__file__).parent / "results.json"

@@ -40,7 +40,7 @@ from bench.harness import BENCH_KEY, Bench, Result, stopwatch
 from bench.seed import bulk_load, migrated_engine
 from bot.clock import ManualClock
 from bot.core.context import unit_of_work
-from storage import record
+from storage import merkle, record, tree
 from storage.db import transaction
 from storage.models import RecordEntry
 from storage.vault import Vault
@@ -54,6 +54,7 @@ TARGET_SECONDS = 20.0
 ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload_digest",
                  "prev_hash", "hash")
 PAYLOAD_COLUMNS = ("seq", "body")
+NODE_COLUMNS = ("level", "idx", "hash")
 
 
 @dataclass(frozen=True)
@@ -219,6 +220,8 @@ def _seed(engine: Engine, total: int) -> None:
     assert head is not None
     seq, prev_hash = head.seq, head.hash
     base = head.at + timedelta(seconds=1)
+    with Session(engine) as session:  # the Merkle tree grows with the entries (storage.tree)
+        builder = merkle.TreeBuilder.at(seq, lambda wanted: tree.nodes(session, wanted))
     starts = iter(range(seq, total, SEED_BATCH))
     with multiprocessing.get_context("spawn").Pool(_cpus()) as pool:
         queued: deque[tuple[int, AsyncResult[list[tuple[str, str]]]]] = deque()
@@ -227,9 +230,9 @@ def _seed(engine: Engine, total: int) -> None:
                                                                        total)))))
             if len(queued) < SEED_IN_FLIGHT:
                 continue
-            seq, prev_hash = _load(engine, *_ready(queued), seq, prev_hash, base)
+            seq, prev_hash = _load(engine, *_ready(queued), seq, prev_hash, base, builder)
         while queued:
-            seq, prev_hash = _load(engine, *_ready(queued), seq, prev_hash, base)
+            seq, prev_hash = _load(engine, *_ready(queued), seq, prev_hash, base, builder)
     assert seq == total, (seq, total)
 
 
@@ -250,9 +253,10 @@ def _seal(start: int, stop: int) -> list[tuple[str, str]]:
 
 
 def _load(engine: Engine, start: int, sealed: list[tuple[str, str]], seq: int, prev_hash: str,
-          base: datetime) -> tuple[int, str]:
+          base: datetime, builder: merkle.TreeBuilder) -> tuple[int, str]:
     entries: list[tuple[Any, ...]] = []
     payloads: list[tuple[int, str]] = []
+    nodes: list[tuple[int, int, str]] = []
     for i, (digest, body) in enumerate(sealed, start=start):
         seq += 1
         actor, kind, action, case_id, _ = _entry(i)
@@ -262,9 +266,12 @@ def _load(engine: Engine, start: int, sealed: list[tuple[str, str]], seq: int, p
                                        payload_digest=digest)
         entries.append((seq, at, actor, kind, action, case_id, digest, prev_hash, entry_hash))
         payloads.append((seq, body))
+        nodes.extend((level, idx, node.hex())
+                     for level, idx, node in builder.add(merkle.entry_leaf(entry_hash)))
         prev_hash = entry_hash
     bulk_load(engine, "record_entry", ENTRY_COLUMNS, entries)
     bulk_load(engine, "record_payload", PAYLOAD_COLUMNS, payloads)
+    bulk_load(engine, "record_tree_node", NODE_COLUMNS, nodes)
     return seq, prev_hash
 
 
@@ -274,7 +281,8 @@ def _settle(engine: Engine) -> None:
     write-ahead log checkpointed into the database file."""
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM (ANALYZE) record_entry, record_payload"))
+            connection.execute(text("VACUUM (ANALYZE) record_entry, record_payload, "
+                                    "record_tree_node"))
     else:
         raw = engine.raw_connection()  # outside a transaction (storage.db begins IMMEDIATE)
         try:

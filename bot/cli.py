@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import json
 import logging
 import signal
 import socket as sockets
@@ -26,6 +27,7 @@ from bot.ops.fips import FipsError, require_fips
 from bot.ops.logs import configure_logging
 from bot.ops.probes import Readiness
 from bot.ops.siem import install_siem, uninstall_siem
+from bot.records import checkpoints
 from bot.records.disposition import dispose, eligible
 from bot.records.export import ExportError, export_records
 from bot.records.heads import HeadsError, publish_head, verify_against
@@ -42,7 +44,7 @@ from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
 from config.settings import LogFormat, Settings, SettingsError, load_settings, safe_url
 from handlers.slack.relay import SlackRelay
-from storage import record
+from storage import record, tree
 from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
 from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
@@ -361,6 +363,37 @@ def keys_rotate() -> None:
     click.echo("re-encrypted: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
+@keys.group("checkpoint-key")
+def checkpoint_key() -> None:
+    """The Ed25519 key that signs record checkpoints (kept outside the database)."""
+
+
+@checkpoint_key.command("generate")
+@click.option("--out", "path", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="File to create for the private key (never overwritten); point "
+                   "NOTICEBOT_CHECKPOINT_KEY_FILE at it.")
+def checkpoint_key_generate(path: Path) -> None:
+    """Make a signing key; print the public key records officers keep to check checkpoints."""
+    try:
+        public = checkpoints.generate_key_file(path)
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"private key written to {path} (owner-only); keep it out of the database")
+    click.echo(f"public key:  {checkpoints.public_text(public)}")
+    click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
+
+
+@checkpoint_key.command("show")
+def checkpoint_key_show() -> None:
+    """Print the public key (and fingerprint) of NOTICEBOT_CHECKPOINT_KEY_FILE, to hand out."""
+    try:
+        public = checkpoints.load_private(_settings()).public_key()
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"public key:  {checkpoints.public_text(public)}")
+    click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
+
+
 AS_USER = click.option("--as", "user", metavar="USER", required=True,
                        help="Your roster user id; the records role is checked.")
 
@@ -527,6 +560,9 @@ def audit() -> None:
 def audit_publish_head(target: Path) -> None:
     """Append the chain's head (seq and hash) to a file kept outside the database."""
     core = _core(existing=True)
+    if core.settings.checkpoint_key_file:
+        raise click.ClickException("a checkpoint key is set: use `noticebot audit checkpoint` "
+                                   "(verification refuses unsigned heads then)")
     try:
         head = publish_head(engine=core.engine, settings=core.settings, clock=core.clock,
                             target=target)
@@ -535,31 +571,101 @@ def audit_publish_head(target: Path) -> None:
     click.echo(f"published head {head.seq} {head.hash} to {target}")
 
 
+@audit.command("checkpoint")
+@click.option("--to", "target", type=click.Path(dir_okay=False, path_type=Path),
+              help="Heads file to append to (default: NOTICEBOT_HEADS_FILE).")
+def audit_checkpoint(target: Path | None) -> None:
+    """Verify from the last checkpoint, then sign a new one (tree size, root, time, previous)
+    and append it to the heads file."""
+    core = _core(existing=True)
+    try:
+        signed = checkpoints.make_checkpoint(engine=core.engine, settings=core.settings,
+                                             clock=core.clock, target=target)
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"signed {signed.checkpoint.short()} with key {signed.key}")
+
+
+@audit.command("prove")
+@click.argument("seq", type=click.IntRange(min=1))
+def audit_prove(seq: int) -> None:
+    """Print entry SEQ's inclusion proof against the newest signed checkpoint, checked, and
+    whether its content is still there or was disposed of (under which item, when, by whom)."""
+    settings = _settings()
+    try:
+        newest = checkpoints.newest_checkpoint(settings)
+        if newest is None:
+            raise checkpoints.CheckpointError("no signed checkpoint yet (noticebot audit "
+                                              "checkpoint)")
+        with Session(_engine(settings.database_url, reads_only=True,
+                             existing=True)) as session:
+            proof = checkpoints.prove(session, seq, newest)
+    except (checkpoints.CheckpointError, tree.TreeError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps({"seq": proof.seq, "tree_size": newest.checkpoint.size,
+                           "root": newest.checkpoint.root, "leaf": proof.leaf,
+                           "path": proof.path, "verified": proof.verified,
+                           "content": proof.content}, indent=2))
+    if not proof.verified:
+        sys.exit(1)
+
+
 @audit.command("verify")
 @click.option("--against", "heads_file", type=click.Path(dir_okay=False, path_type=Path),
               help="Also check every head published in this file is still in the chain.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Processes verifying ranges of the chain side by side (default: one per "
                    "CPU for chains of 100,000 entries or more, else 1).")
-def audit_verify(heads_file: Path | None, workers: int | None) -> None:
-    """Walk the hash chain; exit 1 at the first entry that does not verify."""
+@click.option("--full", is_flag=True,
+              help="Walk every entry and recompute the whole tree, not only what came after "
+                   "the newest signed checkpoint.")
+def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> None:
+    """Verify the record: by default from the newest signed checkpoint in the heads file (its
+    signature, the tree's consistency with it, the entries after it); with --full, or without
+    a checkpoint, the whole chain. Exit 1 at the first problem."""
     settings = _settings()
+    engine = _engine(settings.database_url, reads_only=True, existing=True)
+    source = heads_file or (Path(settings.heads_file) if settings.heads_file else None)
+    try:
+        signed = checkpoints.read_checkpoints(source, checkpoints.known_keys(settings)) \
+            if source is not None else []
+    except checkpoints.CheckpointError as exc:
+        click.echo(f"BROKEN: {exc}", err=True)
+        sys.exit(1)
     if heads_file is not None:
-        against = verify_against(engine=_engine(settings.database_url, reads_only=True,
-                                                existing=True),
-                                 settings=settings, heads_file=heads_file, workers=workers)
+        against = verify_against(engine=engine, settings=settings, heads_file=heads_file,
+                                 workers=workers)
         if not against.ok:
             click.echo(f"BROKEN: {against.problem} ({against.checked} published heads "
                        "confirmed before it)", err=True)
             sys.exit(1)
         click.echo(f"OK: {against.checked} published heads match the chain")
-    # A read-only walk: on SQLite it must not hold the write lock while it runs.
-    with Session(_engine(settings.database_url, reads_only=True, existing=True)) as session:
-        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
-    if result.ok:
-        click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
-                   f"{result.head_hash}")
+    if signed and not full:
+        with Session(engine) as session:
+            tree_result = checkpoints.verify_incremental(
+                session, Vault(settings.vault_keys), signed)
+        if not tree_result.ok:
+            where = f" at entry {tree_result.broken_seq}" if tree_result.broken_seq else ""
+            click.echo(f"BROKEN{where}: {tree_result.problem} (checked from checkpoint "
+                       f"{tree_result.since})", err=True)
+            sys.exit(1)
+        click.echo(f"OK: {tree_result.entries} entries verified since checkpoint "
+                   f"{tree_result.since} ({len(signed)} signed checkpoints); tree size "
+                   f"{tree_result.size}, root {tree_result.root}; head {tree_result.size} "
+                   f"{tree_result.head_hash} (--full walks everything)")
         return
+    # A read-only walk: on SQLite it must not hold the write lock while it runs.
+    with Session(engine) as session:
+        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
+        problem = checkpoints.verify_full_tree(session, signed) if result.ok else None
+    if result.ok and problem is None:
+        click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
+                   f"{result.head_hash}" + (f"; {len(signed)} signed checkpoints match"
+                                            if signed else ""))
+        return
+    if problem is not None:
+        click.echo(f"BROKEN: {problem}", err=True)
+        sys.exit(1)
     click.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} "
                f"({result.entries} entries verified before it)", err=True)
     sys.exit(1)
@@ -604,5 +710,9 @@ def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None
     click.echo(f"exported {report.entries} entries to {report.out_dir}"
                + (" (redacted)" if report.redacted else ""))
     click.echo(f"manifest sha256 {report.manifest_sha256}")
+    if report.checkpoint_size is not None:
+        click.echo(f"every entry carries its inclusion proof against signed checkpoint "
+                   f"{report.checkpoint_size}; recipients check the folder with: python3 "
+                   f"{report.out_dir / 'verify_export.py'} {report.out_dir} --public-key KEY")
     if not report.verified:
         click.echo("WARNING: the record chain does not verify; see verification.json", err=True)

@@ -194,6 +194,14 @@ class Settings(BaseSettings):
     # Where the chain's head is published outside the database, and how often (hours).
     heads_file: str = Field(default="", validation_alias="NOTICEBOT_HEADS_FILE")
     heads_hours: int = Field(default=24, ge=1, le=168, validation_alias="NOTICEBOT_HEADS_HOURS")
+    # Signed checkpoints of the record's Merkle tree: the Ed25519 private key (PEM, a file or
+    # a mounted secret, never in the database), the public keys verification accepts
+    # ("ed25519:<base64>", comma-separated; the key file's own is accepted too), and the
+    # channel their short form is posted to (none: not posted).
+    checkpoint_key_file: str = Field(default="", validation_alias="NOTICEBOT_CHECKPOINT_KEY_FILE")
+    checkpoint_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTICEBOT_CHECKPOINT_PUBLIC_KEYS")
+    records_channel: str = Field(default="", validation_alias="NOTICEBOT_RECORDS_CHANNEL")
     # A ready case whose use is not recorded: the officer is reminded every N days, and after
     # M reminders the AOR's FRO is told too (and may close it).
     outcome_remind_days: int = Field(default=30, ge=1, le=365,
@@ -248,6 +256,13 @@ class Settings(BaseSettings):
     @field_validator("encryption_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(k.strip() for k in value.split(",") if k.strip())
+        return value
+
+    @field_validator("checkpoint_public_keys", mode="before")
+    @classmethod
+    def _split_public_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(k.strip() for k in value.split(",") if k.strip())
         return value
@@ -405,6 +420,9 @@ _ENV_NAMES = {
     "sweep_seconds": "NOTICEBOT_SWEEP_SECONDS",
     "heads_file": "NOTICEBOT_HEADS_FILE",
     "heads_hours": "NOTICEBOT_HEADS_HOURS",
+    "checkpoint_key_file": "NOTICEBOT_CHECKPOINT_KEY_FILE",
+    "checkpoint_public_keys": "NOTICEBOT_CHECKPOINT_PUBLIC_KEYS",
+    "records_channel": "NOTICEBOT_RECORDS_CHANNEL",
     "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
     "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
     "slack_bot_token": "SLACK_BOT_TOKEN",

@@ -436,6 +436,16 @@ class RecordPayload(SQLModel, table=True):
     body: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class RecordTreeNode(SQLModel, table=True):
+    """A complete subtree of the Merkle tree over the record's entry hashes (storage.merkle):
+    level 0 holds the leaves (index = seq - 1); written with the entry, never changed."""
+
+    __tablename__ = "record_tree_node"
+    level: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    idx: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    hash: str = Field(max_length=64)
+
+
 class PlatformMessage(SQLModel, table=True):
     """Where a keyed message was posted on a chat platform, so later versions update it."""
 

@@ -23,6 +23,7 @@ from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
+from storage import tree
 from storage.models import DispositionLog, RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
@@ -117,6 +118,7 @@ def append(
     )
     session.add(entry)
     session.flush()
+    tree.add_leaf(session, seq, entry.hash, prev_hash)  # same transaction, same lock
     session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
     session.flush()
     return entry
@@ -184,6 +186,19 @@ def verify(
         return _join(map(_verify_range, jobs))
     with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
         return _join(pool.imap(_verify_range, jobs))  # stops at the first broken range
+
+
+def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str,
+                 up_to: int | None = None) -> VerifyResult:
+    """Verify only the entries after `seq` (through `up_to`), whose hash is known good (a
+    verified checkpoint): the cost follows the new entries, not the record's size."""
+    connection = session.connection()
+    vault = vault or Vault(())
+    disposals = disposals_of(connection, vault)  # content may be missing only where disposed
+    start = _Stretch(entries=seq, first_seq=1, first_prev_hash=GENESIS_HASH, last_seq=seq,
+                     last_hash=hash) if seq else _Stretch()
+    with closing(_chain_rows(connection, low=seq + 1, high=up_to)) as rows:
+        return _join([start, _walk(rows, vault, disposals)])
 
 
 def _cpus() -> int:

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from bot.app import sample_roster_text
 from bot.cli import main
+from bot.records import verify_export as verify_script
 from bot.records.export import verify_export
 from tests.conftest import START
 
@@ -23,6 +24,8 @@ def test_every_command_has_help(cli: CliRunner) -> None:
     for args in (["--help"], ["shell", "--help"], ["db", "upgrade", "--help"],
                  ["roster", "import", "--help"], ["training", "record", "--help"],
                  ["audit", "verify", "--help"], ["export", "--help"], ["serve", "--help"],
+                 ["audit", "checkpoint", "--help"], ["audit", "prove", "--help"],
+                 ["keys", "checkpoint-key", "generate", "--help"],
                  ["socket", "--help"]):
         result = cli.invoke(main, args)
         assert result.exit_code == 0, args
@@ -64,6 +67,38 @@ def test_roster_import_training_record_export_and_verify(cli: CliRunner, tmp_pat
     assert against.exit_code == 0 and "1 published heads match" in against.output
     verified = cli.invoke(main, ["audit", "verify"])
     assert verified.exit_code == 0 and verified.output.startswith("OK:")
+
+
+def test_checkpoint_key_checkpoint_export_prove_and_verify(database_url: str,
+                                                          tmp_path: Path) -> None:
+    key, heads = tmp_path / "checkpoint.pem", tmp_path / "heads.jsonl"
+    generated = CliRunner().invoke(main, ["keys", "checkpoint-key", "generate", "--out", str(key)])
+    assert generated.exit_code == 0 and "public key:  ed25519:" in generated.output
+    public = generated.output.split("public key:  ")[1].split()[0]
+    cli = CliRunner(env={"NOTICEBOT_DATABASE_URL": database_url, "NOTICEBOT_ENV": "development",
+                         "NOTICEBOT_CHECKPOINT_KEY_FILE": str(key),
+                         "NOTICEBOT_HEADS_FILE": str(heads)})
+    roster = tmp_path / "roster.toml"
+    roster.write_text(sample_roster_text(START.date()), encoding="utf-8")
+    assert cli.invoke(main, ["roster", "import", str(roster)]).exit_code == 0
+    shown = cli.invoke(main, ["keys", "checkpoint-key", "show"])
+    assert shown.exit_code == 0 and f"public key:  {public}" in shown.output
+    signed = cli.invoke(main, ["audit", "checkpoint"])
+    assert signed.exit_code == 0 and signed.output.startswith("signed checkpoint "), signed.output
+    refused = cli.invoke(main, ["audit", "publish-head", "--to", str(heads)])
+    assert refused.exit_code == 1 and "audit checkpoint" in refused.output
+    out = tmp_path / "export"
+    exported = cli.invoke(main, ["export", "--as", "U0REC1", "--out", str(out)])
+    assert exported.exit_code == 0 and "inclusion proof against signed checkpoint" \
+        in exported.output, exported.output
+    assert verify_export(out) == []
+    assert verify_script.main([str(out), "--public-key", public]) == 0
+    proved = cli.invoke(main, ["audit", "prove", "1"])
+    assert proved.exit_code == 0 and json.loads(proved.output)["verified"] is True
+    verified = cli.invoke(main, ["audit", "verify"])
+    assert verified.exit_code == 0 and "since checkpoint" in verified.output
+    full = cli.invoke(main, ["audit", "verify", "--full"])
+    assert full.exit_code == 0 and "2 signed checkpoints match" in full.output
 
 
 def test_roster_import_errors_are_clear_and_exit_non_zero(cli: CliRunner, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import delete, func, update
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from bot.core.context import Ctx
 from bot.core.details import SUBJECT_FIELDS
@@ -150,3 +150,20 @@ def _destroy(ctx: Ctx, item: Eligible) -> int:
     session.execute(update(UsncbRequest).where(col(UsncbRequest.case_id) == case.id)
                     .values(details={}, answer_details={}))
     return removed
+
+
+def statements(session: Session, entries: list[tuple[int, str | None]]) -> dict[int, str]:
+    """seq → "content disposed of under <item>, <date>, by <approver>" for disposed entries
+    (seq, case id), from the disposition log: the entry on its own, or its whole case file."""
+    if not entries:
+        return {}
+    refs = {f"entry:{seq}" for seq, _ in entries} | {case for _, case in entries if case}
+    logs = {log.record_ref: log for log in session.exec(
+        select(DispositionLog).where(col(DispositionLog.record_ref).in_(refs)))}
+    found: dict[int, str] = {}
+    for seq, case_id in entries:
+        log = logs.get(f"entry:{seq}") or (logs.get(case_id) if case_id else None)
+        if log is not None:
+            found[seq] = (f"content disposed of under {log.schedule_item}, "
+                          f"{log.disposed_on.isoformat()}, by {log.approved_by}")
+    return found

@@ -9,6 +9,7 @@ the records office); the payload digests and hashes stay those of the original c
 
 from __future__ import annotations
 
+import base64
 import csv
 import hashlib
 import json
@@ -30,9 +31,11 @@ from sqlmodel import Session, col, func, select
 from bot.clock import Clock
 from bot.core.context import unit_of_work
 from bot.core.details import SUBJECT_FIELDS, open_case_details
+from bot.records import checkpoints, disposition
+from bot.records import verify_export as verify_script
 from bot.records.retention import RecordType
 from config.settings import Settings
-from storage import record
+from storage import record, tree
 from storage.models import Case, RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
@@ -42,6 +45,13 @@ METADATA_CSV = "metadata.csv"
 VERIFICATION_JSON = "verification.json"
 MANIFEST = "manifest.sha256"
 DATA_FILES = (ENTRIES_JSONL, ENTRIES_CSV, METADATA_CSV, VERIFICATION_JSON)
+# With a checkpoint key configured the export proves itself (see `_prove`): these files too.
+PROOFS_JSONL = "proofs.jsonl"
+CHECKPOINT_JSON = "checkpoint.json"
+VERIFY_SCRIPT = "verify_export.py"
+MANIFEST_SIG = "manifest.sig"
+PROOF_FILES = (PROOFS_JSONL, CHECKPOINT_JSON, VERIFY_SCRIPT)
+PROOF_BATCH = 1000
 
 ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload", "payload_digest",
                  "prev_hash", "hash")
@@ -73,6 +83,7 @@ class ExportReport:
     verification: record.VerifyResult  # of the whole record, not only the exported scope
     redacted: bool
     log_seq: int  # the "records.exported" entry that records this export
+    checkpoint_size: int | None = None  # the signed checkpoint the proofs lead to, if any
 
     @property
     def verified(self) -> bool:
@@ -85,12 +96,13 @@ class _Scope:
     since: date | None
     until: date | None
     redact: bool
+    up_to: int | None = None  # the checkpoint's size: later entries are not in its tree
 
     def to_dict(self) -> dict[str, Any]:
         return {"case_id": self.case_id,
                 "since": self.since.isoformat() if self.since else None,
                 "until": self.until.isoformat() if self.until else None,
-                "redact": self.redact}
+                "redact": self.redact, **({"up_to_seq": self.up_to} if self.up_to else {})}
 
 
 @dataclass
@@ -172,9 +184,12 @@ def export_records(
     """Export the entries in scope into `out_dir` (absent or empty) and record the export."""
     if since and until and until < since:
         raise ExportError(f"until ({until}) is before since ({since})")
-    scope = _Scope(case_id=case_id, since=since, until=until, redact=redact)
     vault = Vault(settings.vault_keys)
     existed = _check_destination(out_dir)
+    signed = _fresh_checkpoint(engine, settings, clock)
+    scope = _Scope(case_id=case_id, since=since, until=until, redact=redact,
+                   up_to=signed.checkpoint.size if signed else None)
+    proven: list[_Proven] = []
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     # mkdtemp makes the folder readable by its owner only; the export keeps that mode.
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
@@ -186,7 +201,10 @@ def export_records(
             total = session.exec(select(func.count()).select_from(RecordEntry)
                                  .where(*_filters(scope))).one()
             redactor = _Redactor(session, vault) if redact else None
-            count = _write_entries(session, work, scope, vault, redactor, total, progress)
+            count = _write_entries(session, work, scope, vault, redactor, total, progress,
+                                   proven if signed else None)
+            if signed is not None:
+                _prove(session, work, settings, signed, proven)
         _write_json(work / VERIFICATION_JSON, {
             "ok": verification.ok, "entries": verification.entries,
             "head_seq": verification.head_seq, "head_hash": verification.head_hash,
@@ -194,9 +212,12 @@ def export_records(
             "scope": scope.to_dict(), "exported_entries": count,
             "exported_at": started.isoformat(), "exported_by": actor,
         })
-        files = {name: _file_sha256(work / name) for name in DATA_FILES}
+        names = DATA_FILES + (PROOF_FILES if signed else ())
+        files = {name: _file_sha256(work / name) for name in names}
         manifest = "".join(f"{digest}  {name}\n" for name, digest in files.items())
         _write_text(work / MANIFEST, manifest)
+        if signed is not None:  # the exporter vouches for the whole folder, not just entries
+            _sign_manifest(work, settings, manifest)
         manifest_sha256 = _file_sha256(work / MANIFEST)
         _fsync_dir(work)
         with unit_of_work(engine, clock=clock, settings=settings, actor=actor) as ctx:
@@ -223,7 +244,8 @@ def export_records(
             shutil.rmtree(work, ignore_errors=True)
     return ExportReport(out_dir=out_dir, entries=count, files=files,
                         manifest_sha256=manifest_sha256, verification=verification,
-                        redacted=redact, log_seq=log_seq)
+                        redacted=redact, log_seq=log_seq,
+                        checkpoint_size=signed.checkpoint.size if signed else None)
 
 
 def _check_destination(out_dir: Path) -> bool:
@@ -257,6 +279,8 @@ def _filters(scope: _Scope) -> list[ColumnElement[bool]]:
         found.append(col(RecordEntry.case_id) == scope.case_id)
     if scope.since is not None:
         found.append(col(RecordEntry.at) >= datetime.combine(scope.since, time.min, tzinfo=UTC))
+    if scope.up_to is not None:
+        found.append(col(RecordEntry.seq) <= scope.up_to)
     if scope.until is not None:
         found.append(col(RecordEntry.at) < datetime.combine(scope.until, time.min, tzinfo=UTC)
                      + timedelta(days=1))
@@ -285,6 +309,7 @@ def _write_entries(
     redactor: _Redactor | None,
     total: int,
     progress: Callable[[int, int], None] | None,
+    proven: list[_Proven] | None = None,
 ) -> int:
     count = 0
     if progress is not None:
@@ -302,8 +327,12 @@ def _write_entries(
         for entry, body in rows:
             plain = _open_body(vault, entry.seq, body)
             payload: dict[str, Any] | None = None if plain is None else json.loads(plain)
+            original = payload
             if payload is not None and redactor is not None:
                 payload = redactor.payload(payload, entry.case_id)
+            if proven is not None:
+                proven.append(_Proven(entry.seq, entry.hash, entry.case_id, plain is None,
+                                      payload != original))
             at = entry.at.isoformat()
             row = {"seq": entry.seq, "at": at, "actor": entry.actor, "kind": entry.kind,
                    "action": entry.action, "case_id": entry.case_id, "payload": payload,
@@ -329,6 +358,75 @@ def _write_entries(
     if progress is not None and (count % PROGRESS_EVERY != 0 or count == 0):
         progress(count, total)
     return count
+
+
+@dataclass(frozen=True)
+class _Proven:
+    seq: int
+    hash: str
+    case_id: str | None
+    disposed: bool
+    redacted: bool
+
+
+def _fresh_checkpoint(engine: Engine, settings: Settings,
+                      clock: Clock) -> checkpoints.Signed | None:
+    """With a checkpoint key, a checkpoint signed now: every exported entry is in its tree."""
+    if not settings.checkpoint_key_file:
+        return None
+    try:
+        return checkpoints.make_checkpoint(engine=engine, settings=settings, clock=clock)
+    except checkpoints.CheckpointError as exc:
+        raise ExportError(f"no checkpoint for the export's proofs: {exc}") from None
+
+
+def _prove(session: Session, work: Path, settings: Settings, signed: checkpoints.Signed,
+           proven: list[_Proven]) -> None:
+    """Each entry's inclusion proof against the checkpoint, what disposition removed (under
+    which item, when, by whom), the checkpoint itself and the standalone verifier."""
+    size = signed.checkpoint.size
+    disposed = disposition.statements(session, [(p.seq, p.case_id) for p in proven
+                                                 if p.disposed])
+    with (work / PROOFS_JSONL).open("w", encoding="utf-8", newline="\n") as handle:
+        for start in range(0, len(proven), PROOF_BATCH):
+            batch = proven[start:start + PROOF_BATCH]
+            proofs = tree.inclusion_proofs(session, {p.seq: p.hash for p in batch}, size)
+            for item in batch:
+                line: dict[str, Any] = {"seq": item.seq, "tree_size": size,
+                                        "path": [h.hex() for h in proofs[item.seq].path]}
+                if item.disposed:
+                    line["disposed"] = disposed.get(item.seq) or "content removed (no "\
+                        "disposition log names it)"
+                if item.redacted:
+                    line["redacted"] = True
+                handle.write(record.canonical_json(line) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    public = checkpoints.public_text(checkpoints.load_private(settings).public_key())
+    content: dict[str, Any] = {
+        "checkpoint": signed.checkpoint.text(), "key": signed.key, "signature": signed.signature,
+        "public_key": public}
+    # The checkpoint before it, with the consistency proof between the two: a recipient sees
+    # the new tree extends the old one (two checkpoints that disagree are a fork).
+    earlier = [c for c in checkpoints.read_checkpoints(Path(settings.heads_file),
+                                                       checkpoints.known_keys(settings))
+               if c.checkpoint.digest() == signed.checkpoint.previous]
+    if earlier:
+        before = earlier[-1]
+        content["previous"] = {"checkpoint": before.checkpoint.text(), "key": before.key,
+                               "signature": before.signature}
+        content["consistency"] = [h.hex() for h in tree.consistency_proof(
+            session, before.checkpoint.size, size)] if before.checkpoint.size < size else []
+    _write_json(work / CHECKPOINT_JSON, content)
+    _write_text(work / VERIFY_SCRIPT, Path(verify_script.__file__).read_text("utf-8"))
+
+
+def _sign_manifest(work: Path, settings: Settings, manifest: str) -> None:
+    key = checkpoints.load_private(settings)
+    signature = key.sign(manifest.encode("utf-8"))
+    _write_json(work / MANIFEST_SIG, {
+        "key": checkpoints.fingerprint(key.public_key()),
+        "signature": base64.b64encode(signature).decode("ascii")})
 
 
 def _open_body(vault: Vault, seq: int, body: str | None) -> str | None:
@@ -405,6 +503,6 @@ def verify_export(out_dir: Path) -> list[str]:
         elif _file_sha256(path) != expected:
             problems.append(f"{name} does not match its SHA-256 in {MANIFEST} (altered)")
     for path in sorted(out_dir.iterdir()):
-        if path.name != MANIFEST and path.name not in listed:
+        if path.name not in (MANIFEST, MANIFEST_SIG) and path.name not in listed:
             problems.append(f"{path.name} is not in {MANIFEST} (added)")
     return problems

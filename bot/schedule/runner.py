@@ -15,6 +15,7 @@ from bot.core.context import unit_of_work
 from bot.core.service import Core
 from bot.ops import metrics
 from bot.ops.probes import Readiness
+from bot.records.checkpoints import make_checkpoint
 from bot.records.heads import publish_head
 from bot.schedule import reminders
 from bot.schedule.digest import sweep_digests
@@ -61,7 +62,11 @@ def start_scheduler(core: Core, *, deliver: Callable[[], object] | None = None,
         scheduler.add_listener(lambda _event: loop.stop(), EVENT_SCHEDULER_SHUTDOWN)
         if readiness is not None:
             readiness.watch("delivery", loop.alive)
-    if core.settings.heads_file:
+    if core.settings.heads_file and core.settings.checkpoint_key_file:
+        scheduler.add_job(_guarded(lambda: make_checkpoint(
+            engine=core.engine, settings=core.settings, clock=core.clock)), "interval",
+            hours=core.settings.heads_hours, id="heads")
+    elif core.settings.heads_file:
         scheduler.add_job(_guarded(lambda: publish_head(
             engine=core.engine, settings=core.settings, clock=core.clock,
             target=Path(core.settings.heads_file))), "interval",

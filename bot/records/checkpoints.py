@@ -1,0 +1,470 @@
+"""Signed checkpoints of the record (NIST SP 800-53 AU-9(3), AU-10): an Ed25519 signature over
+(tree size, Merkle root, chain head, time, previous checkpoint), made with a key kept outside
+the database and appended to the published heads file.
+
+A checkpoint is only signed after the entries since the previous one verified and the tree grew
+consistently from it, so every checkpoint vouches for the whole record up to its size; the
+routine `audit verify` therefore starts from the newest checkpoint (`verify_incremental`).
+
+The signed text (UTF-8, every line ends with a newline):
+
+    noticebot record checkpoint v1
+    size <tree size = number of entries>
+    root <Merkle root, hex>
+    head <hash of entry <size>, hex>
+    time <ISO 8601 time of signing>
+    previous <SHA-256 hex of the previous checkpoint's text, or "none">
+
+A heads-file line with a checkpoint also carries `seq`, `hash` and `published_at` (so the
+plain head check reads it too), `checkpoint` (that text), `key` (the signing key's
+fingerprint: SHA-256 hex of the raw public key) and `signature` (base64).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from sqlalchemy import Engine
+from sqlmodel import Session, col, func, select
+
+from bot.clock import Clock
+from bot.core.context import unit_of_work
+from bot.messages import DestinationKind, Message
+from bot.records import disposition
+from bot.records.heads import _append_line
+from config.settings import Settings
+from storage import merkle, record, tree
+from storage.models import RecordEntry, RecordPayload
+from storage.vault import Vault
+
+HEADER = "noticebot record checkpoint v1"
+PUBLIC_PREFIX = "ed25519:"
+CHECKPOINT_ACTOR = "noticebot:checkpoint"
+
+
+class CheckpointError(Exception):
+    """No checkpoint can be made or read (no key, a bad heads file, a record that fails)."""
+
+
+# --- keys -----------------------------------------------------------------------------------
+
+
+def public_text(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return PUBLIC_PREFIX + base64.b64encode(raw).decode("ascii")
+
+
+def fingerprint(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()
+
+
+def parse_public(text: str) -> Ed25519PublicKey:
+    try:
+        raw = base64.b64decode(text.strip().removeprefix(PUBLIC_PREFIX), validate=True)
+        return Ed25519PublicKey.from_public_bytes(raw)
+    except (binascii.Error, ValueError):
+        raise CheckpointError(f"not an Ed25519 public key ({PUBLIC_PREFIX}<base64 of 32 "
+                              f"bytes>): {text[:60]!r}") from None
+
+
+def generate_key_file(path: Path) -> Ed25519PublicKey:
+    """Write a new private key (PEM, readable by its owner only); never overwrites one."""
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise CheckpointError(f"{path} exists; a checkpoint key is never overwritten") from None
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+        handle.flush()
+        os.fsync(handle.fileno())
+    return key.public_key()
+
+
+def load_private(settings: Settings) -> Ed25519PrivateKey:
+    if not settings.checkpoint_key_file:
+        raise CheckpointError("NOTICEBOT_CHECKPOINT_KEY_FILE is not set (make one with "
+                              "`noticebot keys checkpoint-key generate --out FILE`)")
+    try:
+        key = serialization.load_pem_private_key(
+            Path(settings.checkpoint_key_file).read_bytes(), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise CheckpointError(f"cannot read the checkpoint key "
+                              f"{settings.checkpoint_key_file}: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise CheckpointError(f"{settings.checkpoint_key_file} is not an Ed25519 key")
+    return key
+
+
+def known_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
+    """Fingerprint → public key of every key whose checkpoints verification accepts."""
+    keys = [parse_public(text) for text in settings.checkpoint_public_keys]
+    if settings.checkpoint_key_file and Path(settings.checkpoint_key_file).is_file():
+        keys.append(load_private(settings).public_key())
+    return {fingerprint(key): key for key in keys}
+
+
+# --- checkpoints ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    size: int
+    root: str  # hex
+    head: str  # hash of entry `size`
+    time: str
+    previous: str  # SHA-256 hex of the previous checkpoint's text, or "none"
+
+    def text(self) -> str:
+        return (f"{HEADER}\nsize {self.size}\nroot {self.root}\nhead {self.head}\n"
+                f"time {self.time}\nprevious {self.previous}\n")
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.text().encode("utf-8")).hexdigest()
+
+    def short(self) -> str:
+        return f"checkpoint {self.size} {self.root[:16]}… {self.time}"
+
+
+@dataclass(frozen=True)
+class Signed:
+    checkpoint: Checkpoint
+    key: str  # fingerprint
+    signature: str  # base64
+    line: int = 0  # in the heads file, when read from one
+
+    def to_line(self) -> str:
+        return json.dumps({"published_at": self.checkpoint.time, "seq": self.checkpoint.size,
+                           "hash": self.checkpoint.head, "checkpoint": self.checkpoint.text(),
+                           "key": self.key, "signature": self.signature})
+
+
+def parse_text(text: str) -> Checkpoint | None:
+    lines = text.split("\n")
+    if len(lines) != 7 or lines[0] != HEADER or lines[6] != "":
+        return None
+    names = ("size", "root", "head", "time", "previous")
+    values: dict[str, str] = {}
+    for name, line in zip(names, lines[1:6], strict=True):
+        label, _, value = line.partition(" ")
+        if label != name or not value:
+            return None
+        values[name] = value
+    if not values["size"].isdigit() or int(values["size"]) < 1:
+        return None
+    checkpoint = Checkpoint(size=int(values["size"]), root=values["root"], head=values["head"],
+                            time=values["time"], previous=values["previous"])
+    return checkpoint if checkpoint.text() == text else None
+
+
+def sign(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> Signed:
+    signature = key.sign(checkpoint.text().encode("utf-8"))
+    return Signed(checkpoint=checkpoint, key=fingerprint(key.public_key()),
+                  signature=base64.b64encode(signature).decode("ascii"))
+
+
+def read_checkpoints(heads_file: Path, keys: dict[str, Ed25519PublicKey]) -> list[Signed]:
+    """Every checkpoint in the heads file, each signed by a known key and naming the one before
+    it. With known keys, an unsigned head is refused too (whoever can write the file could have
+    written it). CheckpointError names the first line that fails."""
+    try:
+        lines = heads_file.read_text("utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"cannot read {heads_file}: {exc}") from None
+    found: list[Signed] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value: Any = json.loads(line)
+        except ValueError:
+            raise CheckpointError(f"heads file line {number} is not JSON") from None
+        if not isinstance(value, dict) or "checkpoint" not in value:
+            if keys:
+                raise CheckpointError(f"heads file line {number} is an unsigned head; "
+                                      "only checkpoints signed by a known key are accepted")
+            continue
+        found.append(_check_line(number, value, keys, found[-1] if found else None))
+    return found
+
+
+def _check_line(number: int, value: dict[str, Any], keys: dict[str, Ed25519PublicKey],
+                before: Signed | None) -> Signed:
+    where = f"heads file line {number}"
+    text, key, signature = value.get("checkpoint"), value.get("key"), value.get("signature")
+    checkpoint = parse_text(text) if isinstance(text, str) else None
+    if (checkpoint is None or not isinstance(text, str) or not isinstance(key, str)
+            or not isinstance(signature, str)):
+        raise CheckpointError(f"{where}: not a well-formed checkpoint")
+    if value.get("seq") != checkpoint.size or value.get("hash") != checkpoint.head:
+        raise CheckpointError(f"{where}: its seq/hash differ from the signed checkpoint")
+    public = keys.get(key)
+    if public is None:
+        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} is signed by an unknown "
+                              f"key {key[:16]}…")
+    try:
+        public.verify(base64.b64decode(signature, validate=True), text.encode("utf-8"))
+    except (InvalidSignature, binascii.Error, ValueError):
+        raise CheckpointError(f"{where}: the signature of checkpoint {checkpoint.size} does "
+                              "not verify (forged or altered)") from None
+    expected = before.checkpoint.digest() if before else "none"
+    if checkpoint.previous != expected:
+        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} does not follow the "
+                              "checkpoint before it (one was removed, reordered or forked)")
+    if before is not None and checkpoint.size < before.checkpoint.size:
+        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} is smaller than the "
+                              f"one before it ({before.checkpoint.size})")
+    return Signed(checkpoint=checkpoint, key=key, signature=signature, line=number)
+
+
+# --- verification ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TreeVerified:
+    ok: bool
+    since: int  # the checkpoint size verification started from (0: the genesis)
+    entries: int  # entries checked (after `since`)
+    size: int  # the record's size now
+    root: str  # its Merkle root (hex), when ok
+    head_hash: str
+    checkpoints: int  # checkpoints read and checked
+    problem: str | None = None
+    broken_seq: int | None = None
+
+
+def verify_incremental(session: Session, vault: Vault,
+                       checkpoints: list[Signed]) -> TreeVerified:
+    """From the newest checkpoint on: the stored tree has its root at its size and the chain its
+    head; it is consistent with the checkpoint before it; the entries after it chain and match
+    their digests; the tree grew from it to the new root (recomputed from those entries) and the
+    consistency proof between the two roots verifies."""
+    newest = checkpoints[-1] if checkpoints else None
+    since = newest.checkpoint.size if newest else 0
+    head: RecordEntry | None = None
+    size = session.exec(select(func.max(RecordEntry.seq))).one() or 0
+
+    def broken(problem: str, seq: int | None = None, entries: int = 0) -> TreeVerified:
+        return TreeVerified(ok=False, since=since, entries=entries, size=size, root="",
+                            head_hash="", checkpoints=len(checkpoints), problem=problem,
+                            broken_seq=seq)
+
+    try:
+        if newest is not None:
+            old = newest.checkpoint
+            if size < old.size:
+                return broken(f"the record has {size} entries, fewer than checkpoint "
+                              f"{old.size} (truncated)", size + 1)
+            head = session.get(RecordEntry, old.size)
+            if head is None or head.hash != old.head:
+                return broken(f"entry {old.size} differs from checkpoint {old.size} (history "
+                              "rewritten)", old.size)
+            if tree.root(session, old.size).hex() != old.root:
+                return broken(f"the stored tree's root at {old.size} differs from checkpoint "
+                              f"{old.size} (history rewritten)", old.size)
+            if len(checkpoints) > 1:
+                problem = _consistent(session, checkpoints[-2].checkpoint, old)
+                if problem:
+                    return broken(problem)
+        # The walk starts at the checkpoint's own entry, so its content is checked too.
+        start = max(since - 1, 0)
+        link = head.prev_hash if newest is not None and head is not None else record.GENESIS_HASH
+        # Bounded by `size`: entries appended meanwhile are the next verification's.
+        result = record.verify_after(session, vault, seq=start, hash=link, up_to=size)
+        if not result.ok:
+            return broken(str(result.problem), result.broken_seq, max(result.entries - since, 0))
+        builder = merkle.TreeBuilder.at(since, lambda wanted: tree.nodes(session, wanted))
+        with session.exec(select(RecordEntry.hash).where(col(RecordEntry.seq) > since,
+                                                         col(RecordEntry.seq) <= size)
+                          .order_by(col(RecordEntry.seq))
+                          .execution_options(yield_per=record.FETCH_BATCH)) as hashes:
+            for entry_hash in hashes:
+                builder.add(merkle.entry_leaf(entry_hash))
+        new_root = builder.root()
+        if size and tree.root(session, size) != new_root:
+            return broken(f"the stored tree's root at {size} does not match the entries "
+                          "(tree altered)", size)
+        if newest is not None:
+            old = newest.checkpoint
+            proof = tree.consistency_proof(session, old.size, size)
+            if not merkle.verify_consistency(old.size, size, bytes.fromhex(old.root), new_root,
+                                             proof):
+                return broken(f"the tree at {size} is not consistent with checkpoint "
+                              f"{old.size}")
+    except tree.TreeError as exc:
+        return broken(f"the Merkle tree is incomplete: {exc}")
+    return TreeVerified(ok=True, since=since, entries=size - since, size=size,
+                        root=new_root.hex(), head_hash=result.head_hash,
+                        checkpoints=len(checkpoints))
+
+
+def _consistent(session: Session, old: Checkpoint, new: Checkpoint) -> str | None:
+    proof = tree.consistency_proof(session, old.size, new.size)
+    if merkle.verify_consistency(old.size, new.size, bytes.fromhex(old.root),
+                                 bytes.fromhex(new.root), proof):
+        return None
+    return (f"checkpoint {new.size} is not consistent with checkpoint {old.size} "
+            "(two checkpoints disagree: a fork)")
+
+
+def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
+    """The tree recomputed from every entry hash: each checkpoint's root and head at its size,
+    and the stored tree's root now. None if all agree, else the first problem."""
+    by_size: dict[int, list[Checkpoint]] = {}
+    for signed in checkpoints:
+        by_size.setdefault(signed.checkpoint.size, []).append(signed.checkpoint)
+    # The right edge as a plain list of hashes (one per set bit of the size, largest first):
+    # this loop runs once per entry of the whole record, so it avoids TreeBuilder's bookkeeping.
+    sha256, fromhex = hashlib.sha256, bytes.fromhex
+    edge: list[bytes] = []
+    size = 0
+    statement = (sqlalchemy.select(col(RecordEntry.seq), col(RecordEntry.hash))
+                 .order_by(col(RecordEntry.seq)).execution_options(yield_per=record.FETCH_BATCH))
+    with session.connection().execute(statement) as rows:  # closes a server cursor early
+        for seq, entry_hash in rows.tuples():
+            node = sha256(b"\x00" + fromhex(entry_hash)).digest()
+            for _ in range((size ^ (size + 1)).bit_length() - 1):  # trailing ones: merges
+                node = sha256(b"\x01" + edge.pop() + node).digest()
+            edge.append(node)
+            size += 1
+            for checkpoint in by_size.get(seq, ()):
+                if checkpoint.head != entry_hash or checkpoint.root != merkle.fold(edge).hex():
+                    return (f"checkpoint {checkpoint.size} does not match the record (entries "
+                            f"up to {seq} were altered, or the checkpoint belongs to another "
+                            "history)")
+    if size and checkpoints and checkpoints[-1].checkpoint.size > size:
+        return (f"the record has {size} entries, fewer than checkpoint "
+                f"{checkpoints[-1].checkpoint.size} (truncated)")
+    try:
+        if size and tree.root(session, size) != merkle.fold(edge):
+            return f"the stored tree's root at {size} does not match the entries"
+    except tree.TreeError as exc:
+        return f"the Merkle tree is incomplete: {exc}"
+    return None
+
+
+@dataclass(frozen=True)
+class Proof:
+    seq: int
+    checkpoint: Signed
+    leaf: str  # hex
+    path: list[str]  # hex, nearest the leaf first
+    verified: bool  # the path leads from the entry's leaf to the checkpoint's root
+    content: str  # "present", or what disposition did with it
+
+
+def prove(session: Session, seq: int, signed: Signed) -> Proof:
+    """Entry `seq`'s inclusion proof against a checkpoint, checked, and whether its content is
+    still there (a disposed entry's leaf stays: its proof still verifies)."""
+    size = signed.checkpoint.size
+    entry = session.get(RecordEntry, seq)
+    if entry is None or seq > size:
+        raise CheckpointError(f"entry {seq} is not under checkpoint {size}")
+    found = tree.inclusion_proofs(session, {seq: entry.hash}, size)[seq]
+    verified = merkle.verify_inclusion(seq - 1, size, found.leaf, found.path,
+                                       bytes.fromhex(signed.checkpoint.root))
+    content = "present"
+    if session.get(RecordPayload, seq) is None:
+        content = disposition.statements(session, [(seq, entry.case_id)]).get(
+            seq, "content missing, and no disposition log names it")
+    return Proof(seq=seq, checkpoint=signed, leaf=found.leaf.hex(),
+                 path=[h.hex() for h in found.path], verified=verified, content=content)
+
+
+def _verify_everything(session: Session, vault: Vault) -> TreeVerified:
+    result = record.verify(session, vault)
+    problem = verify_full_tree(session, []) if result.ok else result.problem
+    if not result.ok or problem is not None:
+        return TreeVerified(ok=False, since=0, entries=result.entries, size=result.head_seq,
+                            root="", head_hash="", checkpoints=0, problem=problem,
+                            broken_seq=result.broken_seq)
+    size = result.head_seq
+    return TreeVerified(ok=True, since=0, entries=size, size=size,
+                        root=tree.root(session, size).hex(), head_hash=result.head_hash,
+                        checkpoints=0)
+
+
+# --- making one -----------------------------------------------------------------------------
+
+
+@contextmanager
+def _locked(target: Path) -> Iterator[None]:
+    """One checkpointer at a time per heads file: two would both chain to the same one."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = os.open(f"{target}.lock", os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(lock)
+
+
+def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
+                    target: Path | None = None) -> Signed:
+    """Verify from the newest checkpoint, sign the new one, append it to the heads file, record
+    it, and post its short form to the records channel."""
+    key = load_private(settings)
+    target = target or _heads_file(settings)
+    keys = known_keys(settings)
+    with _locked(target):
+        existing = read_checkpoints(target, keys)
+        with Session(engine) as session:
+            if existing:
+                verified = verify_incremental(session, Vault(settings.vault_keys), existing)
+            else:  # the first one: the whole record, in parallel ranges when it is long
+                verified = _verify_everything(session, Vault(settings.vault_keys))
+        if not verified.ok:
+            where = f"entry {verified.broken_seq}: " if verified.broken_seq else ""
+            raise CheckpointError(f"the record does not verify ({where}{verified.problem}); "
+                                  "no checkpoint was signed")
+        if verified.size == 0:
+            raise CheckpointError("the record is empty; there is nothing to sign")
+        checkpoint = Checkpoint(size=verified.size, root=verified.root,
+                                head=verified.head_hash, time=clock.now().isoformat(),
+                                previous=existing[-1].checkpoint.digest() if existing else "none")
+        signed = sign(key, checkpoint)
+        try:
+            _append_line(target, signed.to_line())
+        except OSError as exc:
+            raise CheckpointError(f"cannot append to {target}: {exc}") from None
+    with unit_of_work(engine, clock=clock, settings=settings, actor=CHECKPOINT_ACTOR) as ctx:
+        ctx.record("admin", "records.checkpoint_signed", size=checkpoint.size,
+                   root=checkpoint.root, head=checkpoint.head, key=signed.key,
+                   target=str(target))
+        if settings.records_channel:
+            ctx.send(DestinationKind.channel, settings.records_channel, Message(
+                text=f"Record {signed.checkpoint.short()} signed by key {signed.key[:16]}",
+                title="Record checkpoint", section="§6"))
+    return signed
+
+
+def _heads_file(settings: Settings) -> Path:
+    if not settings.heads_file:
+        raise CheckpointError("NOTICEBOT_HEADS_FILE is not set (or give --to FILE)")
+    return Path(settings.heads_file)
+
+
+def newest_checkpoint(settings: Settings) -> Signed | None:
+    if not settings.heads_file:
+        return None
+    found = read_checkpoints(Path(settings.heads_file), known_keys(settings))
+    return found[-1] if found else None
