@@ -307,8 +307,14 @@ class Core:
         shown_case = case_id if case_id is None or inbound.case_id_problem(case_id) is None \
             else None
         with log_context(actor=shown_actor, case_id=shown_case):
-            outcome = self._once(actor, kind, action, payload, handler, case_id=case_id,
-                                 delivery_key=delivery_key)
+            try:
+                outcome = self._unit(actor, kind, action, payload, handler, case_id=case_id,
+                                     delivery_key=delivery_key)
+            except IntegrityError:
+                if delivery_key is None or not self._processed(delivery_key):
+                    raise
+                # The same delivery raced itself (PostgreSQL): the other one did the work.
+                outcome = Outcome(duplicate=True, case_id=case_id)
             result = ("duplicate" if outcome.duplicate else "ok" if outcome.ok
                       else "refused" if outcome.refusal else "invalid")
             metrics.interaction(kind, result, outcome.refusal_code)
@@ -318,27 +324,6 @@ class Core:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 1),
                 **({"case_id": outcome.case_id} if outcome.case_id and not shown_case else {})})
         return outcome
-
-    def _once(
-        self,
-        actor: str,
-        kind: str,
-        action: str,
-        payload: dict[str, Any],
-        handler: Callable[[Ctx], Outcome],
-        *,
-        case_id: str | None,
-        delivery_key: str | None,
-    ) -> Outcome:
-        """At most once per delivery: a twin of this delivery racing it finds its key."""
-        try:
-            return self._unit(actor, kind, action, payload, handler, case_id=case_id,
-                              delivery_key=delivery_key)
-        except IntegrityError:
-            if delivery_key is None or not self._processed(delivery_key):
-                raise
-            # The same delivery raced itself (PostgreSQL): the other one did the work.
-            return Outcome(duplicate=True, case_id=case_id)
 
     def _unit(
         self,

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlmodel import col, select
 
 from bot.core.context import Ctx
+from bot.core.forms import USE_OUTCOMES
 from bot.messages import (
     MARK_SYMBOLS,
     Action,
@@ -35,7 +36,6 @@ from storage.models import (
     NoticeType,
     RequestKind,
     Stage,
-    UseOutcome,
     UsncbNoResponse,
     UsncbRequest,
 )
@@ -72,11 +72,8 @@ USE_LABELS: dict[str, str] = {
     IntendedUse.immigration: "immigration proceedings",
     IntendedUse.both: "an enforcement action and immigration proceedings",
 }
-OUTCOME_LABELS: dict[str, str] = {
-    UseOutcome.enforcement_action: "it informed an enforcement action",
-    UseOutcome.immigration_proceedings: "it was introduced in immigration proceedings",
-    UseOutcome.not_used: "it was not used",
-}
+# The outcome form's labels, read inside a sentence ("Use recorded: it was not used").
+OUTCOME_LABELS: dict[str, str] = {k: v[:1].lower() + v[1:] for k, v in USE_OUTCOMES.items()}
 DECISION_LABELS: dict[str, str] = {
     ApprovalStatus.pending: "Pending",
     ApprovalStatus.approved: "Approved",
