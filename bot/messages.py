@@ -3,6 +3,8 @@ the core never knows how."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -79,6 +81,12 @@ class Style(StrEnum):
     default = "default"
     primary = "primary"
     danger = "danger"
+
+
+def mention(user_id: str) -> str:
+    """How core text names a person. Every mention goes through here, so the form it takes is
+    decided in one place and each surface can render it its own way."""
+    return f"<@{user_id}>"
 
 
 @dataclass(frozen=True)
@@ -315,3 +323,17 @@ class Outcome:
     refusal_code: str | None = None  # machine-readable reason, e.g. "unknown_request"
     case_id: str | None = None
     duplicate: bool = False  # a re-delivery of an interaction already acted on: nothing done
+
+
+MENTION = re.compile(r"<@([A-Za-z0-9._:@-]+)>")
+
+
+def mentioned(text: str) -> list[str]:
+    """The person ids mentioned in core text, in order, each once."""
+    return list(dict.fromkeys(MENTION.findall(text)))
+
+
+def render_mentions(text: str, render: Callable[[str], str]) -> str:
+    """`text` with every mention replaced by what `render(person id)` gives (a surface's own
+    mention syntax, or a plain name)."""
+    return MENTION.sub(lambda match: render(match.group(1)), text)

@@ -18,7 +18,7 @@ from sqlmodel import SQLModel, col, delete, select
 
 from bot.core import access
 from bot.core.context import Ctx
-from bot.messages import DestinationKind, Message
+from bot.messages import DestinationKind, Message, mention
 from bot.schedule import reminders
 from storage.models import (
     Aor,
@@ -279,7 +279,7 @@ def _tell_approvers_of_orphaned_cases(ctx: Ctx, gone: set[str]) -> None:
         ctx.state("case.officer_gone", case_id=case.id, officer=case.officer)
         message = Message(
             title=f"{case.id}: its officer left the roster",
-            text=f"<@{case.officer}> is no longer an officer on the roster. Case {case.id} "
+            text=f"{mention(case.officer)} is no longer an officer on the roster. Case {case.id} "
             f"(AOR {case.aor_id}) waits for another trained officer of the AOR: "
             f"`/notice reassign {case.id} @officer`.",
             section="§5.3, §4.3",

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.context import Ctx, current_origin
 from bot.core.errors import Refused
+from bot.messages import mention
 from storage.models import (
     AorApprover,
     AorManager,
@@ -165,7 +166,7 @@ def require_approver(session: Session, case: Case, user_id: str, *, today: date)
 def require_owner(case: Case, user_id: str) -> None:
     if user_id != case.officer:
         raise Refused(
-            f"Only the case officer (<@{case.officer}>) can do this step of {case.id}.",
+            f"Only the case officer ({mention(case.officer)}) can do this step of {case.id}.",
             code="not_owner",
         )
 

@@ -20,7 +20,7 @@ from bot.core.forms import (
     RISK_INDICATORS,
     open_case_form,
 )
-from bot.messages import Action, ActionId, ActionValue, Message, Outcome
+from bot.messages import Action, ActionId, ActionValue, Message, Outcome, mention
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -135,7 +135,7 @@ def reassign(ctx: Ctx, command: Command) -> Outcome:
     thread.sync(ctx, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} reassigned",
-        text=f"<@{case.officer}> now has case {case.id} and has been told.",
+        text=f"{mention(case.officer)} now has case {case.id} and has been told.",
         section="§5.3, §4.3",
     )])
 
@@ -190,14 +190,14 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
 def _approval_note(ctx: Ctx, approval: Approval) -> str:
     """Who was asked, who decided, when and why (the officer must see a denial's reason)."""
     kind = thread.APPROVAL_KIND_LABELS.get(approval.kind, approval.kind)
-    note = f"{kind} routed to <@{approval.routed_to}>"
+    note = f"{kind} routed to {mention(approval.routed_to)}"
     if approval.requested_use:
         note += f" (to {thread.USE_LABELS.get(approval.requested_use, approval.requested_use)})"
     if approval.justification:
         note += f" ({ctx.vault.open(approval.justification)})"
     decision = thread.DECISION_LABELS.get(approval.status, approval.status).lower()
     if approval.decided_by and approval.status != ApprovalStatus.cancelled:
-        note += f": {decision} by <@{approval.decided_by}>"
+        note += f": {decision} by {mention(approval.decided_by)}"
         if approval.decided_at is not None:
             note += f" on {approval.decided_at.date().isoformat()}"
     else:
@@ -227,7 +227,7 @@ def review_notes(ctx: Ctx, case: Case) -> list[str]:
         categories.append("(the administrative matter is aimed at a serious crime)")
     notes_text = ctx.vault.open(review.notes) if review.notes else ""
     return [
-        f"Preliminary review by <@{review.reviewed_by}> on "
+        f"Preliminary review by {mention(review.reviewed_by)} on "
         f"{review.reviewed_at.date().isoformat()}: "
         f"{REVIEW_OUTCOME_LABELS.get(review.outcome, review.outcome)}",
         "Prohibited categories: " + ("; ".join(categories) or "none"),
@@ -256,7 +256,7 @@ def list_cases(ctx: Ctx) -> Outcome:
     steps_now = [step for step in (thread.current_step(ctx, c) for c in mine) if step]
     decisions = [Message(
         title=f"{a.case_id}: {APPROVAL_LABELS.get(a.kind, a.kind)} waiting for you",
-        text=f"Requested by <@{a.requested_by}> on {a.requested_at.date().isoformat()}.",
+        text=f"Requested by {mention(a.requested_by)} on {a.requested_at.date().isoformat()}.",
         actions=thread.decision_actions(a),
     ) for a in waiting]
     return Outcome(private=[Message(title="Your cases", text=text),
@@ -281,7 +281,7 @@ def training(ctx: Ctx) -> Outcome:
             status = access.training_status(ctx.session, person.user_id, today=ctx.today,
                                             validity_days=days)
             mark = "✅" if status.current else "⚠️"
-            rows.append(f"{mark} <@{person.user_id}>: {status.describe()}")
+            rows.append(f"{mark} {mention(person.user_id)}: {status.describe()}")
         current = sum(1 for r in rows if r.startswith("✅"))
         text += f"\n\nAOR {me.aor_id}: {current} of {len(rows)} current.\n" + "\n".join(rows)
     return Outcome(private=[Message(title="Training (§5.3)", text=text, section="§4.2(1), §5.3")])
@@ -306,7 +306,7 @@ def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
     if delegate_id == ctx.actor:
         raise Refused("You cannot delegate to yourself.", code="usage")
     if access.person(ctx.session, delegate_id) is None:
-        raise Refused(f"<@{delegate_id}> is not on the roster.", code="not_on_roster")
+        raise Refused(f"{mention(delegate_id)} is not on the roster.", code="not_on_roster")
     if until < ctx.today or until > ctx.today + timedelta(days=MAX_DELEGATION_DAYS):
         raise Refused(f"The end date must be between today and {MAX_DELEGATION_DAYS} days from "
                       "now.", code="usage")
@@ -326,7 +326,7 @@ def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
     ctx.state("delegation.created", aor=me.aor_id, delegate=delegate_id, until=until)
     return Outcome(private=[Message(
         title="Delegation recorded",
-        text=f"<@{delegate_id}> may decide approvals for AOR {me.aor_id} on your behalf "
+        text=f"{mention(delegate_id)} may decide approvals for AOR {me.aor_id} on your behalf "
         f"through {until.isoformat()}.",
         section="§4.2",
     )])
@@ -357,7 +357,7 @@ def home(ctx: Ctx) -> Outcome:
     ).all()
     approvals = [Message(
         title=f"Waiting for you: {a.case_id}",
-        text=f"{a.kind.replace('_', ' ')} approval requested by <@{a.requested_by}> on "
+        text=f"{a.kind.replace('_', ' ')} approval requested by {mention(a.requested_by)} on "
         f"{a.requested_at.date().isoformat()}.",
         actions=thread.decision_actions(a),
     ) for a in waiting[:20]] or [Message(title="Approvals waiting for me", text="None.")]

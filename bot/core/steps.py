@@ -32,6 +32,7 @@ from bot.messages import (
     ActionValue,
     DestinationKind,
     Message,
+    mention,
 )
 from bot.schedule import reminders
 from config.settings import UsncbChannelKind
@@ -102,7 +103,7 @@ def refuse_if_done(ctx: Ctx, case: Case, stages: tuple[Stage, ...]) -> None:
         item = ctx.session.get(ChecklistItem, (case.id, stage.value))
         if item is not None and item.done:
             when = f" on {item.done_at.date().isoformat()}" if item.done_at else ""
-            by = f" by <@{item.done_by}>" if item.done_by else ""
+            by = f" by {mention(item.done_by)}" if item.done_by else ""
             raise Refused(
                 f"{case.id}: '{thread.STAGE_LABELS[stage.value]}' is already done "
                 f"({item.outcome or 'done'}), recorded{by}{when}.",
@@ -268,15 +269,16 @@ def reassign(ctx: Ctx, case: Case, new_officer: str) -> None:
     access.require_approver(ctx.session, case, ctx.actor, today=ctx.today)
     require_open(case)
     if access.officer_present(ctx.session, case):
-        raise Refused(f"<@{case.officer}> is still an officer on the roster: only a case whose "
+        raise Refused(f"{mention(case.officer)} is still an officer on the roster: only a "
+                      f"case whose "
                       "officer left it is reassigned.", code="officer_active")
     target = access.person(ctx.session, new_officer)
     if target is None:
-        raise Refused(f"<@{new_officer}> is not on the roster.", code="not_on_roster")
+        raise Refused(f"{mention(new_officer)} is not on the roster.", code="not_on_roster")
     if Role.officer.value not in access.roles_of(ctx.session, new_officer):
-        raise Refused(f"<@{new_officer}> does not have the officer role.", code="role")
+        raise Refused(f"{mention(new_officer)} does not have the officer role.", code="role")
     if target.aor_id != case.aor_id:
-        raise Refused(f"<@{new_officer}> is not an officer of AOR {case.aor_id}.", code="aor")
+        raise Refused(f"{mention(new_officer)} is not an officer of AOR {case.aor_id}.", code="aor")
     _training(ctx, new_officer)
     previous = case.officer
     case.officer = new_officer
@@ -284,8 +286,8 @@ def reassign(ctx: Ctx, case: Case, new_officer: str) -> None:
     ctx.state("case.reassigned", case_id=case.id, previous=previous, officer=new_officer)
     ctx.send(DestinationKind.dm, new_officer, Message(
         title=f"{case.id} reassigned to you",
-        text=f"<@{ctx.actor}> reassigned case {case.id} (AOR {case.aor_id}, at "
-        f"'{thread.STAGE_LABELS.get(case.stage, case.stage)}') to you: <@{previous}> is no "
+        text=f"{mention(ctx.actor)} reassigned case {case.id} (AOR {case.aor_id}, at "
+        f"'{thread.STAGE_LABELS.get(case.stage, case.stage)}') to you: {mention(previous)} is no "
         "longer an officer on the roster. Carry on with the checklist in the case thread.",
         section="§5.3, §4.3",
         actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
@@ -626,13 +628,14 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
     assert approval.id is not None
     if approval.kind == ApprovalKind.use:
         title = f"Approval requested: {case.id}"
-        text = (f"<@{approval.requested_by}> asks to use {case.id} (AOR {case.aor_id}) and to "
+        text = (f"{mention(approval.requested_by)} asks to use {case.id} (AOR {case.aor_id}) "
+                f"and to "
                 "request its underlying documentation via the USNCB (§5.1(3), §4.2(3)). The "
                 "preliminary review found no remaining indications of misuse.")
         section = "§5.1(3), §2.1, §4.2(3)"
     elif approval.kind == ApprovalKind.use_change:
         title = f"Change of intended use: {case.id}"
-        text = (f"<@{approval.requested_by}> asks to change the intended use of {case.id} "
+        text = (f"{mention(approval.requested_by)} asks to change the intended use of {case.id} "
                 f"(AOR {case.aor_id}) from {thread.USE_LABELS[case.intended_use]} to "
                 f"{thread.USE_LABELS[approval.requested_use or case.intended_use]}. Open details "
                 "to read the reason. Use in immigration proceedings needs a granted use "
@@ -640,14 +643,15 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
         section = "§5.1(5), §4.4(1)"
     else:
         title = f"Footnote 2 exception: {case.id}"
-        text = (f"<@{approval.requested_by}> asks to skip advance disclosure to the person for "
+        text = (f"{mention(approval.requested_by)} asks to skip advance disclosure to the "
+                f"person for "
                 f"{case.id}: notifying would jeopardize law enforcement. Open details to read "
                 "the justification.")
         section = "§4.3(8) fn. 2"
     key = f"{case.id}:approval:{approval.id}"
     if approval.status != ApprovalStatus.pending:
         return Message(title=title, text=f"{text}\n\n{thread.DECISION_LABELS[approval.status]} "
-                       f"by <@{approval.decided_by}>.", section=section, key=key)
+                       f"by {mention(str(approval.decided_by))}.", section=section, key=key)
     return Message(title=title, text=text, section=section,
                    actions=thread.decision_actions(approval), key=key)
 
@@ -697,7 +701,7 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         ctx.session.refresh(approval)
-        raise Refused(f"Already decided: {approval.status} by <@{approval.decided_by}>.",
+        raise Refused(f"Already decided: {approval.status} by {mention(str(approval.decided_by))}.",
                       code="decided")
     ctx.session.refresh(approval)
     reminders.stop(ctx, ReminderKind.approval, approval.id)
@@ -711,7 +715,7 @@ def _decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: A
         ctx.send(DestinationKind.dm, approval.requested_by, Message(
             title=f"{case.id}: {thread.APPROVAL_KIND_LABELS[approval.kind]} "
             f"{thread.DECISION_LABELS[status].lower()}",
-            text=f"{thread.DECISION_LABELS[status]} by <@{ctx.actor}> on "
+            text=f"{thread.DECISION_LABELS[status]} by {mention(ctx.actor)} on "
             f"{ctx.today.isoformat()}. Reason: {reason}",
             section="§5.1(3)",
             actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
@@ -742,7 +746,8 @@ def deny(ctx: Ctx, case: Case, ref: int | None, values: dict[str, Any]) -> None:
     guard(ctx, case, ActionId.deny)
     _decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.denied, values["reason"])
     complete(ctx, case, Stage.approval,
-             f"Denied by <@{ctx.actor}> ({ctx.today.isoformat()}); the officer has the reason, "
+             f"Denied by {mention(ctx.actor)} ({ctx.today.isoformat()}); the officer has the "
+             f"reason, "
              "also in /notice show")
     close(ctx, case, CloseReason.denied)
 
@@ -756,7 +761,7 @@ def return_for_changes(ctx: Ctx, case: Case, ref: int | None, values: dict[str, 
     ctx.state("approval.returned", case_id=case.id, approval_id=approval.id,
               reason=values["reason"])
     send_back(ctx, case, Stage.approval, to=Stage.review,
-              why=f"Returned for changes by <@{ctx.actor}> ({ctx.today.isoformat()}); "
+              why=f"Returned for changes by {mention(ctx.actor)} ({ctx.today.isoformat()}); "
               "the officer has the reason")
 
 
@@ -899,7 +904,7 @@ def use_auth_sent(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
         # §4.4(1): OPLA facilitates use authorization for immigration proceedings.
         message = Message(
             title=f"{case.id}: use authorization for immigration proceedings",
-            text=f"<@{case.officer}> requested use authorization via the USNCB for {case.id} "
+            text=f"{mention(case.officer)} requested use authorization via the USNCB for {case.id} "
             f"(AOR {case.aor_id}) for immigration proceedings. OPLA facilitates this request "
             "(§4.4(1))" + ("; an extradition request is pending: coordinate with DOJ "
                            "(§4.4(2))." if case.extradition_pending else "."),

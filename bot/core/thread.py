@@ -22,6 +22,7 @@ from bot.messages import (
     Mark,
     Message,
     Style,
+    mention,
 )
 from storage.models import (
     Approval,
@@ -184,7 +185,7 @@ def root_message(case: Case) -> Message:
             ("Case", case.id),
             ("AOR", case.aor_id),
             ("Stage", stage),
-            ("Officer", f"<@{case.officer}>"),
+            ("Officer", f"{mention(case.officer)}"),
         ),
         actions=actions,
         key=step_key(case.id, "root"),
@@ -233,7 +234,7 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
     if stage is Stage.approval:
         pending = pending_approval(ctx, case.id, ApprovalKind.use)
         if pending is not None:
-            return (f"Waiting for approval from <@{pending.routed_to}>.", ())
+            return (f"Waiting for approval from {mention(pending.routed_to)}.", ())
         if _returned_before(ctx, case):
             return (
                 "The approver returned the case for changes (you have the reason by DM and in "
@@ -295,7 +296,8 @@ def _current_prompt(ctx: Ctx, case: Case, stage: Stage) -> tuple[str, tuple[Acti
     if stage is Stage.disclosure:
         pending = pending_approval(ctx, case.id, ApprovalKind.disclosure_exception)
         if pending is not None:
-            return (f"Footnote 2 exception waiting for sign-off from <@{pending.routed_to}>.", ())
+            return (f"Footnote 2 exception waiting for sign-off from "
+                    f"{mention(pending.routed_to)}.", ())
         return (
             "Provide the person with the underlying documents received and a meaningful, "
             "recorded time to respond or contest; or record the footnote 2 exception.",
@@ -384,12 +386,12 @@ def done_text(stage: str, item: ChecklistItem) -> str:
     outcome = item.outcome or "Done"
     if not item.done_by:
         return f"{outcome}."
-    if f"<@{item.done_by}>" in outcome:  # the outcome already names who
+    if f"{mention(item.done_by)}" in outcome:  # the outcome already names who
         return f"{outcome}."
     when = f" on {item.done_at.date().isoformat()}" if item.done_at else ""
     if stage in DECISION_STEPS:
-        return f"{outcome} by <@{item.done_by}>."
-    return f"{outcome}. Recorded by <@{item.done_by}>{when}."
+        return f"{outcome} by {mention(item.done_by)}."
+    return f"{outcome}. Recorded by {mention(item.done_by)}{when}."
 
 
 def current_step(ctx: Ctx, case: Case) -> Message | None:

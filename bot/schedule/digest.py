@@ -18,7 +18,7 @@ from sqlmodel import Session, col, func, select
 from bot.clock import Clock
 from bot.core import thread
 from bot.core.context import Ctx, unit_of_work
-from bot.messages import DestinationKind, Message
+from bot.messages import DestinationKind, Message, mention
 from bot.schedule.reminders import calendar, zone_of
 from config.settings import Settings
 from storage.models import (
@@ -127,7 +127,8 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
         assert approval_id is not None
         facts[aor].pending.append((requested_at, approval_id,
                                    f"{case_id} ({kind.replace('_', ' ')}) waiting for "
-                                   f"<@{routed_to}>: {(today - requested_at.date()).days} days"))
+                                   f"{mention(routed_to)}: {(today - requested_at.date()).days} "
+                                   f"days"))
     # Open cases whose officer left the roster (or lost the officer role): flagged until the
     # FRO or a designee reassigns them (§5.3, §4.3).
     officers = select(PersonRole.user_id).where(PersonRole.role == Role.officer)
@@ -138,7 +139,8 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
                or_(col(Person.active).is_(False), col(Case.officer).not_in(officers)))
         .order_by(col(Case.id))
     ).all():
-        facts[aor].orphaned.append(f"{case_id}: <@{officer}> left the roster; reassign it with "
+        facts[aor].orphaned.append(f"{case_id}: {mention(officer)} left the roster; reassign it "
+                                   f"with "
                                    f"`/notice reassign {case_id} @officer`")
     # Each active officer's latest completion, as access.training_status reads it for one.
     # Only people who use notices or decide on their use need the training (§5.3): records,
@@ -156,10 +158,10 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
         assert home is not None
         expires_on = last + timedelta(days=settings.training_validity_days) if last else None
         if expires_on is None or expires_on <= today:
-            facts[home].training.append((user_id, f"<@{user_id}>: expired or none on record"))
+            facts[home].training.append((user_id, f"{mention(user_id)}: expired or none on record"))
         elif expires_on <= today + timedelta(days=30):
             facts[home].training.append((user_id,
-                                         f"<@{user_id}>: expires {expires_on.isoformat()}"))
+                                         f"{mention(user_id)}: expires {expires_on.isoformat()}"))
     return DigestFacts(today=today, since=since, aors=dict(facts))
 
 

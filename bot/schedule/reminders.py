@@ -25,7 +25,7 @@ from sqlmodel import col, select
 from bot.core import access, thread
 from bot.core.context import Ctx
 from bot.core.errors import Refused
-from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message
+from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message, mention
 from bot.schedule.calendar import BusinessCalendar
 from config.settings import Settings
 from storage.models import (
@@ -164,7 +164,8 @@ def _usncb(ctx: Ctx, reminder: Reminder) -> int:
     kind = RequestKind(request.kind)
     ctx.send(DestinationKind.thread, case.id, Message(
         title=f"Reminder: no USNCB response ({reminder.sent})",
-        text=f"<@{case.officer}>: the {KIND_LABEL[kind]} request sent {request.sent_on} has no "
+        text=f"{mention(case.officer)}: the {KIND_LABEL[kind]} request sent {request.sent_on} "
+             f"has no "
         f"response as of {ctx.today.isoformat()}. Follow up with the USNCB; the lack of a "
         "response is recorded.",
         section="§5.1, §6",
@@ -185,7 +186,7 @@ def _usncb(ctx: Ctx, reminder: Reminder) -> int:
             title=f"Escalation: {case.id} waits on the USNCB",
             text=f"The {KIND_LABEL[kind]} request for {case.id} (AOR {case.aor_id}), sent "
             f"{request.sent_on}, has had no response after {reminder.sent} reminders to "
-            f"<@{case.officer}>.",
+            f"{mention(case.officer)}.",
             section="§4.2, §6",
             actions=(Action("Show details", ActionValue(ActionId.show_case, case.id)),),
         ), case_id=case.id)
@@ -216,8 +217,9 @@ def _approval(ctx: Ctx, reminder: Reminder) -> int:
     ctx.send(DestinationKind.dm, target, Message(
         title=(f"Escalated: approval waiting for {case.id}" if target != approval.routed_to
                else f"Reminder: approval waiting for {case.id}"),
-        text=f"<@{approval.requested_by}> asked on {approval.requested_at.date()} for approval "
-        f"of {case.id} (AOR {case.aor_id}); it still waits for <@{approval.routed_to}>.",
+        text=f"{mention(approval.requested_by)} asked on {approval.requested_at.date()} for "
+             f"approval "
+        f"of {case.id} (AOR {case.aor_id}); it still waits for {mention(approval.routed_to)}.",
         section="§5.1(3), §4.2",
         actions=thread.decision_actions(approval),
     ), case_id=case.id)
@@ -237,7 +239,8 @@ def _response_window(ctx: Ctx, reminder: Reminder) -> int:
         return 0
     ctx.send(DestinationKind.thread, case.id, Message(
         title="The person's response window has closed",
-        text=f"<@{case.officer}>: the person could respond until {case.respond_by.isoformat()}. "
+        text=f"{mention(case.officer)}: the person could respond until "
+             f"{case.respond_by.isoformat()}. "
         "Record the person's response, or that there was none, to go on.",
         section="§5.1(6)",
         actions=(Action("Record the person's response",
@@ -260,7 +263,8 @@ def _ready_outcome(ctx: Ctx, reminder: Reminder) -> int:
     reminder.sent += 1
     ctx.send(DestinationKind.thread, case.id, Message(
         title=f"Reminder: record how the notice was used ({reminder.sent})",
-        text=f"<@{case.officer}>: {case.id} has been ready for use since it met the threshold "
+        text=f"{mention(case.officer)}: {case.id} has been ready for use since it met the "
+             f"threshold "
         "criteria, and its outcome is not recorded. Record how the notice was used (or that it "
         "was not); the case then closes.",
         section="§6",
@@ -273,7 +277,8 @@ def _ready_outcome(ctx: Ctx, reminder: Reminder) -> int:
         escalated_to = chain[0]
         ctx.send(DestinationKind.dm, escalated_to, Message(
             title=f"Escalation: outcome of {case.id} not recorded",
-            text=f"{case.id} (AOR {case.aor_id}) is ready for use and <@{case.officer}> has not "
+            text=f"{case.id} (AOR {case.aor_id}) is ready for use and {mention(case.officer)} "
+                 f"has not "
             f"recorded its outcome after {reminder.sent} reminders. You can close it, recording "
             "the outcome and why.",
             section="§4.2, §6",
