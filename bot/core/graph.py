@@ -25,27 +25,29 @@ def _grouped(edges: list[Edge]) -> dict[tuple[Stage | None, Stage], list[str]]:
 
 def render(fmt: GraphFormat = GraphFormat.text) -> str:
     grouped = _grouped(graph())
-    if fmt is GraphFormat.mermaid:
-        lines = ["stateDiagram-v2"]
-        for (source, target), actions in grouped.items():
-            start = "[*]" if source is None else source.value
-            end = "[*]" if target in TERMINAL else target.value
-            lines.append(f"    {start} --> {end}: {', '.join(actions)}")
-        return "\n".join(lines) + "\n"
-    lines = []
+    lines = ["stateDiagram-v2"] if fmt is GraphFormat.mermaid else []
     for stage in [None, *Stage]:
         outgoing = [(target, actions) for (source, target), actions in grouped.items()
                     if source is stage]
-        if not outgoing:
+        if fmt is GraphFormat.mermaid:
+            start = "[*]" if stage is None else stage.value
+            lines += [f"    {start} --> {target.value}: {', '.join(actions)}"
+                      for target, actions in outgoing]
+            if stage in TERMINAL:
+                lines.append(f"    {stage.value} --> [*]")
             continue
-        lines.append("(start)" if stage is None else f"{stage.value} ({STAGE_LABELS[stage]})")
+        if stage is None:
+            lines.append("(start)")
+        else:
+            end = " (terminal)" if stage in TERMINAL else ""
+            lines.append(f"{stage.value}: {STAGE_LABELS[stage]}{end}")
         lines += [f"  -> {target.value}: {', '.join(actions)}" for target, actions in outgoing]
     return "\n".join(lines) + "\n"
 
 
-def unreachable() -> set[Stage]:
+def unreachable(edges: list[Edge] | None = None) -> set[Stage]:
     """Stages no declared transition leads to from the opening of a case."""
-    edges = graph()
+    edges = graph() if edges is None else edges
     seen: set[Stage] = set()
     frontier = [edge.target for edge in edges if edge.source is None]
     while frontier:
@@ -56,7 +58,7 @@ def unreachable() -> set[Stage]:
     return set(Stage) - seen
 
 
-def dead_ends() -> set[Stage]:
+def dead_ends(edges: list[Edge] | None = None) -> set[Stage]:
     """Non-terminal stages no declared transition leaves."""
-    sources = {edge.source for edge in graph()}
+    sources = {edge.source for edge in (graph() if edges is None else edges)}
     return {stage for stage in Stage if stage not in TERMINAL and stage not in sources}

@@ -129,7 +129,7 @@ def step_messages(ctx: Ctx, case: Case) -> list[Message]:
             "will not be, record how: the case then closes.",
             section="§2, §5.1, §6",
             actions=(button("Record how the notice was used", ActionId.record_outcome, case,
-                             style=Style.primary),),
+                            style=Style.primary),),
             key=step_key(case.id, "final"),
         ))
     if case.stage == Stage.closed and case.close_reason:

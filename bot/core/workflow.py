@@ -116,7 +116,7 @@ class Edge:
 
 def graph() -> list[Edge]:
     """Every declared transition, the opening of a case first."""
-    edges = [Edge(None, START, "open_case")]
+    edges = [Edge(None, START, FormId.open_case.value)]
     for act in acts():
         edges += [Edge(s, t, act.action.value) for s, t in sorted(
             edges_of(act), key=lambda e: (list(Stage).index(e[0]), list(Stage).index(e[1])))]

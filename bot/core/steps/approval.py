@@ -56,7 +56,7 @@ def return_for_changes(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | 
     """Not a denial: the case goes back to the preliminary review, the officer gets the reason
     and asks again once the review is redone."""
     approval = decide(ctx, case, ref, ApprovalKind.use, ApprovalStatus.returned,
-                       values["reason"])
+                      values["reason"])
     ctx.state("approval.returned", case_id=case.id, approval_id=approval.id,
               reason=values["reason"])
     send_back(ctx, case, Stage.approval, to=Stage.review,
@@ -89,13 +89,13 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
             "The approver returned the case for changes (you have the reason by DM and in "
             "/notice show). Request approval again.",
             (button("Request supervisor approval", ActionId.request_approval, case,
-                     style=Style.primary),),
+                    style=Style.primary),),
         )
     return (
         "Supervisory approval is needed before any use or disclosure of the notice, and "
         "before underlying documentation is requested.",
         (button("Request supervisor approval", ActionId.request_approval, case,
-                 style=Style.primary),),
+                style=Style.primary),),
     )
 
 

@@ -62,7 +62,7 @@ def approval_dm(case: Case, approval: Approval) -> Message:
 
 
 def route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "",
-           requested_use: IntendedUse | None = None) -> Approval:
+          requested_use: IntendedUse | None = None) -> Approval:
     routed_to = access.route_approval(ctx.session, case, today=ctx.today)
     approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
                         requested_at=ctx.now, routed_to=routed_to,
@@ -78,7 +78,7 @@ def route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "",
 
 
 def decide(ctx: Ctx, case: Case, ref: int | None, kind: ApprovalKind, status: ApprovalStatus,
-            reason: str = "") -> Approval:
+           reason: str = "") -> Approval:
     approval = ctx.session.get(Approval, ref) if ref is not None else None
     if approval is None or approval.case_id != case.id or approval.kind != kind:
         raise Refused("That approval request does not exist.", code=RefusalCode.no_approval)

@@ -109,7 +109,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
         "recorded time to respond or contest; or record the footnote 2 exception.",
         (
             button("Record documents provided", ActionId.disclosure, case,
-                    style=Style.primary),
+                   style=Style.primary),
             button("Footnote 2 exception", ActionId.disclosure_exception, case),
         ),
     )

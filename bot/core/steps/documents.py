@@ -43,7 +43,7 @@ def documents_sent(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None
     if queries.latest_request(ctx, case.id, RequestKind.documents) is not None:
         raise Refused("The documents request is already recorded.", code=RefusalCode.duplicate)
     record_request(ctx, case, RequestKind.documents, values,
-                    {"documents": values["documents"]})
+                   {"documents": values["documents"]})
 
 
 def _documents_allowed(ctx: Ctx, case: Case) -> None:
@@ -183,7 +183,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
             "documents, conviction documents, police reports) via the USNCB as soon as "
             "practicable.",
             (button("Record documents request sent", ActionId.documents_sent, case,
-                     style=Style.primary),),
+                    style=Style.primary),),
         )
     text, silent = request_status(ctx, request)
     note, fixes = delivery(case, request)
@@ -195,11 +195,11 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
         actions += (
             button("Record answer", ActionId.documents_answer, case, ref=request.id),
             button("Record no response as of today", ActionId.documents_no_response,
-                    case, ref=request.id),
+                   case, ref=request.id),
         )
     if request.answer is not None or silent:
         actions += (button("Review and decide", ActionId.documents_review, case,
-                            ref=request.id, style=Style.primary),)
+                           ref=request.id, style=Style.primary),)
     return text, actions
 
 

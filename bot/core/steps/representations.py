@@ -47,7 +47,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
         "arrest on its immigration grounds; on Form I-213 note 'foreign fugitive' and do "
         "not cite the notice.",
         (button("Acknowledge and finish", ActionId.representations, case,
-                 style=Style.primary),),
+                style=Style.primary),),
     )
 
 

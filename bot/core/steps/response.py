@@ -75,7 +75,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
         "unless the person's response is recorded earlier; a contest that raises "
         "indications sends the case back to the preliminary review.",
         (button("Record the person's response", ActionId.person_response, case,
-                 style=Style.primary),),
+                style=Style.primary),),
     )
 
 

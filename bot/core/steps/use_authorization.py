@@ -59,7 +59,7 @@ def use_auth_sent(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None)
     if errors:
         raise FormErrors(errors)
     record_request(ctx, case, RequestKind.use_authorization, values,
-                    {"purpose": purpose.value, "doj_coordination": values.get("doj_coordination")})
+                   {"purpose": purpose.value, "doj_coordination": values.get("doj_coordination")})
     if purpose in (IntendedUse.immigration, IntendedUse.both):
         # §4.4(1): OPLA facilitates use authorization for immigration proceedings.
         message = Message(
@@ -155,16 +155,16 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
             "the case's intended use (OPLA facilitates it for immigration proceedings; "
             "coordinate with DOJ if an extradition request is pending).",
             (button("Record use authorization request sent", ActionId.use_auth_sent, case,
-                     style=Style.primary),),
+                    style=Style.primary),),
         )
     text, _ = request_status(ctx, request)
     note, fixes = delivery(case, request)
     return text + note, (
         *fixes,
         button("Record answer", ActionId.use_auth_answer, case, ref=request.id,
-                style=Style.primary),
+               style=Style.primary),
         button("Record no response as of today", ActionId.use_auth_no_response, case,
-                ref=request.id),
+               ref=request.id),
     )
 
 

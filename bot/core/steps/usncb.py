@@ -48,7 +48,7 @@ def refuse_requesting_ncb(ctx: Ctx, case: Case) -> None:
 
 
 def record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, Any],
-                    details: dict[str, Any]) -> UsncbRequest:
+                   details: dict[str, Any]) -> UsncbRequest:
     if kind is not RequestKind.validity and indications_exist(case):
         refuse_requesting_ncb(ctx, case)  # defence in depth: the stage guards come first
     webhook = ctx.settings.usncb_channel is UsncbChannelKind.webhook
@@ -87,7 +87,7 @@ def open_request(ctx: Ctx, case: Case, kind: RequestKind, ref: int | None) -> Us
 
 
 def record_answer(ctx: Ctx, request: UsncbRequest, answer: str, values: dict[str, Any],
-            details: dict[str, Any] | None = None) -> None:
+                  details: dict[str, Any] | None = None) -> None:
     not_future(values, "answered_on", today=ctx.today)
     if values["answered_on"] < request.sent_on:
         raise FormErrors({"answered_on": "cannot be before the request was sent "

@@ -69,14 +69,14 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
             "First step, always: contact the USNCB to verify the notice is active and has "
             "not been suspended, withdrawn or expired. Record when you sent the request.",
             (button("Record request sent", ActionId.validity_sent, case,
-                     style=Style.primary),),
+                    style=Style.primary),),
         )
     note, fixes = delivery(case, request)
     return (
         f"Request sent {request.sent_on.isoformat()}.{note} Record the USNCB's answer. "
         "Anything but active closes the case.",
         (*fixes, button("Record answer", ActionId.validity_answer, case, ref=request.id,
-                         style=Style.primary)),
+                        style=Style.primary)),
     )
 
 
