@@ -63,7 +63,7 @@ APPROVAL_KIND_LABELS: dict[str, str] = {
 TYPE_LABELS = {NoticeType.red_notice: "Red Notice", NoticeType.diffusion: "Diffusion"}
 REQUEST_LABELS = {RequestKind.validity: "validity", RequestKind.documents: "documentation",
                   RequestKind.use_authorization: "use authorization"}
-# Step outcomes that stop the case or set it back (steps.py writes them): they are marked
+# Step outcomes that stop the case or set it back (the step modules write them): they are marked
 # adverse, not ticked as if all were well.
 ADVERSE_OUTCOMES = ("Suspended per", "Withdrawn per", "Expired per", "Material evidence",
                     "Doubt remains", "Denied", "Use authorization denied",
