@@ -30,7 +30,6 @@ from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import open_case_form, validate
 from bot.core.steps import callback, opening, review
-from bot.core.steps.base import guard
 from bot.core.transitions import load_case
 from bot.messages import (
     ActionId,
@@ -152,7 +151,7 @@ class Core:
                 raise Refused(f"'{value.action.value}' is not a step of a case.",
                               code=RefusalCode.usage)
             if act.form is not None:
-                guard(ctx, case, act)
+                workflow.may(ctx, case, act)
                 form = self._form_for(ctx, case, act.form, value.ref)
                 if form.fields:
                     return Outcome(form=form, case_id=case.id)
@@ -192,7 +191,7 @@ class Core:
             act = workflow.act_for_form(form)
             if act is None:
                 raise Refused(f"'{form.value}' is not a form of a case.", code=RefusalCode.usage)
-            guard(ctx, case, act)  # who may, before what they typed
+            workflow.may(ctx, case, act)  # who may, before what they typed
             review.screen(ctx, case, values)
             clean = validate(self._form_for(ctx, case, form, ref), values, today=ctx.today,
                              min_chars=self.settings.justification_min_chars,

@@ -89,11 +89,17 @@ def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = No
                                 requested, received))
 
 
-def perform(ctx: Ctx, case: Case, act: Act, values: dict[str, Any], ref: int | None) -> None:
-    """Who may, then the step, then: did the case move only as the step declares?"""
+def may(ctx: Ctx, case: Case, act: Act) -> None:
+    """Refused unless the actor may take `act` on `case` now (before a form is shown, before
+    what was typed is read, and again when the step runs)."""
     if act.before is not None:
         act.before(ctx, case)
     guard(ctx, case, act)
+
+
+def perform(ctx: Ctx, case: Case, act: Act, values: dict[str, Any], ref: int | None) -> None:
+    """Who may, then the step, then: did the case move only as the step declares?"""
+    may(ctx, case, act)
     previous = case.stage
     act.run(ctx, case, values, ref)
     if case.stage != previous and (Stage(previous), Stage(case.stage)) not in edges_of(act):
