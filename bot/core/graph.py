@@ -7,7 +7,8 @@ from collections import defaultdict
 from enum import StrEnum
 
 from bot.core.labels import STAGE_LABELS
-from bot.core.workflow import TERMINAL, Edge, graph
+from bot.core.steps.base import TERMINAL
+from bot.core.workflow import Edge, graph
 from storage.models import Stage
 
 

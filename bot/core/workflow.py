@@ -27,7 +27,7 @@ from bot.core.steps import (
     usncb,
     validity,
 )
-from bot.core.steps.base import Act, FormInputs, Step, guard
+from bot.core.steps.base import Act, FormInputs, Step, check_move, edges_of, guard
 from bot.core.steps.opening import START
 from bot.messages import ActionId, Form, FormId
 from storage.models import Case, Stage
@@ -48,8 +48,6 @@ STEPS: tuple[Step, ...] = (
     usncb.STEP,
     reminder_actions.STEP,
 )
-TERMINAL = (Stage.closed,)
-OPEN_STAGES = tuple(s for s in Stage if s not in TERMINAL)
 
 
 def acts() -> tuple[Act, ...]:
@@ -102,15 +100,7 @@ def perform(ctx: Ctx, case: Case, act: Act, values: dict[str, Any], ref: int | N
     may(ctx, case, act)
     previous = case.stage
     act.run(ctx, case, values, ref)
-    if case.stage != previous and (Stage(previous), Stage(case.stage)) not in edges_of(act):
-        raise AssertionError(f"{act.action.value} moved {case.id} from {previous} to "
-                             f"{case.stage}, which its step does not declare")
-
-
-def edges_of(act: Act) -> set[tuple[Stage, Stage]]:
-    sources = act.moves_from or act.stages or OPEN_STAGES
-    return {(source, target) for source in sources for target in act.leads_to
-            if source is not target}
+    check_move(act, case, previous)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,9 @@ def test_every_checklist_line_has_a_step_with_a_prompt() -> None:
     for stage, _, _ in labels.STEPS:
         step = workflow.step_at(stage)
         assert step is not None and step.prompt is not None and step.waiting is not None, stage
+    # ...and every step with a stage is a checklist line (ready ends the checklist).
+    declared = {step.stage for step in workflow.STEPS if step.stage is not None}
+    assert declared - {stage for stage, _, _ in labels.STEPS} == {Stage.ready}
 
 
 def test_who_may_act_is_an_enum_on_every_declaration() -> None:

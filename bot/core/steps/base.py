@@ -94,6 +94,29 @@ class Step:
     starts: tuple[Stage, ...] = field(default=())  # stages a case can begin in (opening)
 
 
+TERMINAL = (Stage.closed,)
+OPEN_STAGES = tuple(s for s in Stage if s not in TERMINAL)
+
+
+def edges_of(act: Act) -> set[tuple[Stage, Stage]]:
+    """The moves `act` declares: from where it starts to each stage it leads to."""
+    sources = act.moves_from or act.stages or OPEN_STAGES
+    return {(source, target) for source in sources for target in act.leads_to
+            if source is not target}
+
+
+def check_move(act: Act, case: Case, previous: str) -> None:
+    """A step that moved a case along a transition it does not declare fails loudly (and the
+    interaction rolls back) rather than leave the declared graph wrong."""
+    if case.stage != previous and (Stage(previous), Stage(case.stage)) not in edges_of(act):
+        raise AssertionError(f"{act.action.value} moved {case.id} from {previous} to "
+                             f"{case.stage}, which its step does not declare")
+
+
+def act_of(step: Step, action: ActionId) -> Act:
+    return next(act for act in step.acts if act.action is action)
+
+
 def never_waiting(ctx: Ctx, case: Case) -> bool:
     return False
 

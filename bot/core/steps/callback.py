@@ -11,12 +11,12 @@ from sqlmodel import select
 from bot.core import inbound
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
-from bot.core.steps.documents import apply_documents_answer
-from bot.core.steps.use_authorization import apply_use_auth_answer
+from bot.core.steps import documents as documents_step
+from bot.core.steps import use_authorization, validity
+from bot.core.steps.base import act_of, check_move
 from bot.core.steps.usncb import STAGE_OF_REQUEST
-from bot.core.steps.validity import apply_validity_answer
 from bot.core.transitions import load_case, require_stage
-from bot.messages import RefusalCode
+from bot.messages import ActionId, RefusalCode
 from storage.models import Case, RequestKind, UsncbRequest
 
 USNCB_ACTOR = "usncb:liaison"  # the actor of answers that arrive by signed callback
@@ -24,6 +24,12 @@ CALLBACK_ANSWERS: dict[RequestKind, frozenset[str]] = {
     RequestKind.validity: frozenset({"active", "suspended", "withdrawn", "expired"}),
     RequestKind.documents: frozenset({"received", "declined"}),
     RequestKind.use_authorization: frozenset({"granted", "denied"}),
+}
+# The officer's action an answer by callback stands for: its declared moves bound the callback's.
+ANSWER_ACT = {
+    RequestKind.validity: act_of(validity.STEP, ActionId.validity_answer),
+    RequestKind.documents: act_of(documents_step.STEP, ActionId.documents_answer),
+    RequestKind.use_authorization: act_of(use_authorization.STEP, ActionId.use_auth_answer),
 }
 
 
@@ -74,10 +80,12 @@ def callback_answer(ctx: Ctx, body: dict[str, Any]) -> tuple[Case, bool]:
     require_stage(case, STAGE_OF_REQUEST[kind])
     values = {"answered_on": answered_on, "reference": str(body.get("reference") or ""),
               "status": answer, "answer": answer, "received": documents}
+    previous = case.stage
     if kind is RequestKind.validity:
-        apply_validity_answer(ctx, case, request, values)
+        validity.apply_validity_answer(ctx, case, request, values)
     elif kind is RequestKind.documents:
-        apply_documents_answer(ctx, case, request, values)
+        documents_step.apply_documents_answer(ctx, case, request, values)
     else:
-        apply_use_auth_answer(ctx, case, request, values)
+        use_authorization.apply_use_auth_answer(ctx, case, request, values)
+    check_move(ANSWER_ACT[kind], case, previous)
     return case, True
