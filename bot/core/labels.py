@@ -70,4 +70,3 @@ ADVERSE_OUTCOMES = ("Suspended per", "Withdrawn per", "Expired per", "Material e
                     "Documents reviewed: indications found")
 # Steps whose outcome someone else gave (the USNCB, the person): the officer recorded it.
 DECISION_STEPS = {Stage.approval.value}
-ORDER = [stage for stage, _, _ in STEPS]

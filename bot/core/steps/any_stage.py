@@ -75,12 +75,11 @@ def approve_use_change(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | 
     ctx.session.add(case)
     ctx.state("case.intended_use_changed", case_id=case.id, previous=previous,
               intended_use=case.intended_use, approval_id=approval.id)
-    later = AFTER_USE_AUTHORIZATION
     if queries.covering_use_request(ctx, case) is None:
         stale = queries.latest_request(ctx, case.id, RequestKind.use_authorization)
         if stale is not None and stale.answer is None:
             reminders.stop(ctx, ReminderKind.usncb_request, stale.id)
-        if case.stage in {s.value for s in later}:
+        if case.stage in {s.value for s in AFTER_USE_AUTHORIZATION}:
             for stage in (Stage.use_authorization, Stage.representations):
                 item = ctx.session.get(ChecklistItem, (case.id, stage.value))
                 if item is not None:

@@ -7,7 +7,7 @@ through these declarations and draws the stage graph from their `leads_to`."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from enum import Enum
 from typing import Any
@@ -91,7 +91,6 @@ class Step:
     stage: Stage | None = None
     prompt: Prompt | None = None
     waiting: Waiting | None = None
-    starts: tuple[Stage, ...] = field(default=())  # stages a case can begin in (opening)
 
 
 TERMINAL = (Stage.closed,)
