@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from bot.app import build_core, load_roster_text
 from bot.core.context import Ctx, acting_from, unit_of_work
+from bot.core.graph import GraphFormat, render
 from bot.core.service import Core
 from bot.messages import Outcome
 from bot.ops import metrics
@@ -277,6 +278,19 @@ def worker(metrics_port: int) -> None:
         relay.stop()
     scheduler.shutdown(wait=True)
     log.info("worker stopped")
+
+
+@main.group()
+def workflow() -> None:
+    """The directive's steps, as the core declares them."""
+
+
+@workflow.command("graph")
+@click.option("--format", "fmt", type=click.Choice([f.value for f in GraphFormat]),
+              default=GraphFormat.text.value, show_default=True)
+def workflow_graph(fmt: str) -> None:
+    """Print the stage graph: every stage, and which action leads where."""
+    click.echo(render(GraphFormat(fmt)), nl=False)
 
 
 @main.group()

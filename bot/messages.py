@@ -311,6 +311,45 @@ class Form:
         raise KeyError(name)
 
 
+class RefusalCode(StrEnum):
+    """Why the core refused, machine-readable: recorded with the refusal, counted in metrics
+    and mapped to HTTP statuses by the USNCB callback. Values are stored; never rename one."""
+
+    already_done = "already_done"
+    answered = "answered"
+    aor = "aor"
+    approval_first = "approval_first"
+    bad_input = "bad_input"
+    closed = "closed"
+    decided = "decided"
+    duplicate = "duplicate"
+    indications = "indications"
+    no_answer = "no_answer"
+    no_aor = "no_aor"
+    no_approval = "no_approval"
+    no_approver = "no_approver"
+    no_case = "no_case"
+    no_request = "no_request"
+    not_approver = "not_approver"
+    not_authorized = "not_authorized"
+    not_eligible = "not_eligible"
+    not_on_roster = "not_on_roster"
+    not_owner = "not_owner"
+    officer_active = "officer_active"
+    operator_not_bound = "operator_not_bound"
+    pending = "pending"
+    refused = "refused"
+    review_first = "review_first"
+    role = "role"
+    self_approval = "self_approval"
+    stage = "stage"
+    stale = "stale"
+    tip_off = "tip_off"
+    training = "training"
+    unknown_request = "unknown_request"
+    usage = "usage"
+
+
 @dataclass
 class Outcome:
     """What the core answers to one interaction."""
@@ -320,9 +359,12 @@ class Outcome:
     form: Form | None = None  # a form to open for the actor
     errors: dict[str, str] = field(default_factory=dict)  # inline form errors by field name
     refusal: str | None = None
-    refusal_code: str | None = None  # machine-readable reason, e.g. "unknown_request"
+    refusal_code: RefusalCode | None = None  # machine-readable reason
+
     case_id: str | None = None
     duplicate: bool = False  # a re-delivery of an interaction already acted on: nothing done
+    # An answer (USNCB callback) that was already on record: acknowledged, nothing changed.
+    already_recorded: bool = False
 
 
 MENTION = re.compile(r"<@([A-Za-z0-9._:@-]+)>")

@@ -15,13 +15,14 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from bot.core.service import Core
+from bot.messages import RefusalCode
 from bot.usncb.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 PATH = "/usncb/callback"
 MAX_BODY = 64 * 1024
-STATUS_FOR_CODE = {"unknown_request": "404 Not Found", "stage": "409 Conflict",
-                   "closed": "409 Conflict", "answered": "409 Conflict",
-                   "bad_input": "400 Bad Request"}
+STATUS_FOR_CODE = {RefusalCode.unknown_request: "404 Not Found",
+                   RefusalCode.stage: "409 Conflict", RefusalCode.closed: "409 Conflict",
+                   RefusalCode.answered: "409 Conflict", RefusalCode.bad_input: "400 Bad Request"}
 Respond = Callable[[str, dict[str, Any]], Iterable[bytes]]
 
 
@@ -62,10 +63,11 @@ def handle(core: Core, environ: dict[str, Any], respond: Respond,
     except IntegrityError:  # the same callback raced itself past the replay check
         return respond("401 Unauthorized", {"error": "replayed callback"})
     if outcome.ok:
-        status = "already recorded" if outcome.errors.get("status") == "duplicate" else "recorded"
+        status = "already recorded" if outcome.already_recorded else "recorded"
         core.deliver_usncb()
         return respond("200 OK", {"status": status, "case_id": outcome.case_id})
     if outcome.errors:
         return respond("400 Bad Request", {"error": "invalid answer", "fields": outcome.errors})
-    code = STATUS_FOR_CODE.get(outcome.refusal_code or "", "409 Conflict")
+    code = STATUS_FOR_CODE.get(outcome.refusal_code, "409 Conflict") if outcome.refusal_code \
+        else "409 Conflict"
     return respond(code, {"error": outcome.refusal})

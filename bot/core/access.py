@@ -10,7 +10,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.context import Ctx, current_origin
 from bot.core.errors import Refused
-from bot.messages import mention
+from bot.messages import RefusalCode, mention
 from storage.models import (
     AorApprover,
     AorManager,
@@ -37,7 +37,8 @@ def require_person(session: Session, user_id: str) -> Person:
     found = person(session, user_id)
     if found is None:
         raise Refused(
-            "You are not on the noticebot roster; ask an admin to add you.", code="not_on_roster"
+            "You are not on the noticebot roster; ask an admin to add you.",
+            code=RefusalCode.not_on_roster
         )
     return found
 
@@ -45,7 +46,7 @@ def require_person(session: Session, user_id: str) -> Person:
 def require_role(session: Session, user_id: str, *roles: Role) -> None:
     if not roles_of(session, user_id) & {r.value for r in roles}:
         wanted = " or ".join(r.value for r in roles)
-        raise Refused(f"This needs the {wanted} role.", code="role")
+        raise Refused(f"This needs the {wanted} role.", code=RefusalCode.role)
 
 
 def officer_present(session: Session, case: Case) -> bool:
@@ -90,7 +91,7 @@ def require_training(session: Session, user_id: str, *, today: date, validity_da
         raise Refused(
             "§5.3: the mandatory INTERPOL notice training must be completed within the last "
             f"{validity_days} days before a notice may be used; {status.describe()}.",
-            code="training",
+            code=RefusalCode.training,
         )
 
 
@@ -134,7 +135,7 @@ def route_approval(session: Session, case: Case, *, today: date) -> str:
     raise Refused(
         f"AOR {case.aor_id} has no approver other than the requester; an admin must add an FRO "
         "or designee to the roster.",
-        code="no_approver",
+        code=RefusalCode.no_approver,
     )
 
 
@@ -154,12 +155,12 @@ def may_approve(session: Session, case: Case, user_id: str, *, today: date) -> b
 def require_approver(session: Session, case: Case, user_id: str, *, today: date) -> None:
     if user_id == case.officer:
         raise Refused(
-            "§2.1: the requester can never approve their own case.", code="self_approval"
+            "§2.1: the requester can never approve their own case.", code=RefusalCode.self_approval
         )
     if not may_approve(session, case, user_id, today=today):
         raise Refused(
             f"Only the FRO or a designee of AOR {case.aor_id} may decide this.",
-            code="not_approver",
+            code=RefusalCode.not_approver,
         )
 
 
@@ -167,7 +168,7 @@ def require_owner(case: Case, user_id: str) -> None:
     if user_id != case.officer:
         raise Refused(
             f"Only the case officer ({mention(case.officer)}) can do this step of {case.id}.",
-            code="not_owner",
+            code=RefusalCode.not_owner,
         )
 
 
@@ -175,7 +176,7 @@ def require_owner_or_approver(session: Session, case: Case, user_id: str, *, tod
     if user_id != case.officer and not may_approve(session, case, user_id, today=today):
         raise Refused(
             f"Only the case officer or an approver of AOR {case.aor_id} can do this.",
-            code="not_owner",
+            code=RefusalCode.not_owner,
         )
 
 
@@ -206,4 +207,4 @@ def require_bound_operator(ctx: Ctx) -> None:
     if account not in bindings.get(ctx.actor, frozenset()):
         raise Refused(f"The operating-system account {account!r} is not bound to {ctx.actor} "
                       "(NOTICEBOT_CLI_OPERATORS); run the command as your own account.",
-                      code="operator_not_bound")
+                      code=RefusalCode.operator_not_bound)

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 from sqlmodel import col, select
 
-from bot.core import access, steps, thread
+from bot.core import access, buttons, labels, thread
 from bot.core.context import Ctx
 from bot.core.details import open_case_details
 from bot.core.errors import Refused
@@ -20,7 +20,9 @@ from bot.core.forms import (
     RISK_INDICATORS,
     open_case_form,
 )
-from bot.messages import Action, ActionId, ActionValue, Message, Outcome, mention
+from bot.core.steps import any_stage, opening
+from bot.core.transitions import load_case
+from bot.messages import Action, ActionId, ActionValue, Message, Outcome, RefusalCode, mention
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -80,7 +82,7 @@ def parse(text: str) -> Command:
 
 def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
     if command.name == "open":
-        steps.check_may_open(ctx)
+        opening.check_may_open(ctx)
         return Outcome(form=open_case_form())
     if command.name == "show":
         return show_case(ctx, command.case_id)
@@ -109,7 +111,7 @@ def hold(ctx: Ctx, command: Command) -> Outcome:
     from bot.records.holds import place_hold
 
     if len(command.args) < 2:
-        raise Refused("Usage: /notice hold CASE-ID REASON", code="usage")
+        raise Refused("Usage: /notice hold CASE-ID REASON", code=RefusalCode.usage)
     reason = " ".join(command.args[1:])
     placed = place_hold(ctx, matter=reason, authority=f"placed in chat by {ctx.actor}",
                         reason=reason, case_id=command.case_id)
@@ -126,12 +128,12 @@ def reassign(ctx: Ctx, command: Command) -> Outcome:
     the roster to another trained officer of the AOR (§5.3, §4.3)."""
     usage = "Usage: /notice reassign CASE-ID @officer"
     if len(command.args) != 2:
-        raise Refused(usage, code="usage")
+        raise Refused(usage, code=RefusalCode.usage)
     match = USER_MENTION.match(command.args[1])
     if match is None:
-        raise Refused(f"'{command.args[1]}' is not a user. {usage}", code="usage")
-    case = steps.load_case(ctx, command.case_id)
-    steps.reassign(ctx, case, match.group(1))
+        raise Refused(f"'{command.args[1]}' is not a user. {usage}", code=RefusalCode.usage)
+    case = load_case(ctx, command.case_id)
+    any_stage.reassign(ctx, case, match.group(1))
     thread.sync(ctx, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} reassigned",
@@ -143,17 +145,17 @@ def reassign(ctx: Ctx, command: Command) -> Outcome:
 def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
     """Subject details, privately, to authorized users only; the read itself is recorded."""
     access.require_person(ctx.session, ctx.actor)
-    case = steps.load_case(ctx, case_id, lock=False)
+    case = load_case(ctx, case_id, lock=False)
     if not access.may_view_details(ctx.session, case, ctx.actor, today=ctx.today):
         raise Refused(f"You are not authorized to see the details of {case.id}.",
-                      code="not_authorized")
+                      code=RefusalCode.not_authorized)
     ctx.record("read", "case.viewed", case_id=case.id)
     requests = ctx.session.exec(
         select(UsncbRequest).where(UsncbRequest.case_id == case.id)
         .order_by(col(UsncbRequest.id))
     ).all()
     notes = [
-        f"USNCB {thread.REQUEST_LABELS.get(RequestKind(r.kind), r.kind)} request sent "
+        f"USNCB {labels.REQUEST_LABELS.get(RequestKind(r.kind), r.kind)} request sent "
         f"{r.sent_on}: "
         + (f"answer '{r.answer.replace('_', ' ')}' on {r.answered_on}" if r.answer
            else r.status.replace("_", " "))
@@ -176,9 +178,9 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
             ("Published", case.published_on.isoformat() if case.published_on else "unknown"),
             ("Intended use", INTENDED_USE_LABELS.get(case.intended_use, case.intended_use)),
             ("Extradition pending", "yes" if case.extradition_pending else "no"),
-            ("Stage", thread.STAGE_LABELS.get(case.stage, case.stage)),
+            ("Stage", labels.STAGE_LABELS.get(case.stage, case.stage)),
             *((("Respond by", case.respond_by.isoformat()),) if case.respond_by else ()),
-            *((("Use", thread.OUTCOME_LABELS.get(case.use_outcome, case.use_outcome)
+            *((("Use", labels.OUTCOME_LABELS.get(case.use_outcome, case.use_outcome)
                 + (f" ({case.used_on.isoformat()})" if case.used_on else "")),)
               if case.use_outcome else ()),
             ("Notes", details.notes or "-"),
@@ -189,13 +191,13 @@ def show_case(ctx: Ctx, case_id: str | None) -> Outcome:
 
 def _approval_note(ctx: Ctx, approval: Approval) -> str:
     """Who was asked, who decided, when and why (the officer must see a denial's reason)."""
-    kind = thread.APPROVAL_KIND_LABELS.get(approval.kind, approval.kind)
+    kind = labels.APPROVAL_KIND_LABELS.get(approval.kind, approval.kind)
     note = f"{kind} routed to {mention(approval.routed_to)}"
     if approval.requested_use:
-        note += f" (to {thread.USE_LABELS.get(approval.requested_use, approval.requested_use)})"
+        note += f" (to {labels.USE_LABELS.get(approval.requested_use, approval.requested_use)})"
     if approval.justification:
         note += f" ({ctx.vault.open(approval.justification)})"
-    decision = thread.DECISION_LABELS.get(approval.status, approval.status).lower()
+    decision = labels.DECISION_LABELS.get(approval.status, approval.status).lower()
     if approval.decided_by and approval.status != ApprovalStatus.cancelled:
         note += f": {decision} by {mention(approval.decided_by)}"
         if approval.decided_at is not None:
@@ -248,7 +250,7 @@ def list_cases(ctx: Ctx) -> Outcome:
                                Approval.status == ApprovalStatus.pending)
         .order_by(col(Approval.requested_at))
     ).all()
-    lines = [f"{c.id} · {thread.STAGE_LABELS.get(c.stage, c.stage)}" for c in mine]
+    lines = [f"{c.id} · {labels.STAGE_LABELS.get(c.stage, c.stage)}" for c in mine]
     text = "Your open cases:\n" + ("\n".join(lines) if lines else "none")
     text += f"\nApprovals waiting for you: {len(waiting) or 'none'}"
     # Each case's current step with its buttons, and each approval with its decision
@@ -257,7 +259,7 @@ def list_cases(ctx: Ctx) -> Outcome:
     decisions = [Message(
         title=f"{a.case_id}: {APPROVAL_LABELS.get(a.kind, a.kind)} waiting for you",
         text=f"Requested by {mention(a.requested_by)} on {a.requested_at.date().isoformat()}.",
-        actions=thread.decision_actions(a),
+        actions=buttons.decision_actions(a),
     ) for a in waiting]
     return Outcome(private=[Message(title="Your cases", text=text),
                             *[replace(m, title=f"{m.title} · {m.key.split(':')[0]}", key=None)
@@ -291,25 +293,26 @@ def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
     me = access.require_person(ctx.session, ctx.actor)
     usage = "Usage: /notice delegate @user until YYYY-MM-DD"
     if len(args) != 3 or args[1].lower() != "until":
-        raise Refused(usage, code="usage")
+        raise Refused(usage, code=RefusalCode.usage)
     match = USER_MENTION.match(args[0])
     if match is None:
-        raise Refused(f"'{args[0]}' is not a user. {usage}", code="usage")
+        raise Refused(f"'{args[0]}' is not a user. {usage}", code=RefusalCode.usage)
     try:
         until = date.fromisoformat(args[2])
     except ValueError:
-        raise Refused(f"'{args[2]}' is not a date (YYYY-MM-DD).", code="usage") from None
+        raise Refused(f"'{args[2]}' is not a date (YYYY-MM-DD).", code=RefusalCode.usage) from None
     delegate_id = match.group(1)
     if me.aor_id is None or ctx.actor not in access.approver_chain(ctx.session, me.aor_id):
         raise Refused("Only an FRO or designee in an AOR's approver chain can delegate.",
-                      code="not_approver")
+                      code=RefusalCode.not_approver)
     if delegate_id == ctx.actor:
-        raise Refused("You cannot delegate to yourself.", code="usage")
+        raise Refused("You cannot delegate to yourself.", code=RefusalCode.usage)
     if access.person(ctx.session, delegate_id) is None:
-        raise Refused(f"{mention(delegate_id)} is not on the roster.", code="not_on_roster")
+        raise Refused(f"{mention(delegate_id)} is not on the roster.",
+                      code=RefusalCode.not_on_roster)
     if until < ctx.today or until > ctx.today + timedelta(days=MAX_DELEGATION_DAYS):
         raise Refused(f"The end date must be between today and {MAX_DELEGATION_DAYS} days from "
-                      "now.", code="usage")
+                      "now.", code=RefusalCode.usage)
     access.require_training(ctx.session, delegate_id, today=ctx.today,
                             validity_days=ctx.settings.training_validity_days)
     existing = ctx.session.exec(
@@ -342,7 +345,7 @@ def home(ctx: Ctx) -> Outcome:
     ).all()
     by_stage: dict[str, list[str]] = {}
     for case in mine:
-        by_stage.setdefault(thread.STAGE_LABELS.get(case.stage, case.stage), []).append(case.id)
+        by_stage.setdefault(labels.STAGE_LABELS.get(case.stage, case.stage), []).append(case.id)
     cases = Message(
         title="My open cases",
         text="\n".join(f"*{stage}*: {', '.join(ids)}" for stage, ids in by_stage.items())
@@ -359,7 +362,7 @@ def home(ctx: Ctx) -> Outcome:
         title=f"Waiting for you: {a.case_id}",
         text=f"{a.kind.replace('_', ' ')} approval requested by {mention(a.requested_by)} on "
         f"{a.requested_at.date().isoformat()}.",
-        actions=thread.decision_actions(a),
+        actions=buttons.decision_actions(a),
     ) for a in waiting[:20]] or [Message(title="Approvals waiting for me", text="None.")]
     outstanding = ctx.session.exec(
         select(UsncbRequest).join(Case, col(Case.id) == col(UsncbRequest.case_id))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from bot.messages import RefusalCode
+
 
 class Refused(Exception):
     """The actor may not do this now. `reason` is shown to them and recorded."""
 
-    def __init__(self, reason: str, *, code: str = "refused") -> None:
+    def __init__(self, reason: str, *, code: RefusalCode = RefusalCode.refused) -> None:
         super().__init__(reason)
         self.reason = reason
         self.code = code

@@ -1,7 +1,8 @@
 """The forms the core asks for, and the generic checks every field gets.
 
-Step-specific rules (for example "an unexplained risk indicator rules out *no indications*") are
-in `bot.core.steps`; here is only what a field's own definition says.
+Each step's form is built in its module under `bot.core.steps` (with its step-specific rules,
+for example "an unexplained risk indicator rules out *no indications*"); here are the option
+tables those forms share and what a field's own definition says.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from bot.core.errors import FormErrors
-from bot.messages import ChosenIn, FieldKind, Form, FormField, FormId, Option, ShownWhen
-from storage.models import Case, IntendedUse, NoticeType, PersonResponse, UseOutcome
+from bot.messages import FieldKind, Form, FormField, FormId, Option, ShownWhen
+from storage.models import IntendedUse, NoticeType, PersonResponse, UseOutcome
 
 YES_NO = (Option("yes", "Yes"), Option("no", "No"))
 YES_WORDS = ("yes", "y", "true")
@@ -182,18 +183,18 @@ def parse_date(text: str, *, today: date | None) -> date:
     return date.fromisoformat(lowered)
 
 
-def _date_field(name: str, label: str, *, today: date, required: bool = True) -> FormField:
+def date_field(name: str, label: str, *, today: date, required: bool = True) -> FormField:
     return FormField(
         name, label, FieldKind.date, required=required, initial=today.isoformat(),
         hint=DATE_HINT,
     )
 
 
-def _usncb_sent_fields(today: date, method: str | None = None) -> tuple[FormField, ...]:
+def usncb_sent_fields(today: date, method: str | None = None) -> tuple[FormField, ...]:
     """`method`: how this officer sent requests before; the local procedure does not change
     from one request to the next, so it is offered as the answer."""
     return (
-        _date_field("sent_on", "Date the request was sent to the USNCB", today=today),
+        date_field("sent_on", "Date the request was sent to the USNCB", today=today),
         FormField("method", "How it was sent (local procedure)", hint="e.g. USNCB e-mail, "
                   "I-LINK, phone", initial=method or None),
         FormField("reference", "USNCB reference, if any", required=False),
@@ -226,261 +227,6 @@ def open_case_form() -> Form:
         intro="Subject details stay private: the case thread shows only the case id, type, "
         "AOR and stage.",
     )
-
-
-def build_form(form_id: FormId, case: Case, *, today: date, ref: int | None = None,
-               automatic: tuple[str, ...] = (), webhook: bool = False,
-               method: str | None = None, requested: tuple[str, ...] = (),
-               received: tuple[str, ...] | None = None) -> Form:
-    """The form for a step of `case`. `automatic` lists indicators the core already set;
-    with `webhook`, noticebot sends USNCB requests itself, so no 'when and how' is asked.
-    What the case's state already answers is not asked again: `method` is how this officer
-    sent USNCB requests before, `requested` the documents asked for, `received` the documents
-    the USNCB sent (None: no answer came)."""
-    fields: tuple[FormField, ...]
-    sent_fields = () if webhook else _usncb_sent_fields(today, method)
-    title, section, intro = "", "", ""
-    if form_id is FormId.validity_sent:
-        title, section = ("Send validity request" if webhook else "Validity request sent",
-                          "§5.1(1)")
-        fields = sent_fields
-        intro = "Ask the USNCB to confirm the notice is active (not suspended, withdrawn or " \
-                "expired)."
-    elif form_id is FormId.validity_answer:
-        title, section = "USNCB validity answer", "§5.1(1)"
-        fields = (
-            FormField("status", "Status reported by the USNCB", FieldKind.choice,
-                      options=options(NOTICE_STATUSES)),
-            _date_field("answered_on", "Date of the answer", today=today),
-            FormField("reference", "USNCB reference, if any", required=False),
-        )
-    elif form_id is FormId.review:
-        title, section = "Preliminary review", "§5.1(2), §5.2"
-        auto = ", ".join(RISK_INDICATORS[k] for k in automatic) or "none"
-        intro = f"Indicators set from the case: {auto}."
-        manual = [k for k in RISK_INDICATORS if k not in AUTOMATIC_INDICATORS]
-        # Asked only when some indicator is present: set automatically, or answered above.
-        any_present = None if automatic else ShownWhen("indicators", tuple(manual))
-        fields = (
-            FormField("prohibited", "Prohibited offense categories that apply (§5.2)",
-                      FieldKind.multi_choice, required=False,
-                      options=tuple(Option(o.value, o.label, "ABC"[i]) for i, o in
-                                    enumerate(options(PROHIBITED_CATEGORIES)))),
-            FormField("serious_crime", "The administrative violation or private dispute: is it "
-                      "aimed at a serious crime or connected to organized crime?",
-                      FieldKind.yes_no, options=YES_NO,
-                      when=ShownWhen("prohibited", ("administrative_private",))),
-            FormField("indicators", "Risk indicators present", FieldKind.multi_choice,
-                      required=False, options=options(RISK_INDICATORS, only=manual)),
-            FormField("dismissed", "Indicators that do not apply to this case despite being "
-                      "present", FieldKind.multi_choice, required=False,
-                      options=options(RISK_INDICATORS), when=any_present,
-                      chosen_in=ChosenIn("indicators", automatic)),
-            justification("dismissal_note", "Why those indicators do not apply",
-                          "why each indicator marked as not applying does not apply here",
-                          when=ShownWhen("dismissed", tuple(RISK_INDICATORS))),
-            FormField("sources", "Sources reviewed (§2.3, §4.3(7))", FieldKind.multi_choice,
-                      options=options(REVIEW_SOURCES)),
-            FormField("outcome", "Outcome", FieldKind.choice, options=REVIEW_OUTCOMES),
-            FormField("notes", "Review notes", FieldKind.long_text, required=False,
-                      max_length=2000),
-        )
-    elif form_id is FormId.doubt_step:
-        title, section = "Doubt: record what was done", "§5.2"
-        intro = "Never contact the requesting country's NCB or ask it for documents while " \
-                "indications exist (§5.2)."
-        fields = (
-            FormField("kind", "What was done", FieldKind.choice, options=options(DOUBT_KINDS)),
-            FormField("partners", "Partners conferred with", FieldKind.multi_choice,
-                      options=options(DOUBT_PARTNERS), when=ShownWhen("kind", ("confer",)),
-                      required_message="name the partner agencies conferred with"),
-            FormField("note", "What was learned", FieldKind.long_text, max_length=2000),
-        )
-    elif form_id is FormId.doubt_resolve:
-        title, section = "Resolve the doubt", "§5.2"
-        fields = (
-            FormField("resolution", "Conclusion", FieldKind.choice, options=(
-                Option("resolved", "No indications remain: seek approval"),
-                Option("misuse", "Material evidence of misuse: do not use"),
-                Option("unresolved", "Doubt remains: do not use"),
-            )),
-            justification("justification", "Basis for the conclusion",
-                          "what the conferring, research and context showed"),
-        )
-    elif form_id is FormId.deny:
-        title, section = "Deny use of the notice", "§5.1(3)"
-        fields = (justification("reason", "Reason for denial",
-                                "why the notice may not be used"),)
-    elif form_id is FormId.documents_sent:
-        title, section = "Underlying documentation requested", "§5.1(4)"
-        fields = (
-            # The request text lists all five: that is the default.
-            FormField("documents", "Documents requested", FieldKind.multi_choice,
-                      options=options(DOCUMENT_KINDS), initial=tuple(DOCUMENT_KINDS)),
-            *sent_fields,
-        )
-    elif form_id is FormId.documents_answer:
-        title, section = "USNCB answer on documentation", "§5.1(4), §6"
-        fields = (
-            FormField("answer", "Answer", FieldKind.choice, options=(
-                Option("received", "Documents received"),
-                Option("declined", "Declined / none available"),
-            )),
-            FormField("received", "Documents received", FieldKind.multi_choice,
-                      options=options(DOCUMENT_KINDS), initial=requested or None,
-                      when=ShownWhen("answer", ("received",)),
-                      required_message="name the documents received"),
-            _date_field("answered_on", "Date of the answer", today=today),
-            FormField("reference", "USNCB reference, if any", required=False),
-        )
-    elif form_id is FormId.documents_review:
-        title, section = "Review of the underlying documentation", "§5.1(4), §4.2(2)"
-        necessity_message = ("§4.2(2): the notice is used in lieu of the documents only if "
-                             "necessary; explain why")
-        necessity_expects = "why using the notice instead of the documents is necessary"
-        if received is None:  # nothing came: only why the notice is used instead is asked
-            fields = (justification("necessity", "No documents were received: why using the "
-                                    "notice in lieu of them is necessary", necessity_expects,
-                                    required_message=necessity_message),)
-        else:
-            fields = (
-                FormField("indications", "Do the documents show indications of misuse or "
-                          "non-compliance?", FieldKind.yes_no, options=YES_NO,
-                          required_message="review the documents for indications of misuse "
-                          "(§4.3(4))"),
-                FormField("better_evidence", "Do the documents give better or more complete "
-                          "evidence than the notice?", FieldKind.yes_no, options=YES_NO,
-                          required_message="say whether the documents are better evidence "
-                          "(§5.1(4))"),
-                justification("necessity", "The notice will be used in lieu of the documents: "
-                              "why that is necessary", necessity_expects,
-                              when=ShownWhen("better_evidence", ("no",)),
-                              required_message=necessity_message),
-            )
-    elif form_id is FormId.use_auth_sent:
-        title, section = "Use authorization requested", "§5.1(5), §2.2"
-        fields = (
-            FormField("purpose", "Purpose", FieldKind.choice, options=INTENDED_USES,
-                      initial=case.intended_use),
-            *sent_fields,
-            # Asked only when the case says an extradition request is pending.
-            *((justification("doj_coordination", "An extradition request is pending: the "
-                             "coordination with DOJ", "whom at DOJ you coordinated with and "
-                             "what was agreed", required_message="an extradition request is "
-                             "pending: record the coordination with DOJ (§2.2, §4.4(2))"),)
-              if case.extradition_pending else ()),
-        )
-    elif form_id is FormId.use_auth_answer:
-        title, section = "Use authorization answer", "§5.1(5)"
-        fields = (
-            FormField("answer", "Answer", FieldKind.choice, options=(
-                Option("granted", "Granted"),
-                Option("denied", "Denied"),
-                Option("no_response_proceed", "No response: proceed (enforcement action only)"),
-            )),
-            _date_field("answered_on", "Date of the answer (or of the last follow-up)",
-                        today=today),
-            FormField("reference", "Reference, if any", required=False),
-        )
-    elif form_id is FormId.disclosure:
-        title, section = "Documents provided to the person", "§5.1(6), §4.3(8)"
-        fields = (
-            _date_field("provided_on", "Date provided", today=today),
-            FormField("provided", "What was provided", FieldKind.long_text, max_length=2000,
-                      initial="; ".join(DOCUMENT_KINDS.get(k, k) for k in received or ())
-                      or None),
-            FormField("respond_by", "The person may respond or contest until", FieldKind.date,
-                      hint=DATE_HINT),
-        )
-    elif form_id is FormId.disclosure_exception:
-        title, section = "Footnote 2 exception", "§4.3(8) fn. 2"
-        intro = "Only if notifying the person would jeopardize law enforcement or prosecutorial " \
-                "responsibilities. A supervisor must sign off."
-        fields = (justification("justification", "Justification",
-                                "how notifying the person would jeopardize law enforcement "
-                                "or prosecutorial responsibilities"),)
-    elif form_id is FormId.refuse_exception:
-        title, section = "Refuse the exception", "§4.3(8) fn. 2"
-        fields = (justification("reason", "Reason", "why the person must be given the "
-                                "documents and time to respond"),)
-    elif form_id is FormId.representations:
-        title, section = "Representations and records", "§5.1(7), §4.3(6)"
-        intro = "A notice is not a U.S. arrest warrant and conveys no authority to arrest, " \
-                "detain or remove. On Form I-213, note the person is a 'foreign fugitive'; do " \
-                "not cite the notice."
-        fields = (
-            FormField("not_a_warrant", "I will not represent the notice as a U.S. arrest "
-                      "warrant, independent authority, or INTERPOL's judgment of probable cause",
-                      FieldKind.yes_no, options=YES_NO),
-            FormField("i213", "Any arrest is documented on its immigration grounds; the I-213 "
-                      "says 'foreign fugitive' and does not cite the notice", FieldKind.yes_no,
-                      options=YES_NO),
-        )
-    elif form_id is FormId.report_inactive:
-        title, section = "Notice no longer active", "§5.1(1)"
-        fields = (
-            FormField("status", "Status", FieldKind.choice, options=options(
-                {k: v for k, v in NOTICE_STATUSES.items() if k != "active"})),
-            FormField("note", "Source of the information", FieldKind.long_text,
-                      max_length=2000),
-        )
-    elif form_id is FormId.switch_manual:
-        title, section = "Sent manually instead", "§6"
-        intro = "The liaison system did not take the request; record that you sent it yourself."
-        fields = _usncb_sent_fields(today, method)
-    elif form_id is FormId.return_for_changes:
-        title, section = "Return for changes", "§5.1(2), §5.1(3)"
-        intro = "The case goes back to the preliminary review; the officer gets your reason."
-        fields = (justification("reason", "What must change",
-                                "what the preliminary review must address before approval"),)
-    elif form_id is FormId.change_use:
-        title, section = "Change intended use", "§5.1(5), §4.4(1)"
-        intro = "An approver decides the change. Use in immigration proceedings needs a " \
-                "granted use authorization, facilitated by OPLA."
-        fields = (
-            FormField("intended_use", "New intended use", FieldKind.choice,
-                      options=INTENDED_USES, initial=case.intended_use),
-            justification("reason", "Why the intended use changes",
-                          "why the notice is now to be used differently"),
-        )
-    elif form_id is FormId.refuse_use_change:
-        title, section = "Refuse the change of intended use", "§5.1(5)"
-        fields = (justification("reason", "Reason",
-                                "why the intended use may not change"),)
-    elif form_id is FormId.person_response:
-        title, section = "The person's response", "§5.1(6), §4.3(8)"
-        respond_by = case.respond_by.isoformat() if case.respond_by else "the respond-by date"
-        intro = f"The person may respond or contest until {respond_by}."
-        fields = (
-            FormField("response", "Response", FieldKind.choice,
-                      options=options(PERSON_RESPONSES)),
-            FormField("note", "What the person contests", FieldKind.long_text,
-                      max_length=2000, when=ShownWhen("response", (PersonResponse.contested,)),
-                      required_message="say what the person contests"),
-            FormField("indications", "Does the contest raise indications of misuse or "
-                      "non-compliance?", FieldKind.yes_no, options=YES_NO,
-                      when=ShownWhen("response", (PersonResponse.contested,)),
-                      required_message="say whether the contest raises indications of misuse"),
-        )
-    elif form_id in (FormId.record_outcome, FormId.close_case):
-        closing = form_id is FormId.close_case
-        title, section = ("Close the case" if closing else "How the notice was used"), "§6"
-        intro = "The case closes; its retention period counts from today."
-        fields = (
-            FormField("outcome", "Outcome", FieldKind.choice, options=options(USE_OUTCOMES)),
-            _date_field("used_on", "Date of the use (or of the decision not to use it)",
-                        today=today, required=not closing),
-            justification("reason", "Why you close it",
-                          "why the case closes without the officer's outcome")
-            if closing else FormField("note", "Note", FieldKind.long_text, required=False,
-                                      max_length=2000),
-        )
-    elif form_id is FormId.withdraw:
-        title, section = "Withdraw the case", ""
-        fields = (FormField("reason", "Reason", FieldKind.long_text, max_length=2000),)
-    else:  # pragma: no cover - every FormId is handled above
-        raise ValueError(f"no form {form_id}")
-    return Form(form_id, title, fields, section=section, case_id=case.id, ref=ref, intro=intro)
 
 
 def as_list(raw: object) -> list[str]:

@@ -23,15 +23,26 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
-from bot.core import access, commands, inbound, steps, thread
+from bot.core import access, commands, inbound, queries, thread, workflow
+from bot.core.buttons import titled
 from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
-from bot.core.forms import build_form, open_case_form, validate
-from bot.messages import ActionId, ActionValue, Form, FormId, Mark, Message, Outcome
+from bot.core.forms import open_case_form, validate
+from bot.core.steps import callback, opening, review
+from bot.core.transitions import load_case
+from bot.messages import (
+    ActionId,
+    ActionValue,
+    Form,
+    FormId,
+    Mark,
+    Message,
+    Outcome,
+    RefusalCode,
+)
 from bot.ops import metrics
 from bot.ops.logs import log_context
-from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender
@@ -50,85 +61,9 @@ from storage.models import (
 
 # Slack re-delivers within minutes; a day of keys covers every retry with a wide margin.
 DELIVERY_KEYS_KEPT = timedelta(days=1)
-BAD_INPUT = "bad_input"  # refusal code of input the core cannot use at all
-
-# Buttons that open a form first (their guard runs before the form is shown).
-FORM_FOR_ACTION: dict[ActionId, FormId] = {
-    ActionId.validity_sent: FormId.validity_sent,
-    ActionId.validity_answer: FormId.validity_answer,
-    ActionId.review: FormId.review,
-    ActionId.doubt_step: FormId.doubt_step,
-    ActionId.doubt_resolve: FormId.doubt_resolve,
-    ActionId.deny: FormId.deny,
-    ActionId.documents_sent: FormId.documents_sent,
-    ActionId.documents_answer: FormId.documents_answer,
-    ActionId.documents_review: FormId.documents_review,
-    ActionId.use_auth_sent: FormId.use_auth_sent,
-    ActionId.use_auth_answer: FormId.use_auth_answer,
-    ActionId.disclosure: FormId.disclosure,
-    ActionId.disclosure_exception: FormId.disclosure_exception,
-    ActionId.refuse_exception: FormId.refuse_exception,
-    ActionId.representations: FormId.representations,
-    ActionId.report_inactive: FormId.report_inactive,
-    ActionId.withdraw: FormId.withdraw,
-    ActionId.switch_manual: FormId.switch_manual,
-    ActionId.return_for_changes: FormId.return_for_changes,
-    ActionId.change_use: FormId.change_use,
-    ActionId.refuse_use_change: FormId.refuse_use_change,
-    ActionId.person_response: FormId.person_response,
-    ActionId.record_outcome: FormId.record_outcome,
-    ActionId.close_case: FormId.close_case,
-}
-ACTION_FOR_FORM = {form: action for action, form in FORM_FOR_ACTION.items()}
-REQUEST_FORMS = {FormId.validity_sent: RequestKind.validity,
-                 FormId.documents_sent: RequestKind.documents,
-                 FormId.use_auth_sent: RequestKind.use_authorization}
-
-FormStep = Callable[[Ctx, Case, dict[str, Any], int | None], None]
-FORM_STEPS: dict[FormId, FormStep] = {
-    FormId.validity_sent: lambda c, k, v, r: steps.validity_sent(c, k, v),
-    FormId.validity_answer: steps.validity_answer,
-    FormId.review: lambda c, k, v, r: steps.preliminary_review(c, k, v),
-    FormId.doubt_step: lambda c, k, v, r: steps.doubt_step(c, k, v),
-    FormId.doubt_resolve: lambda c, k, v, r: steps.doubt_resolve(c, k, v),
-    FormId.deny: lambda c, k, v, r: steps.deny(c, k, r, v),
-    FormId.documents_sent: lambda c, k, v, r: steps.documents_sent(c, k, v),
-    FormId.documents_answer: steps.documents_answer,
-    FormId.documents_review: steps.documents_review,
-    FormId.use_auth_sent: lambda c, k, v, r: steps.use_auth_sent(c, k, v),
-    FormId.use_auth_answer: steps.use_auth_answer,
-    FormId.disclosure: lambda c, k, v, r: steps.disclosure(c, k, v),
-    FormId.disclosure_exception: lambda c, k, v, r: steps.disclosure_exception(c, k, v),
-    FormId.refuse_exception: lambda c, k, v, r: steps.refuse_exception(c, k, r, v),
-    FormId.representations: lambda c, k, v, r: steps.representations(c, k, v),
-    FormId.report_inactive: lambda c, k, v, r: steps.report_inactive(c, k, v),
-    FormId.withdraw: lambda c, k, v, r: steps.withdraw(c, k, v),
-    FormId.switch_manual: steps.switch_to_manual,
-    FormId.return_for_changes: lambda c, k, v, r: steps.return_for_changes(c, k, r, v),
-    FormId.change_use: lambda c, k, v, r: steps.change_use(c, k, v),
-    FormId.refuse_use_change: lambda c, k, v, r: steps.refuse_use_change(c, k, r, v),
-    FormId.person_response: lambda c, k, v, r: steps.person_response(c, k, v),
-    FormId.record_outcome: lambda c, k, v, r: steps.record_outcome(c, k, v),
-    FormId.close_case: lambda c, k, v, r: steps.close_case(c, k, v),
-}
+BAD_INPUT = RefusalCode.bad_input  # input the core cannot use at all
 
 log = logging.getLogger(__name__)
-
-ClickStep = Callable[[Ctx, Case, int | None], None]
-CLICK_STEPS: dict[ActionId, ClickStep] = {
-    ActionId.request_approval: lambda c, k, r: steps.request_approval(c, k),
-    ActionId.approve: steps.approve,
-    ActionId.sign_off_exception: steps.sign_off_exception,
-    ActionId.approve_use_change: steps.approve_use_change,
-    ActionId.documents_no_response: lambda c, k, r: steps.record_no_response(
-        c, k, RequestKind.documents, r),
-    ActionId.use_auth_no_response: lambda c, k, r: steps.record_no_response(
-        c, k, RequestKind.use_authorization, r),
-    ActionId.retry_delivery: steps.retry_delivery,
-    ActionId.reminder_followed_up: reminders.followed_up,
-    ActionId.reminder_snooze: reminders.snooze,
-}
-
 
 class Core:
     def __init__(self, *, engine: Engine, settings: Settings, clock: Clock,
@@ -150,15 +85,15 @@ class Core:
 
     def usncb_answer(self, *, body: dict[str, Any], signature: str) -> Outcome:
         """An answer from the USNCB liaison system, already authenticated by its signature.
-        A repeated answer for the same request is acknowledged with errors['status'] set to
-        'duplicate' and changes nothing."""
+        A repeated answer for the same request is acknowledged (`already_recorded`) and
+        changes nothing."""
         def handle(ctx: Ctx) -> Outcome:
             ctx.session.add(UsncbCallbackSeen(signature=signature, received_at=ctx.now))
-            case, recorded = steps.callback_answer(ctx, body)
+            case, recorded = callback.callback_answer(ctx, body)
             thread.sync(ctx, case)
-            return Outcome(case_id=case.id, errors={} if recorded else {"status": "duplicate"})
+            return Outcome(case_id=case.id, already_recorded=not recorded)
 
-        return self._run(steps.USNCB_ACTOR, "callback", "usncb.callback",
+        return self._run(callback.USNCB_ACTOR, "callback", "usncb.callback",
                          {"body": _jsonable(body)}, handle, case_id=None)
 
     def act(self, *, actor: str, action: str, handler: Callable[[Ctx], Outcome],
@@ -195,7 +130,7 @@ class Core:
         what a surface shows for a case it has not seen since it started. A recorded read."""
         def handle(ctx: Ctx) -> Outcome:
             access.require_person(ctx.session, ctx.actor)
-            case = steps.load_case(ctx, case_id, lock=False)
+            case = load_case(ctx, case_id, lock=False)
             ctx.record("read", "thread.viewed", case_id=case.id)
             return Outcome(case_id=case.id,
                            private=[thread.root_message(case), *thread.step_messages(ctx, case)])
@@ -210,17 +145,18 @@ class Core:
         def handle(ctx: Ctx) -> Outcome:
             if value.action is ActionId.show_case:
                 return commands.show_case(ctx, value.case_id)
-            case = steps.load_case(ctx, value.case_id)
-            if value.action in FORM_FOR_ACTION:
-                steps.guard(ctx, case, value.action)
-                form = self._form_for(ctx, case, FORM_FOR_ACTION[value.action], value.ref)
+            case = load_case(ctx, value.case_id)
+            act = workflow.act_for_action(value.action)
+            if act is None:
+                raise Refused(f"'{value.action.value}' is not a step of a case.",
+                              code=RefusalCode.usage)
+            if act.form is not None:
+                workflow.may(ctx, case, act)
+                form = self._form_for(ctx, case, act.form, value.ref)
                 if form.fields:
                     return Outcome(form=form, case_id=case.id)
-                # Nothing to ask (a webhook request with no options): act on the click.
-                FORM_STEPS[form.form_id](ctx, case, {}, value.ref)
-                thread.sync(ctx, case)
-                return Outcome(case_id=case.id)
-            CLICK_STEPS[value.action](ctx, case, value.ref)
+            # No form, or nothing to ask (a webhook request with no options): act on the click.
+            workflow.perform(ctx, case, act, {}, value.ref)
             thread.sync(ctx, case)
             return Outcome(case_id=case.id)
 
@@ -244,20 +180,23 @@ class Core:
         def handle(ctx: Ctx) -> Outcome:
             if form is FormId.open_case:
                 clean = validate(open_case_form(), values, today=ctx.today)
-                case = steps.open_case(ctx, clean, origin_channel=channel,
+                case = opening.open_case(ctx, clean, origin_channel=channel,
                                        submission_key=submission_key)
                 thread.sync(ctx, case)
                 return Outcome(case_id=case.id, private=[Message(
                     title=f"Case {case.id} opened",
                     text=f"Your case {case.id} is open. Follow the checklist in its thread.",
                 )])
-            case = steps.load_case(ctx, case_id)
-            steps.guard(ctx, case, ACTION_FOR_FORM[form])  # who may, before what they typed
-            steps.screen(ctx, case, values)
+            case = load_case(ctx, case_id)
+            act = workflow.act_for_form(form)
+            if act is None:
+                raise Refused(f"'{form.value}' is not a form of a case.", code=RefusalCode.usage)
+            workflow.may(ctx, case, act)  # who may, before what they typed
+            review.screen(ctx, case, values)
             clean = validate(self._form_for(ctx, case, form, ref), values, today=ctx.today,
                              min_chars=self.settings.justification_min_chars,
                              min_words=self.settings.justification_min_words)
-            FORM_STEPS[form](ctx, case, clean, ref)
+            workflow.perform(ctx, case, act, clean, ref)
             thread.sync(ctx, case)
             return Outcome(case_id=case.id)
 
@@ -269,16 +208,17 @@ class Core:
     # --- plumbing ----------------------------------------------------------------------------
 
     def _form_for(self, ctx: Ctx, case: Case, form: FormId, ref: int | None) -> Form:
-        automatic = steps.automatic_indicators(ctx, case) if form is FormId.review else ()
+        automatic = review.automatic_indicators(ctx, case) if form is FormId.review else ()
         webhook = self.settings.usncb_channel is UsncbChannelKind.webhook
-        documents = thread.latest_request(ctx, case.id, RequestKind.documents)
+        documents = queries.latest_request(ctx, case.id, RequestKind.documents)
         requested = tuple(documents.details.get("documents") or ()) if documents else ()
         received = (tuple((documents.answer_details or {}).get("received") or ())
                     if documents is not None and documents.answer == "received" else None)
-        built = build_form(form, case, today=ctx.today, ref=ref, automatic=automatic,
+        built = workflow.build_form(form, case, today=ctx.today, ref=ref, automatic=automatic,
                            webhook=webhook, method=_usual_method(ctx),
                            requested=requested, received=received)
-        kind = REQUEST_FORMS.get(form)
+        act = workflow.act_for_form(form)
+        kind = act.request if act is not None else None
         if kind is None:
             return built
         # The request itself: noticebot sends it (webhook) or the officer copies it (manual).
@@ -371,7 +311,7 @@ class Core:
                            code=refusal.code)
                 outcome = Outcome(ok=False, refusal=refusal.reason, refusal_code=refusal.code,
                                   case_id=case_id,
-                                  private=[Message(title=thread.titled(Mark.refused, "Not done"),
+                                  private=[Message(title=titled(Mark.refused, "Not done"),
                                                    text=refusal.reason, mark=Mark.refused)])
             except FormErrors as invalid:
                 ctx.discard_since(mark)

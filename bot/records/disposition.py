@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 from bot.core.context import Ctx
 from bot.core.details import SUBJECT_FIELDS
 from bot.core.errors import Refused
+from bot.messages import RefusalCode
 from bot.records.holds import active_holds, holds_case, holds_entry, require_records_officer
 from bot.records.retention import RecordType, Schedule
 from storage import record
@@ -100,7 +101,8 @@ def dispose(ctx: Ctx, schedule: Schedule, refs: list[str] | None = None) -> list
     if refused:
         raise Refused(
             "Not eligible for disposition (held, unscheduled, not yet due, already disposed "
-            f"or unknown): {', '.join(refused)}. Nothing was disposed of.", code="not_eligible")
+            f"or unknown): {', '.join(refused)}. Nothing was disposed of.",
+            code=RefusalCode.not_eligible)
     logs = []
     for ref in wanted:
         item = candidates[ref]

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 from bot.core import access
 from bot.core.context import Ctx
 from bot.core.errors import Refused
+from bot.messages import RefusalCode
 from storage.models import Aor, Case, LitigationHold, Person, Role
 
 
@@ -24,18 +25,19 @@ def place_hold(ctx: Ctx, *, matter: str, authority: str, reason: str,
                date_to: date | None = None) -> LitigationHold:
     require_records_officer(ctx)
     if not (matter.strip() and authority.strip() and reason.strip()):
-        raise Refused("A hold needs a matter name, an authority and a reason.", code="usage")
+        raise Refused("A hold needs a matter name, an authority and a reason.",
+                      code=RefusalCode.usage)
     if not any((case_id, aor_id, person, date_from, date_to)):
         raise Refused("Say what the hold covers: a case, an AOR, a person or a date range.",
-                      code="usage")
+                      code=RefusalCode.usage)
     if date_from and date_to and date_to < date_from:
-        raise Refused("The hold's end date is before its start date.", code="usage")
+        raise Refused("The hold's end date is before its start date.", code=RefusalCode.usage)
     if case_id and ctx.session.get(Case, case_id) is None:
-        raise Refused(f"There is no case {case_id}.", code="no_case")
+        raise Refused(f"There is no case {case_id}.", code=RefusalCode.no_case)
     if aor_id and ctx.session.get(Aor, aor_id) is None:
-        raise Refused(f"There is no AOR {aor_id}.", code="usage")
+        raise Refused(f"There is no AOR {aor_id}.", code=RefusalCode.usage)
     if person and ctx.session.get(Person, person) is None:
-        raise Refused(f"{person} is not on the roster.", code="usage")
+        raise Refused(f"{person} is not on the roster.", code=RefusalCode.usage)
     hold = LitigationHold(matter=matter.strip(), authority=authority.strip(),
                           reason=reason.strip(), case_id=case_id, aor_id=aor_id, person=person,
                           date_from=date_from, date_to=date_to, placed_by=ctx.actor,
@@ -52,11 +54,11 @@ def lift_hold(ctx: Ctx, hold_id: int, *, reason: str) -> LitigationHold:
     require_records_officer(ctx)
     hold = ctx.session.get(LitigationHold, hold_id, with_for_update=True)
     if hold is None:
-        raise Refused(f"There is no hold {hold_id}.", code="usage")
+        raise Refused(f"There is no hold {hold_id}.", code=RefusalCode.usage)
     if hold.lifted_at is not None:
-        raise Refused(f"Hold {hold_id} was already lifted.", code="duplicate")
+        raise Refused(f"Hold {hold_id} was already lifted.", code=RefusalCode.duplicate)
     if not reason.strip():
-        raise Refused("Lifting a hold needs a reason.", code="usage")
+        raise Refused("Lifting a hold needs a reason.", code=RefusalCode.usage)
     hold.lifted_by, hold.lifted_at, hold.lift_reason = ctx.actor, ctx.now, reason.strip()
     ctx.session.add(hold)
     ctx.state("records.hold_lifted", case_id=hold.case_id, hold_id=hold.id, reason=reason)

@@ -16,7 +16,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
 from bot.clock import Clock
-from bot.core import thread
+from bot.core import labels
 from bot.core.context import Ctx, unit_of_work
 from bot.messages import DestinationKind, Message, mention
 from bot.schedule.reminders import calendar, zone_of
@@ -91,7 +91,7 @@ def load_facts(session: Session, settings: Settings, *, today: date, since: date
                                                             Case.stage != Stage.closed)
         .group_by(col(Case.aor_id), col(Case.stage))
     ).all():
-        facts[aor].open_by_stage[thread.STAGE_LABELS.get(stage, stage)] += count
+        facts[aor].open_by_stage[labels.STAGE_LABELS.get(stage, stage)] += count
     for aor, case_id, opened_at, closed_at, close_reason in session.execute(
         sa_select(col(Case.aor_id), col(Case.id), col(Case.opened_at), col(Case.closed_at),
                   col(Case.close_reason))

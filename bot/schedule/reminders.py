@@ -22,10 +22,19 @@ from functools import lru_cache
 from sqlalchemy import update
 from sqlmodel import col, select
 
-from bot.core import access, thread
+from bot.core import access, buttons
 from bot.core.context import Ctx
 from bot.core.errors import Refused
-from bot.messages import Action, ActionId, ActionValue, DestinationKind, Message, mention
+from bot.core.queries import add_no_response
+from bot.messages import (
+    Action,
+    ActionId,
+    ActionValue,
+    DestinationKind,
+    Message,
+    RefusalCode,
+    mention,
+)
 from bot.schedule.calendar import BusinessCalendar
 from config.settings import Settings
 from storage.models import (
@@ -147,8 +156,6 @@ def _outside_hours(ctx: Ctx, reminder: Reminder, zone: str) -> bool:
 
 
 def _usncb(ctx: Ctx, reminder: Reminder) -> int:
-    from bot.core.steps import add_no_response
-
     request = ctx.session.get(UsncbRequest, int(reminder.ref))
     case = ctx.session.get(Case, reminder.case_id) if reminder.case_id else None
     if (request is None or case is None or request.answer is not None
@@ -221,7 +228,7 @@ def _approval(ctx: Ctx, reminder: Reminder) -> int:
              f"approval "
         f"of {case.id} (AOR {case.aor_id}); it still waits for {mention(approval.routed_to)}.",
         section="§5.1(3), §4.2",
-        actions=thread.decision_actions(approval),
+        actions=buttons.decision_actions(approval),
     ), case_id=case.id)
     ctx.state("reminder.sent", case_id=case.id, reminder_id=reminder.id, kind=reminder.kind,
               approval_id=approval.id, count=reminder.sent, to=target)
@@ -337,7 +344,7 @@ def _training(ctx: Ctx, reminder: Reminder) -> int:
 def _own_reminder(ctx: Ctx, case: Case, ref: int | None) -> Reminder:
     reminder = ctx.session.get(Reminder, ref) if ref is not None else None
     if reminder is None or reminder.case_id != case.id or not reminder.active:
-        raise Refused("That reminder is no longer active.", code="stale")
+        raise Refused("That reminder is no longer active.", code=RefusalCode.stale)
     access.require_person(ctx.session, ctx.actor)  # off the roster: no longer theirs to answer
     access.require_owner(case, ctx.actor)
     return reminder

@@ -11,9 +11,10 @@ from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
-from bot.core import steps, thread
+from bot.core import thread
 from bot.core.context import unit_of_work
 from bot.core.details import open_case_details
+from bot.core.transitions import load_case
 from bot.ops import metrics
 from bot.usncb.requests import webhook_body
 from bot.usncb.webhook import DeliveryResult, WebhookSender
@@ -88,4 +89,4 @@ def _finish(engine: Engine, clock: Clock, settings: Settings, request_id: int,
             ctx.state("usncb.delivery_failed", case_id=request.case_id, request_id=request.id,
                       attempts=result.attempts, error=result.error)
         ctx.session.add(request)
-        thread.sync(ctx, steps.load_case(ctx, request.case_id))
+        thread.sync(ctx, load_case(ctx, request.case_id))

@@ -10,7 +10,6 @@ import pytest
 from bot.core.errors import FormErrors
 from bot.core.forms import (
     FieldError,
-    build_form,
     check_field,
     narrowed,
     open_case_form,
@@ -18,6 +17,7 @@ from bot.core.forms import (
     validate,
 )
 from bot.core.service import Core
+from bot.core.workflow import build_form
 from bot.messages import ActionId, ActionValue, FormId
 from storage.models import Case, IntendedUse, NoticeType
 from tests.helpers import OFFICER, TODAY, open_case, press, to_documents

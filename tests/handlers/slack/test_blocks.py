@@ -9,7 +9,8 @@ import yaml
 from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 
-from bot.core.forms import build_form, open_case_form
+from bot.core.forms import open_case_form
+from bot.core.workflow import build_form
 from bot.messages import Action, ActionId, ActionValue, FormId, Message
 from handlers.slack.blocks import fallback_text, form_view, message_blocks, read_view_state
 from storage.models import Case, IntendedUse, NoticeType
