@@ -71,7 +71,7 @@ def button(action: Action) -> dict[str, Any]:
         return {"type": "Action.Submit", **common,
                 "data": {"msteams": {"type": "task/fetch"}, "dialog_id": DIALOG,
                          "value": action.value.to_dict(),
-                         "confirm": action.confirm is not None}}
+                         "confirm": action.confirm.to_dict() if action.confirm else None}}
     return {"type": "Action.Execute", **common, "verb": VERB, "data": action.value.to_dict()}
 
 
