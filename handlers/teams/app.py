@@ -20,6 +20,8 @@ from microsoft_teams.api.activities.invoke.task import (
     TaskFetchInvokeActivity,
     TaskSubmitInvokeActivity,
 )
+from microsoft_teams.api.auth.cloud_environment import CloudEnvironment
+from microsoft_teams.api.auth.credentials import TokenProvider
 from microsoft_teams.api.models import (
     AdaptiveCardActionMessageResponse,
     Attachment,
@@ -28,8 +30,6 @@ from microsoft_teams.api.models import (
     TaskModuleMessageResponse,
     TaskModuleResponse,
 )
-from microsoft_teams.api.auth.cloud_environment import CloudEnvironment
-from microsoft_teams.api.auth.credentials import TokenProvider
 from microsoft_teams.apps import ActivityContext, App, FastAPIAdapter
 
 from bot.clock import Clock
