@@ -147,8 +147,11 @@ def register(app: App, act: Interactions) -> None:
             personal=conversation.conversation_type == "personal")
         if reply is None:
             return
-        for outgoing in _post(reply):
-            await ctx.send(outgoing)
+        try:
+            for outgoing in _post(reply):
+                await ctx.send(outgoing)
+        except Exception as error:  # the core's part is committed; a lost reply is logged
+            log.warning("could not answer a Teams message in %s: %s", conversation.id, error)
         deliver_usncb()
 
     @app.on_card_action_execute

@@ -56,12 +56,16 @@ def msal_tokens(settings: TeamsSettings, *, http_client: Any = None) -> TokenSou
     else:
         credential = settings.client_secret.get_secret_value()
     options: dict[str, Any] = {"http_client": http_client} if http_client is not None else {}
-    app = msal.ConfidentialClientApplication(
-        settings.client_id, authority=settings.login_authority(), client_credential=credential,
-        **options)
+    made: list[msal.ConfidentialClientApplication] = []
+    lock = threading.Lock()
 
     def token() -> str:
-        result = app.acquire_token_for_client(scopes=[cloud.bot_scope])
+        with lock:  # built on first use: starting never waits on the login service
+            if not made:
+                made.append(msal.ConfidentialClientApplication(
+                    settings.client_id, authority=settings.login_authority(),
+                    client_credential=credential, **options))
+        result = made[0].acquire_token_for_client(scopes=[cloud.bot_scope])
         if "access_token" not in result:
             raise TokenError(f"{result.get('error')}: {result.get('error_description', '')}"[:300])
         return str(result["access_token"])
@@ -101,7 +105,9 @@ class TeamsTransport:
 
     def _call(self, method: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            headers = {"Authorization": f"Bearer {self.token()}"}
+            token = self.token()
+            # No token only in development without Azure (NOTICEBOT_TEAMS_ALLOW_UNAUTHENTICATED).
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
         except Exception as error:  # a token we could not get: nothing was sent
             raise Retry(f"token: {error}"[:200], uncertain=False) from None
         try:
@@ -176,6 +182,7 @@ class TeamsTransport:
 
 def transport_from(settings: TeamsSettings, *, token: TokenSource | None = None,
                    client: httpx.Client | None = None) -> TeamsTransport:
+    if token is None:
+        token = (lambda: "") if settings.allow_unauthenticated else msal_tokens(settings)
     return TeamsTransport(service_url=settings.fallback_service_url(), bot_id=settings.client_id,
-                          tenant_id=settings.tenant_id, token=token or msal_tokens(settings),
-                          client=client)
+                          tenant_id=settings.tenant_id, token=token, client=client)

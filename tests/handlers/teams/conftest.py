@@ -63,6 +63,7 @@ class Client:
 
     def __init__(self, web: FastAPI, loop: Loop) -> None:
         self.loop = loop
+        self.web = web
         self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=web),
                                       base_url="http://noticebot.test")
 
