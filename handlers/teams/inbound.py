@@ -54,8 +54,10 @@ def command_text(raw: str) -> str | None:
     message is not a `notice` command."""
     text = re.sub(r"<at>.*?</at>", " ", raw or "", flags=re.S)
     text = html.unescape(re.sub(r"<[^>]+>", " ", text)).strip()
-    head, _, rest = text.partition(" ")
-    return rest.strip() if head.lower() == "notice" else None
+    parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention
+    if not parts or parts[0].lower() != "notice":
+        return None
+    return " ".join(parts[1].split()) if len(parts) > 1 else ""
 
 
 def delivery_key(kind: str, *parts: object) -> str:

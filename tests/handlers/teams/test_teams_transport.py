@@ -203,3 +203,25 @@ def test_msal_signs_with_a_certificate(tmp_path: Path) -> None:
     sent = next(c for c in fake.calls if c[0] == "POST")[2]["data"]
     assert "client_secret" not in sent
     assert sent["client_assertion_type"].endswith("jwt-bearer") and sent["client_assertion"]
+
+
+@respx.mock
+def test_a_post_whose_answer_is_lost_is_uncertain_and_a_resend_duplicates_it() -> None:
+    """What the README's "crash between send and store" describes: Teams took the post, the
+    answer never came back, the loop cannot look (can_find is False) and sends again."""
+    landed: list[dict[str, Any]] = []
+
+    def connector(request: httpx.Request) -> httpx.Response:
+        landed.append(json.loads(request.content))
+        if len(landed) == 1:
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(201, json={"id": f"17000000000{len(landed)}"})
+
+    respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").mock(side_effect=connector)
+    sender = transport()
+    with pytest.raises(Retry) as raised:
+        sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert raised.value.uncertain is True
+    assert sender.find(to=Address(CHANNEL), outbox_id=1) is None  # nothing to look up
+    sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert len(landed) == 2 and landed[0] == landed[1]  # the same card, twice in the channel

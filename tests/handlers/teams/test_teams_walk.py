@@ -182,3 +182,57 @@ def test_every_notice_command_has_its_teams_twin(teams: TeamsUser, core: Core) -
         assert asked() == before + 1, command  # by the core, on the record
     home = teams.fake.cards(f"a:dm-{OIDS[OFFICER]}")[-1]
     assert problems(home) == []
+
+
+def to_approval(teams: TeamsUser, core: Core) -> str:
+    case_id = open_case(teams, core)
+    press(teams, OFFICER, "validity_sent", {"sent_on": TODAY, "method": "e-mail"})
+    press(teams, OFFICER, "validity_answer", {"status": "active", "answered_on": TODAY})
+    press(teams, OFFICER, "review", CLEAN_REVIEW)
+    return case_id
+
+
+def test_a_click_teams_delivers_twice_is_acted_on_once(teams: TeamsUser, core: Core) -> None:
+    case_id = to_approval(teams, core)
+    teams.relay()
+    button = buttons(teams)["request_approval"]
+    assert button["type"] == "Action.Execute"
+    first = teams.execute(OFFICER, button["data"], activity_id="retry-1")
+    again = teams.execute(OFFICER, button["data"], activity_id="retry-1")
+    assert first.json()["value"] != again.json()["value"] == "Already done."
+    requested = entries(core, case_id=case_id, kind="click", action="click.request_approval")
+    assert len(requested) == 1
+
+
+def test_o21_deny_asks_for_the_reason_in_a_dialog(teams: TeamsUser, core: Core) -> None:
+    case_id = to_approval(teams, core)
+    press(teams, OFFICER, "request_approval")
+    teams.relay()
+    fro_chat = f"a:dm-{OIDS[FRO]}"
+    form = press(teams, FRO, "deny", prefix=fro_chat)
+    assert isinstance(form, dict)
+    assert [i["id"] for i in form["body"] if "id" in i] == ["reason"]
+    empty = dialog(teams.submit(FRO, {**submit_data(form), "reason": ""}))
+    assert isinstance(empty, dict)  # the same dialog again, with the error under the field
+    assert any(i.get("color") == "Attention" for i in empty["body"])
+    assert case_row(core, case_id).stage == Stage.approval
+    reason = "The notice rests on a charge the directive does not allow us to act on."
+    done = dialog(teams.submit(FRO, {**submit_data(empty), "reason": reason}))
+    assert isinstance(done, str) and not done.startswith("Not done"), done
+    assert case_row(core, case_id).stage == Stage.closed
+
+
+def test_a_stranger_pressing_a_plain_button_is_refused_and_recorded(
+        teams: TeamsUser, core: Core) -> None:
+    to_approval(teams, core)
+    teams.relay()
+    button = buttons(teams)["request_approval"]
+    response = teams.execute(STRANGER, button["data"])
+    assert response.json()["value"].startswith("Not done")
+    assert len(refusals(core, STRANGER)) == 1
+
+
+def test_a_forged_button_is_refused_and_recorded(teams: TeamsUser, core: Core) -> None:
+    response = teams.execute(OFFICER, {"action": "approve", "case_id": 7, "ref": "x"})
+    assert response.json()["value"].startswith("Not done")
+    assert [e.action for e in refusals(core, OFFICER)] == ["click.unreadable"]
