@@ -184,6 +184,9 @@ class Interactions:
         key = delivery_key("click", actor, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
+        if outcome is not None and outcome.form is not None:
+            # Only a card from before an upgrade sends a form's button as Action.Execute.
+            return Reply(text=not_done("this button opens a form: use the case's latest card."))
         reply = self._shown(outcome, channel=channel, origin={"value": value.to_dict()},
                             in_dialog=False)
         if reply.cards:  # an invoke answer is one line: the cards' gist, details stay out
