@@ -132,6 +132,8 @@ def register(app: App, act: Interactions) -> None:
 
     def deliver_usncb() -> None:
         # As on Slack: a webhook request the interaction queued goes out after the answer.
+        if act.core.usncb_sender is None:
+            return  # manual USNCB channel: nothing to send
         task = asyncio.ensure_future(asyncio.to_thread(act.core.deliver_usncb))
         pending.add(task)
         task.add_done_callback(pending.discard)
