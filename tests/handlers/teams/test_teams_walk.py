@@ -146,6 +146,14 @@ def test_o21_canonical_case_walked_through_teams(teams: TeamsUser, core: Core) -
     decisions = [e for e in entries(core, case_id=case_id, kind="click", action="click.approve",
                                     actor=FRO)]
     assert len(decisions) == 2  # the decision and the refused second click, not more
+
+    # §5.1(4) through dialogs: several choices ticked by default, a dependent question, yes/no.
+    press(teams, OFFICER, "documents_sent", {"documents": ["warrant", "charging"],
+                                             "sent_on": TODAY, "method": "USNCB e-mail"})
+    press(teams, OFFICER, "documents_answer", {"answer": "received", "received": ["warrant"],
+                                               "answered_on": TODAY})
+    press(teams, OFFICER, "documents_review", {"indications": "no", "better_evidence": "yes"})
+    assert case_row(core, case_id).stage == Stage.use_authorization
     teams.relay()
 
     # No subject detail in any channel card; every card valid against 1.5.
