@@ -151,8 +151,7 @@ def _fetch_forms(port: int, fake: FakeTeams, count: int) -> list[dict[str, Any]]
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
         for _ in range(count):
             body = activity("invoke", object_id=OIDS[OFFICER], name="task/fetch",
-                            value={"data": {"dialog_id": "nb", "command": "open",
-                                            "channel": CHANNEL}},
+                            value={"data": {"dialog_id": "nb", "command": "open"}},
                             service_url=fake.url, conversation=CHANNEL,
                             conversation_type="channel")
             answer = client.post("/api/messages", json=body,

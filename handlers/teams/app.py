@@ -163,8 +163,7 @@ def register(app: App, act: Interactions) -> None:
         object_id, teams_id = _sender(activity)
         reply = await asyncio.to_thread(
             act.click, data=activity.value.action.data, object_id=object_id,
-            teams_id=teams_id, activity_id=activity.id,
-            channel=activity.conversation.id.split(";", 1)[0])
+            teams_id=teams_id, activity_id=activity.id)
         deliver_usncb()
         return AdaptiveCardActionMessageResponse(value=reply.text or "Done.")
 
@@ -174,7 +173,8 @@ def register(app: App, act: Interactions) -> None:
         object_id, teams_id = _sender(activity)
         reply = await asyncio.to_thread(
             act.dialog_open, data=activity.value.data if activity.value else None,
-            object_id=object_id, teams_id=teams_id, activity_id=activity.id)
+            object_id=object_id, teams_id=teams_id, activity_id=activity.id,
+            conversation=activity.conversation.id)
         deliver_usncb()
         return _task(reply)
 
@@ -185,6 +185,6 @@ def register(app: App, act: Interactions) -> None:
         object_id, teams_id = _sender(activity)
         reply = await asyncio.to_thread(
             act.dialog_submit, data=activity.value.data if activity.value else None,
-            object_id=object_id, teams_id=teams_id)
+            object_id=object_id, teams_id=teams_id, conversation=activity.conversation.id)
         deliver_usncb()
         return _task(reply)

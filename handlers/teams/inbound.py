@@ -107,15 +107,15 @@ class Interactions:
                 self._forms.popitem(last=False)
         return nonce
 
-    def _form_dialog(self, form: Form, *, channel: str, origin: Mapping[str, Any]) -> Reply:
+    def _form_dialog(self, form: Form, *, origin: Mapping[str, Any]) -> Reply:
         nonce = self._remember(form)
         meta = {"nonce": nonce, "form": form.form_id.value, "case_id": form.case_id,
-                "ref": form.ref, "channel": channel, "origin": dict(origin)}
+                "ref": form.ref, "origin": dict(origin)}
         return Reply(title=form.title, dialog=cards.form_card(
             form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name))
 
-    def _shown(self, outcome: Outcome | None, *, channel: str,
-               origin: Mapping[str, Any], in_dialog: bool) -> Reply:
+    def _shown(self, outcome: Outcome | None, *, origin: Mapping[str, Any],
+               in_dialog: bool) -> Reply:
         """An outcome as the actor sees it: a refusal, a form, private messages or "Done"."""
         if outcome is None:
             return Reply(text=FAILED)
@@ -125,9 +125,9 @@ class Interactions:
             return Reply(text="Already done.")
         if outcome.form is not None:
             if in_dialog:
-                return self._form_dialog(outcome.form, channel=channel, origin=origin)
+                return self._form_dialog(outcome.form, origin=origin)
             return Reply(cards=[self.open_button("Open the form", outcome.form.title,
-                                                 origin, channel)])
+                                                 origin)])
         if not outcome.private:
             return Reply(text="Done.")
         if in_dialog:
@@ -138,10 +138,8 @@ class Interactions:
         return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
                      text=_first_line(outcome.private))
 
-    def open_button(self, label: str, text: str, origin: Mapping[str, Any],
-                    channel: str) -> cards.Card:
-        data = {"msteams": {"type": "task/fetch"}, "dialog_id": cards.DIALOG,
-                "channel": channel, **origin}
+    def open_button(self, label: str, text: str, origin: Mapping[str, Any]) -> cards.Card:
+        data = {"msteams": {"type": "task/fetch"}, "dialog_id": cards.DIALOG, **origin}
         return cards.card([cards.text_block(text)],
                           [{"type": "Action.Submit", "title": label, "data": data}])
 
@@ -157,11 +155,11 @@ class Interactions:
             # A channel sees only a button: the answer runs and shows in the clicker's dialog.
             word = command.split(" ", 1)[0] or "help"
             return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
-                                                 {"command": command}, channel)])
+                                                 {"command": command})])
         actor = self._actor(object_id, teams_id, "message")
         if isinstance(actor, Reply):
             return actor
-        return self._shown(self._command(actor, command, channel), channel=channel,
+        return self._shown(self._command(actor, command, channel),
                            origin={"command": command}, in_dialog=False)
 
     def _command(self, actor: str, command: str, channel: str) -> Outcome | None:
@@ -173,7 +171,7 @@ class Interactions:
     # --- Action.Execute clicks ----------------------------------------------------------------
 
     def click(self, *, data: object, object_id: str | None, teams_id: str | None,
-              activity_id: str | None, channel: str) -> Reply:
+              activity_id: str | None) -> Reply:
         actor = self._actor(object_id, teams_id, "click")
         if isinstance(actor, Reply):
             return actor
@@ -187,8 +185,7 @@ class Interactions:
         if outcome is not None and outcome.form is not None:
             # Only a card from before an upgrade sends a form's button as Action.Execute.
             return Reply(text=not_done("this button opens a form: use the case's latest card."))
-        reply = self._shown(outcome, channel=channel, origin={"value": value.to_dict()},
-                            in_dialog=False)
+        reply = self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=False)
         if reply.cards:  # an invoke answer is one line: the cards' gist, details stay out
             return Reply(text=reply.text or "Done.")
         return reply
@@ -203,17 +200,19 @@ class Interactions:
     # --- dialogs: task/fetch and task/submit --------------------------------------------------
 
     def dialog_open(self, *, data: object, object_id: str | None, teams_id: str | None,
-                    activity_id: str | None) -> Reply:
+                    activity_id: str | None, conversation: str) -> Reply:
+        """`conversation`: where the dialog was opened, as the signed activity says (never the
+        card's data, which the client sends back and could change)."""
         actor = self._actor(object_id, teams_id, "dialog")
         if isinstance(actor, Reply):
             return actor
         if not isinstance(data, dict):
             return self._unreadable(actor, "dialog.unreadable", BAD_DIALOG, data,
                                     ValueError("no data"))
-        channel = str(data["channel"]) if isinstance(data.get("channel"), str) else ""
+        channel = conversation.split(";", 1)[0]
         if isinstance(data.get("command"), str):
             command = str(data["command"])[:500]
-            return self._shown(self._command(actor, command, channel), channel=channel,
+            return self._shown(self._command(actor, command, channel),
                                origin={"command": command}, in_dialog=True)
         try:
             value = _value(data.get("value"))
@@ -225,8 +224,7 @@ class Interactions:
         key = delivery_key("fetch", actor, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
-        return self._shown(outcome, channel=channel, origin={"value": value.to_dict()},
-                           in_dialog=True)
+        return self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=True)
 
     def _confirm(self, value: ActionValue, confirm: Mapping[str, Any]) -> Reply:
         """Teams cards have no confirmation prompt: a destructive button asks in a dialog,
@@ -240,8 +238,8 @@ class Interactions:
             [{"type": "Action.Submit", "title": str(confirm.get("confirm") or "Confirm")[:40],
               "style": "positive", "data": data}]))
 
-    def dialog_submit(self, *, data: object, object_id: str | None,
-                      teams_id: str | None) -> Reply:
+    def dialog_submit(self, *, data: object, object_id: str | None, teams_id: str | None,
+                      conversation: str) -> Reply:
         actor = self._actor(object_id, teams_id, "form")
         if isinstance(actor, Reply):
             return actor
@@ -258,13 +256,14 @@ class Interactions:
                 return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
             outcome = self._attempt(lambda: self.core.click(
                 actor=actor, value=value, delivery_key=delivery_key("confirm", actor, nonce)))
-            reply = self._shown(outcome, channel="", origin={}, in_dialog=True)
+            reply = self._shown(outcome, origin={}, in_dialog=True)
             return Reply(text=reply.text) if reply.dialog is None else reply
         try:
             form_id = FormId(str(meta.get("form")))
-            case_id, ref, channel = meta.get("case_id"), meta.get("ref"), meta.get("channel")
+            case_id, ref = meta.get("case_id"), meta.get("ref")
+            channel = conversation.split(";", 1)[0]  # the signed activity's, as for Slack
             if (case_id is not None and not isinstance(case_id, str)) or \
-                    (ref is not None and type(ref) is not int) or not isinstance(channel, str):
+                    (ref is not None and type(ref) is not int):
                 raise ValueError("the form's metadata is damaged")
             form = self._form(nonce, actor, form_id, meta, channel)
             values = cards.read_values(form, data)
@@ -278,7 +277,7 @@ class Interactions:
             return Reply(title=form.title, dialog=cards.form_card(
                 form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name,
                 values=values, errors=outcome.errors))
-        return self._shown(outcome, channel=channel, origin={}, in_dialog=False)
+        return self._shown(outcome, origin={}, in_dialog=False)
 
     def _form(self, nonce: str, actor: str, form_id: FormId, meta: Mapping[str, Any],
               channel: str) -> Form:

@@ -80,6 +80,8 @@ def open_case(teams: TeamsUser, core: Core) -> str:
     form = dialog(teams.fetch(OFFICER, offer["actions"][0]["data"]))
     assert isinstance(form, dict)
     data = submit_data(form)
+    # Where the case was opened comes from the signed activity, never from what the card sends.
+    assert "channel" not in data["nb"] and "channel" not in offer["actions"][0]["data"]
     # Inline errors: the dialog comes back with the values kept and the error in red.
     partial = {**OPEN_VALUES, "subject_name": ""}
     again = dialog(teams.submit(OFFICER, {**data, **as_strings(partial)}))
