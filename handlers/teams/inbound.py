@@ -271,7 +271,9 @@ class Interactions:
             return self._unreadable(actor, "form.unreadable", BAD_DIALOG, data, error)
         outcome = self._attempt(lambda: self.core.submit(
             actor=actor, form=form_id, values=values, case_id=case_id, ref=ref, channel=channel,
-            submission_key=f"teams-dialog:{nonce}",
+            # The nonce comes back from the client: bound to the actor, another user's
+            # nonce cannot reach the case it opened.
+            submission_key=delivery_key("dialog", actor, nonce),
             delivery_key=delivery_key("submit", actor, nonce, values)))
         if outcome is not None and outcome.errors and not outcome.duplicate:
             return Reply(title=form.title, dialog=cards.form_card(
