@@ -46,7 +46,6 @@ class TeamsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTICEBOT_TEAMS_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore")
 
-    enabled: bool = False
     cloud: TeamsCloud = TeamsCloud.public
     # The Entra app registration behind the Azure Bot (single-tenant: the agency's tenant).
     client_id: str = ""

@@ -36,7 +36,7 @@ STRANGER = "99999999-0000-4000-8000-999999999999"  # a tenant user not on the ro
 
 
 def teams_settings(**overrides: Any) -> TeamsSettings:
-    values: dict[str, Any] = {"enabled": True, "client_id": APP_ID, "tenant_id": TENANT,
+    values: dict[str, Any] = {"client_id": APP_ID, "tenant_id": TENANT,
                               "client_secret": SecretStr("test-secret"), **overrides}
     return TeamsSettings(_env_file=None, **values)
 
