@@ -104,10 +104,6 @@ def message_card(message: Message, name: Namer) -> Card:
     return card(message_body(message, name), [button(a) for a in message.actions])
 
 
-def notice_card(title: str, text: str) -> Card:
-    return card([text_block(title, weight="Bolder"), text_block(text)])
-
-
 def summary(message: Message, name: Namer) -> str:
     """The activity's plain text (notifications, screen readers): the title, never details."""
     return render_mentions(message.title or message.text, name)[:200]
