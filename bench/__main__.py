@@ -28,6 +28,7 @@ BENCHMARKS = {
     "verify": "P6 append and verify 1,000,000 record entries",
     "tree": "T1-T4 Merkle tree: incremental vs full verify, append cost, inclusion proofs",
     "faults": "R5/R6 replicas and a killed relay under injected Slack failures",
+    "teams": "TP1 Teams invoke latency of the Teams app vs a bare Teams SDK app",
 }
 RESULTS = Path(__file__).parent / "results.json"
 

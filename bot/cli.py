@@ -730,3 +730,6 @@ def export(user: str, out_dir: Path, case_id: str | None, since: datetime | None
                    f"{report.out_dir / 'verify_export.py'} {report.out_dir} --public-key KEY")
     if not report.verified:
         click.echo("WARNING: the record chain does not verify; see verification.json", err=True)
+from handlers.teams.cli import teams  # noqa: E402  (the Teams adapter's commands)
+
+main.add_command(teams)

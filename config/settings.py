@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from config.teams import TeamsSettings
+
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-", "example", "dummy")
 SUPPORTED_DRIVERS = ("sqlite", "postgresql")
 
@@ -231,6 +233,8 @@ class Settings(BaseSettings):
     # account is recorded either way).
     cli_operators: Annotated[dict[str, frozenset[str]], NoDecode] = Field(
         default_factory=dict, validation_alias="NOTICEBOT_CLI_OPERATORS")
+    # Microsoft Teams: its own settings class, read from NOTICEBOT_TEAMS_* (config/teams.py).
+    teams: TeamsSettings = Field(default_factory=TeamsSettings, exclude=True)
 
     @field_validator("watchlist_countries", mode="before")
     @classmethod

@@ -1,0 +1,236 @@
+"""TP1: Teams invoke latency of the noticebot Teams app against a bare Teams SDK app that only
+acknowledges, both served by uvicorn in their own process and driven with the very same plan:
+signed Action.Execute clicks and dialog submits, open loop at P1's 50 requests a second.
+
+Both apps check every request's token against OpenID keys served by the loopback fake (the
+same fake the tests use, in this process); the clicks press real buttons of seeded cases as
+several roster users (so some act, many are refused and recorded), the submits open cases
+through dialogs fetched beforehand (a fetch per submit, not measured). Latency is from the
+request's planned send to its response; the ratio of the p50s is the target's measure."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import random
+import socket
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import date
+from typing import Any
+
+import httpx
+
+from bench.harness import Bench, Result, percentile
+from tests.handlers.teams.fake_teams import APP_ID, TENANT, FakeTeams, activity
+from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED
+
+CLICKERS = (OFFICER, FRO, DESIGNEE, MANAGER, OFFICER_LAPSED)
+OIDS = {p: f"{i:08d}-0000-4000-8000-{i:012d}" for i, p in enumerate(CLICKERS, start=1)}
+CHANNEL = "19:houcases@thread.tacv2"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
+    """One server process: the noticebot app (`bot`) or the bare SDK app (`bare`)."""
+    import warnings
+
+    warnings.simplefilter("ignore")
+    import uvicorn
+    from fastapi import FastAPI
+    from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
+    from microsoft_teams.apps import App, FastAPIAdapter
+
+    cloud = with_overrides(PUBLIC, openid_metadata_url=openid_url)
+    web = FastAPI()
+    token = FakeTeams().mint  # outbound is never called by these requests
+    if kind == "bot":
+        from bench.harness import BENCH_KEY
+        from bot.app import build_core
+        from config.settings import Settings
+        from handlers.teams.app import create_app
+        from handlers.teams.directory import PersonTableDirectory
+        from tests.handlers.teams.conftest import teams_settings
+
+        settings = Settings(_env_file=None, database_url=database_url,
+                            encryption_keys=(BENCH_KEY,), teams=teams_settings())
+        core = build_core(settings, migrate=False)
+        directory = PersonTableDirectory(core.engine, {o: p for p, o in OIDS.items()})
+        app = create_app(settings, core, directory, tokens=token, cloud=cloud, fastapi=web)
+    else:
+        from microsoft_teams.api.models import (
+            AdaptiveCardActionMessageResponse,
+            TaskModuleMessageResponse,
+            TaskModuleResponse,
+        )
+
+        app = App(client_id=APP_ID, tenant_id=TENANT, token=lambda scope, tenant=None: token(),
+                  cloud=cloud, http_server_adapter=FastAPIAdapter(app=web))
+
+        @app.on_card_action_execute
+        async def execute(ctx: Any) -> AdaptiveCardActionMessageResponse:
+            return AdaptiveCardActionMessageResponse(value="ok")
+
+        @app.on_dialog_submit
+        async def submit(ctx: Any) -> TaskModuleResponse:
+            return TaskModuleResponse(task=TaskModuleMessageResponse(value="ok"))
+
+    asyncio.run(app.initialize())
+    uvicorn.run(web, host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
+    """Cases waiting at each kind of step; the buttons their cards offer, as click data."""
+    from bench.harness import BENCH_KEY
+    from bot.app import build_core, load_roster_text, sample_roster_text
+    from config.settings import Settings
+    from tests.helpers import buttons, open_case, to_approval, to_review
+
+    settings = Settings(_env_file=None, database_url=database_url, encryption_keys=(BENCH_KEY,))
+    core = build_core(settings)
+    load_roster_text(core, sample_roster_text(date.today()), actor="bench", source="sample")
+    clicks: list[dict[str, Any]] = []
+    for index in range(cases):
+        case_id = open_case(core)
+        (to_approval if index % 2 else to_review)(core, case_id)
+        clicks += [v.to_dict() for a, v in buttons(core, case_id).items()
+                   if a.value not in ("show_case",)]
+    core.engine.dispose()
+    return clicks
+
+
+def _wait_up(port: int) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"http://127.0.0.1:{port}/api/messages", json={}, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise RuntimeError(f"server on {port} did not start")
+
+
+def _plan(fake: FakeTeams, port: int, clicks: list[dict[str, Any]], submits: list[
+        dict[str, Any]], *, rate: float, seconds: float) -> list[tuple[float, str, dict[str,
+                                                                                   Any]]]:
+    rng = random.Random(15)
+    plan = []
+    for n in range(int(rate * seconds)):
+        at = n / rate
+        if submits and n % 5 == 4:
+            body = activity("invoke", object_id=OIDS[OFFICER], name="task/submit",
+                            value={"data": submits.pop()}, service_url=fake.url,
+                            conversation=CHANNEL, conversation_type="channel")
+            plan.append((at, "submit", body))
+        else:
+            who = rng.choice(CLICKERS)
+            body = activity("invoke", object_id=OIDS[who], name="adaptiveCard/action",
+                            value={"action": {"type": "Action.Execute", "verb": "nb",
+                                              "data": rng.choice(clicks)},
+                                   "trigger": "manual"},
+                            service_url=fake.url, conversation=CHANNEL,
+                            conversation_type="channel")
+            plan.append((at, "click", body))
+    return plan
+
+
+def _fetch_forms(port: int, fake: FakeTeams, count: int) -> list[dict[str, Any]]:
+    """Open-case dialogs served by this process, filled in, ready to submit."""
+    from handlers.teams.cards import SUBMIT
+    from tests.helpers import SUBJECT
+
+    forms = []
+    token = fake.mint(expires_in=3600)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        for _ in range(count):
+            body = activity("invoke", object_id=OIDS[OFFICER], name="task/fetch",
+                            value={"data": {"dialog_id": "nb", "command": "open"}},
+                            service_url=fake.url, conversation=CHANNEL,
+                            conversation_type="channel")
+            answer = client.post("/api/messages", json=body,
+                                 headers={"Authorization": f"Bearer {token}"}).json()
+            card = answer["task"]["value"]["card"]["content"]
+            data = dict(card["actions"][0]["data"])
+            assert data["action"] == SUBMIT
+            forms.append({**data, "notice_type": "red_notice", "intended_use": "enforcement",
+                          "extradition_pending": "no", **SUBJECT})
+    return forms
+
+
+def _drive(port: int, token: str, plan: list[tuple[float, str, dict[str, Any]]]
+           ) -> dict[str, list[float]]:
+    took: dict[str, list[float]] = {"click": [], "submit": []}
+    lock = threading.Lock()
+    local = threading.local()
+
+    def send(at: float, kind: str, body: dict[str, Any], start: float) -> None:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        delay = start + at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        response = local.client.post("/api/messages", json=body,
+                                     headers={"Authorization": f"Bearer {token}"})
+        elapsed = time.perf_counter() - (start + at)
+        assert response.status_code == 200, response.text[:200]
+        with lock:
+            took[kind].append(elapsed * 1000)
+
+    start = time.perf_counter() + 0.5
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        for future in [pool.submit(send, at, kind, body, start) for at, kind, body in plan]:
+            future.result()
+    return took
+
+
+def run(bench: Bench) -> list[Result]:
+    # NOTICEBOT_BENCH_TEAMS_RATE: another load than P1's (e.g. on a shared machine).
+    rate = float(os.environ.get("NOTICEBOT_BENCH_TEAMS_RATE") or (20.0 if bench.quick else 50.0))
+    seconds = 2.0 if bench.quick else 20.0
+    fake = FakeTeams().start()
+    context = multiprocessing.get_context("spawn")
+    results: dict[str, dict[str, list[float]]] = {}
+    try:
+        with bench.database("sqlite") as url:
+            clicks = _seed(url, 4 if bench.quick else 12)
+            token = fake.mint(expires_in=3600)
+            for kind in ("bare", "bot"):
+                port = _free_port()
+                server = context.Process(target=_serve, args=(kind, url, fake.openid_url,
+                                                              port), daemon=True)
+                server.start()
+                try:
+                    _wait_up(port)
+                    submits = (_fetch_forms(port, fake, int(rate * seconds / 5))
+                               if kind == "bot" else
+                               [{"action": "nb_submit", "nb": {}}] * int(rate * seconds / 5))
+                    plan = _plan(fake, port, clicks, list(submits), rate=rate, seconds=seconds)
+                    _drive(port, token, plan[: max(5, len(plan) // 10)])  # warm up
+                    results[kind] = _drive(port, token, plan)
+                finally:
+                    server.terminate()
+                    server.join(timeout=10)
+    finally:
+        fake.stop()
+    bot = results["bot"]["click"] + results["bot"]["submit"]
+    bare = results["bare"]["click"] + results["bare"]["submit"]
+    ratio = percentile(bot, 50) / percentile(bare, 50)
+    details = {f"{k}_{n}_p{q}_ms": round(percentile(v[n], q), 1)
+               for k, v in results.items() for n in ("click", "submit") for q in (50, 95, 99)
+               if v[n]}
+    details |= {"rate_per_s": rate, "seconds": seconds, "requests": len(bot)}
+    judged = None if bench.quick else True
+    return [
+        Result("TP1", "Teams invoke p50, noticebot ÷ bare SDK app", round(ratio, 2), "×",
+               "≤ 1.5×", None if judged is None else ratio <= 1.5, details),
+        Result("TP1", "Teams invoke p99, noticebot", round(percentile(bot, 99), 1), "ms",
+               "≤ 150 ms", None if judged is None else percentile(bot, 99) <= 150),
+    ]
+

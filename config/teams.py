@@ -1,0 +1,96 @@
+"""Microsoft Teams settings (env prefix NOTICEBOT_TEAMS_), kept apart from the main Settings so
+the Teams adapter adds one field there and nothing else.
+
+A cloud brings its own login authority, bot scope, token issuer and OpenID metadata; the adapter
+takes those from the Teams SDK's presets (handlers/teams/clouds.py). Here only what an operator
+sets, and the checks that refuse a start that could not work or would not be safe."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TeamsCloud(StrEnum):
+    """Where the agency's Microsoft 365 tenant lives."""
+
+    public = "public"  # commercial Microsoft 365
+    gcc = "gcc"  # GCC (Moderate): commercial Azure and login, government Teams service
+    gcc_high = "gcc_high"  # GCC High: Azure Government
+    dod = "dod"  # DoD: Azure Government
+
+
+# The Entra login host each cloud's tokens come from: a registration in the wrong cloud gets
+# tokens nobody accepts, so a mismatch is refused at start instead of failing every send.
+LOGIN_HOSTS: dict[TeamsCloud, str] = {
+    TeamsCloud.public: "login.microsoftonline.com",
+    TeamsCloud.gcc: "login.microsoftonline.com",
+    TeamsCloud.gcc_high: "login.microsoftonline.us",
+    TeamsCloud.dod: "login.microsoftonline.us",
+}
+
+# Where Teams serves bots in each cloud, when no activity has told us yet (activities carry
+# their own serviceUrl, which is preferred).
+SERVICE_URLS: dict[TeamsCloud, str] = {
+    TeamsCloud.public: "https://smba.trafficmanager.net/teams",
+    TeamsCloud.gcc: "https://smba.infra.gcc.teams.microsoft.com/teams",
+    TeamsCloud.gcc_high: "https://smba.infra.gov.teams.microsoft.us/teams",
+    TeamsCloud.dod: "https://smba.infra.dod.teams.microsoft.us/teams",
+}
+
+
+class TeamsSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="NOTICEBOT_TEAMS_", env_file=".env",
+                                      env_file_encoding="utf-8", extra="ignore")
+
+    cloud: TeamsCloud = TeamsCloud.public
+    # The Entra app registration behind the Azure Bot (single-tenant: the agency's tenant).
+    client_id: str = ""
+    tenant_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    # Or a certificate: one PEM file holding the private key and its certificate.
+    certificate_file: str = ""
+    # Only to pin the login authority (e.g. a proxy's); it must belong to the cloud above.
+    authority: str = ""
+    service_url: str = ""  # empty: the cloud's (SERVICE_URLS)
+    port: int = Field(default=3978, ge=1, le=65535)
+    # The public host Teams calls (https://<host>/api/messages); goes into the app package.
+    public_host: str = ""
+    # Development without Azure only: accept requests without a Bot Framework token.
+    allow_unauthenticated: bool = False
+
+    def login_authority(self) -> str:
+        host = LOGIN_HOSTS[self.cloud]
+        return self.authority.rstrip("/") or f"https://{host}/{self.tenant_id}"
+
+    def fallback_service_url(self) -> str:
+        return (self.service_url or SERVICE_URLS[self.cloud]).rstrip("/")
+
+    def problems(self, *, production: bool) -> list[str]:
+        """Why `noticebot teams` must not start with these settings (empty: it may)."""
+        found: list[str] = []
+        if self.authority:
+            host = urlsplit(self.authority).hostname or ""
+            if host != LOGIN_HOSTS[self.cloud]:
+                found.append(
+                    f"NOTICEBOT_TEAMS_AUTHORITY ({host or self.authority}) is not the login "
+                    f"authority of NOTICEBOT_TEAMS_CLOUD={self.cloud.value} "
+                    f"({LOGIN_HOSTS[self.cloud]}): the bot's tokens would be refused")
+        if self.allow_unauthenticated:
+            if production:
+                found.append("NOTICEBOT_TEAMS_ALLOW_UNAUTHENTICATED is refused when "
+                             "NOTICEBOT_ENV=production: every request must carry a valid token")
+            return found
+        if not self.client_id:
+            found.append("NOTICEBOT_TEAMS_CLIENT_ID is required (the bot's app id)")
+        if not self.tenant_id:
+            found.append("NOTICEBOT_TEAMS_TENANT_ID is required (single-tenant registration)")
+        if not self.client_secret.get_secret_value() and not self.certificate_file:
+            found.append("NOTICEBOT_TEAMS_CLIENT_SECRET or NOTICEBOT_TEAMS_CERTIFICATE_FILE "
+                         "is required")
+        if production and self.service_url and urlsplit(self.service_url).scheme != "https":
+            found.append("NOTICEBOT_TEAMS_SERVICE_URL must be https:// in production")
+        return found

@@ -1,0 +1,190 @@
+"""The Teams SDK app: every request's Bot Framework token is checked by the SDK (issuer and
+audience of the configured cloud, expiry, signature against the cloud's OpenID keys, and the
+`serviceurl` claim against the activity), then routed to `Interactions` off the event loop.
+
+No global App: `create_app` builds one from settings, a core and a directory."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from microsoft_teams.api.activities import (
+    AdaptiveCardInvokeActivity,
+    MessageActivity,
+    MessageActivityInput,
+)
+from microsoft_teams.api.activities.invoke.task import (
+    TaskFetchInvokeActivity,
+    TaskSubmitInvokeActivity,
+)
+from microsoft_teams.api.auth.cloud_environment import CloudEnvironment
+from microsoft_teams.api.auth.credentials import TokenProvider
+from microsoft_teams.api.models import (
+    AdaptiveCardActionMessageResponse,
+    Attachment,
+    CardTaskModuleTaskInfo,
+    TaskModuleContinueResponse,
+    TaskModuleMessageResponse,
+    TaskModuleResponse,
+)
+from microsoft_teams.apps import ActivityContext, App, FastAPIAdapter
+
+from bot.clock import Clock
+from bot.core.service import Core
+from bot.ops.probes import Readiness
+from config.settings import Environment, Settings
+from handlers.ops import PATHS, ops_response
+from handlers.teams import cards
+from handlers.teams.clouds import environment
+from handlers.teams.directory import TeamsDirectory
+from handlers.teams.inbound import Interactions, Reply
+from handlers.teams.transport import TokenSource
+
+log = logging.getLogger(__name__)
+
+
+class TeamsSettingsError(Exception):
+    pass
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse to start what could not work or would not be safe (one line per problem)."""
+    problems = settings.teams.problems(
+        production=settings.environment is Environment.production)
+    if problems:
+        raise TeamsSettingsError("; ".join(problems) + "; see README 'Connect to Teams'")
+
+
+def sdk_token(tokens: TokenSource) -> TokenProvider:
+    """The SDK's outbound token (replies to a command) from our MSAL source: the same
+    authority and cloud scope as the transport, a certificate included."""
+    async def token(scope: str | list[str], tenant_id: str | None = None) -> str:
+        return await asyncio.to_thread(tokens)
+
+    return token
+
+
+def _sender(activity: Any) -> tuple[str | None, str | None]:
+    sender = activity.from_
+    return getattr(sender, "aad_object_id", None), getattr(sender, "id", None)
+
+
+def _post(reply: Reply) -> list[MessageActivityInput]:
+    out = [MessageActivityInput(text=reply.text or "noticebot").add_attachments(
+        Attachment(content_type=cards.CONTENT_TYPE, content=card)) for card in reply.cards]
+    if reply.text and not reply.cards:
+        out.append(MessageActivityInput(text=reply.text))
+    return out
+
+
+def _task(reply: Reply) -> TaskModuleResponse:
+    if reply.dialog is None:
+        return TaskModuleResponse(task=TaskModuleMessageResponse(value=reply.text or "Done."))
+    info = CardTaskModuleTaskInfo(title=reply.title[:60], card=Attachment(
+        content_type=cards.CONTENT_TYPE, content=reply.dialog))
+    return TaskModuleResponse(task=TaskModuleContinueResponse(value=info))
+
+
+def create_app(settings: Settings, core: Core, directory: TeamsDirectory, *,
+               tokens: TokenSource | None = None, cloud: CloudEnvironment | None = None,
+               fastapi: FastAPI | None = None) -> App:
+    """`cloud` overrides the settings' preset (tests point its OpenID metadata at a loopback
+    fake); `tokens` replaces MSAL for outbound replies."""
+    check_settings(settings)
+    teams = settings.teams
+    if tokens is None and not teams.allow_unauthenticated:
+        from handlers.teams.transport import msal_tokens
+        tokens = msal_tokens(teams)
+    web = fastapi or FastAPI()
+    app = App(client_id=teams.client_id or None, tenant_id=teams.tenant_id or None,
+              token=sdk_token(tokens) if tokens is not None else None,
+              cloud=cloud or environment(teams.cloud),
+              service_url=teams.fallback_service_url(),
+              dangerously_allow_unauthenticated_requests=teams.allow_unauthenticated,
+              http_server_adapter=FastAPIAdapter(app=web))
+    register(app, Interactions(core, directory))
+    return app
+
+
+def add_ops(web: FastAPI, *, readiness: Readiness, clock: Clock) -> None:
+    """`/livez`, `/readyz`, `/healthz` and `/metrics`, answered as `serve` answers them."""
+    async def probe(request: Request) -> Response:
+        said: dict[str, Any] = {}
+
+        def start(status: str, headers: list[tuple[str, str]]) -> None:
+            said.update(status=status, headers=headers)
+
+        environ = {"PATH_INFO": request.url.path, "REQUEST_METHOD": request.method}
+        body = await asyncio.to_thread(lambda: b"".join(
+            ops_response(environ, start, readiness=readiness, clock=clock) or []))
+        return Response(body, status_code=int(str(said["status"]).split(" ", 1)[0]),
+                        headers=dict(said["headers"]))
+
+    for path in PATHS:
+        web.add_api_route(path, probe, methods=["GET", "HEAD"])
+
+
+def register(app: App, act: Interactions) -> None:
+    pending: set[asyncio.Task[int]] = set()
+
+    def deliver_usncb() -> None:
+        # As on Slack: a webhook request the interaction queued goes out after the answer.
+        if act.core.usncb_sender is None:
+            return  # manual USNCB channel: nothing to send
+        task = asyncio.ensure_future(asyncio.to_thread(act.core.deliver_usncb))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    @app.on_message
+    async def message(ctx: ActivityContext[MessageActivity]) -> None:
+        activity = ctx.activity
+        object_id, teams_id = _sender(activity)
+        conversation = activity.conversation
+        reply = await asyncio.to_thread(
+            act.message, text=activity.text or "", object_id=object_id, teams_id=teams_id,
+            conversation=conversation.id,
+            personal=conversation.conversation_type == "personal")
+        if reply is None:
+            return
+        try:
+            for outgoing in _post(reply):
+                await ctx.send(outgoing)
+        except Exception as error:  # the core's part is committed; a lost reply is logged
+            log.warning("could not answer a Teams message in %s: %s", conversation.id, error)
+        deliver_usncb()
+
+    @app.on_card_action_execute
+    async def execute(ctx: ActivityContext[AdaptiveCardInvokeActivity]
+                      ) -> AdaptiveCardActionMessageResponse:
+        activity = ctx.activity
+        object_id, teams_id = _sender(activity)
+        reply = await asyncio.to_thread(
+            act.click, data=activity.value.action.data, object_id=object_id,
+            teams_id=teams_id, activity_id=activity.id)
+        deliver_usncb()
+        return AdaptiveCardActionMessageResponse(value=reply.text or "Done.")
+
+    @app.on_dialog_open
+    async def dialog_open(ctx: ActivityContext[TaskFetchInvokeActivity]) -> TaskModuleResponse:
+        activity = ctx.activity
+        object_id, teams_id = _sender(activity)
+        reply = await asyncio.to_thread(
+            act.dialog_open, data=activity.value.data if activity.value else None,
+            object_id=object_id, teams_id=teams_id, activity_id=activity.id,
+            conversation=activity.conversation.id)
+        deliver_usncb()
+        return _task(reply)
+
+    @app.on_dialog_submit
+    async def dialog_submit(ctx: ActivityContext[TaskSubmitInvokeActivity]
+                            ) -> TaskModuleResponse:
+        activity = ctx.activity
+        object_id, teams_id = _sender(activity)
+        reply = await asyncio.to_thread(
+            act.dialog_submit, data=activity.value.data if activity.value else None,
+            object_id=object_id, teams_id=teams_id, conversation=activity.conversation.id)
+        deliver_usncb()
+        return _task(reply)

@@ -1,0 +1,135 @@
+"""`noticebot teams` (the Teams process: uvicorn serving POST /api/messages and the probes) and
+`noticebot teams package --out DIR` (the app package for the org catalog)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from config.settings import Settings, SettingsError, load_settings
+from handlers.teams.package import manifest, write_package
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger("noticebot.teams")
+
+
+def _sdk() -> None:
+    """Import the Teams SDK only for the commands that use it (every other `noticebot`
+    command starts without it), without its preview notices on stderr."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the SDK's ExperimentalWarning
+        import microsoft_teams.apps  # noqa: F401
+
+
+def _settings() -> Settings:
+    _sdk()
+    from handlers.teams.app import TeamsSettingsError, check_settings
+
+    try:
+        settings = load_settings()
+        check_settings(settings)
+    except (SettingsError, TeamsSettingsError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
+
+
+def asgi() -> FastAPI:
+    """The ASGI app of one `noticebot teams` worker (uvicorn calls it after forking)."""
+    _sdk()
+    from fastapi import FastAPI
+
+    from bot.app import build_core
+    from bot.ops.logs import configure_logging
+    from bot.ops.probes import Readiness
+    from bot.schedule.runner import start_scheduler
+    from handlers.teams.app import add_ops, create_app
+    from handlers.teams.directory import PersonTableDirectory
+    from handlers.teams.transport import transport_from
+
+    settings = load_settings()
+    configure_logging(settings, stream=sys.stdout)
+    core = build_core(settings, migrate=False)
+    readiness = Readiness(core.engine)
+    # The neutral delivery loop takes this transport (wired where the loop lands); until
+    # then the process runs the sweeps, as `serve` does.
+    transport = transport_from(settings.teams)
+
+    @asynccontextmanager
+    async def lifespan(web: FastAPI) -> AsyncIterator[None]:
+        await app.initialize()
+        scheduler = start_scheduler(core, readiness=readiness)
+        log.info("Teams app listening (cloud %s)", settings.teams.cloud.value)
+        try:
+            yield
+        finally:
+            scheduler.shutdown(wait=True)
+            transport.client.close()
+            core.engine.dispose()
+
+    web = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
+    web.state.transport = transport
+    app = create_app(settings, core, PersonTableDirectory(core.engine), fastapi=web)
+    add_ops(web, readiness=readiness, clock=core.clock)
+    return web
+
+
+@click.group(invoke_without_command=True)
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.pass_context
+def teams(ctx: click.Context, workers: int) -> None:
+    """Microsoft Teams: serve POST /api/messages (and /livez, /readyz, /healthz, /metrics) on
+    NOTICEBOT_TEAMS_PORT; see README 'Connect to Teams'."""
+    if ctx.invoked_subcommand is not None:
+        return
+    import uvicorn
+
+    from storage.db import create_db_engine, upgrade
+
+    settings = _settings()
+    engine = create_db_engine(settings.database_url)
+    try:
+        upgrade(engine)  # once, before the workers start
+    finally:
+        engine.dispose()
+    uvicorn.run("handlers.teams.cli:asgi", factory=True, host="0.0.0.0",
+                port=settings.teams.port, workers=workers, proxy_headers=True,
+                access_log=False)
+
+
+@teams.command("package")
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for manifest.json, color.png, outline.png and the zip.")
+@click.option("--version", "version", default="1.0.0", show_default=True,
+              help="The app's version (raise it for every upload).")
+@click.option("--developer", default="noticebot", show_default=True)
+@click.option("--website", default="", help="https:// (default: the public host).")
+@click.option("--privacy", default="", help="https:// (default: the public host's /privacy).")
+@click.option("--terms", default="", help="https:// (default: the public host's /terms).")
+def package(out: Path, version: str, developer: str, website: str, privacy: str,
+            terms: str) -> None:
+    """Write the Teams app package for the org catalog (needs NOTICEBOT_TEAMS_CLIENT_ID and
+    NOTICEBOT_TEAMS_PUBLIC_HOST)."""
+    try:
+        settings = load_settings().teams
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+    missing = [name for name, value in (("NOTICEBOT_TEAMS_CLIENT_ID", settings.client_id),
+                                        ("NOTICEBOT_TEAMS_PUBLIC_HOST", settings.public_host))
+               if not value]
+    if missing:
+        raise click.ClickException(f"missing setting(s): {', '.join(missing)}")
+    home = f"https://{settings.public_host.removeprefix('https://').rstrip('/')}"
+    data = manifest(settings, version=version, developer=developer,
+                    website=website or f"{home}/", privacy=privacy or f"{home}/privacy",
+                    terms=terms or f"{home}/terms")
+    archive = write_package(out, data)
+    click.echo(f"wrote {archive} (manifest {data['manifestVersion']}, app id {data['id']})")

@@ -1,0 +1,307 @@
+"""What noticebot does with each Teams interaction, platform types kept out: the SDK handlers
+(handlers/teams/app.py) hand in plain data and turn the `Reply` into a Teams response.
+
+Everything here is synchronous and runs off the event loop (`asyncio.to_thread`). Every
+state-changing call goes through the core, which re-checks who may act; a click whose delivery
+Teams repeats carries the same key and is acted on once."""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import logging
+import re
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.core.service import Core
+from bot.messages import ActionValue, Form, FormId, Message, Outcome
+from handlers.teams import cards
+from handlers.teams.directory import TeamsDirectory
+
+log = logging.getLogger(__name__)
+
+FAILED = "That could not be done, and nothing was changed. Please try again."
+NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your records officer."
+BAD_BUTTON = "That button is not valid any more. Open the case again with `notice show ID`."
+BAD_DIALOG = "That form could not be read. Open it again from its button."
+PRIVATE_HERE = "The answer is for you only: open it here."
+FORMS_KEPT = 500  # open dialogs remembered for re-rendering inline errors (per process)
+
+
+@dataclass
+class Reply:
+    """One answer to the user who acted. `dialog`: a card to show (or keep) in a dialog;
+    `cards`: cards to post in the conversation; `text`: a short private line."""
+
+    text: str = ""
+    dialog: cards.Card | None = None
+    title: str = "noticebot"
+    cards: list[cards.Card] = field(default_factory=list)
+
+
+def not_done(reason: str) -> str:
+    return f"Not done: {reason}"
+
+
+def command_text(raw: str) -> str | None:
+    """`@noticebot notice list` (the mention removed) or `notice list` -> "list"; None when the
+    message is not a `notice` command."""
+    text = re.sub(r"<at>.*?</at>", " ", raw or "", flags=re.S)
+    text = html.unescape(re.sub(r"<[^>]+>", " ", text)).strip()
+    parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention
+    if not parts or parts[0].lower() != "notice":
+        return None
+    return " ".join(parts[1].split()) if len(parts) > 1 else ""
+
+
+def delivery_key(kind: str, *parts: object) -> str:
+    material = json.dumps([kind, *parts], sort_keys=True, default=str)
+    return f"teams-{kind}:{hashlib.sha256(material.encode()).hexdigest()}"
+
+
+def _value(data: object) -> ActionValue:
+    if not isinstance(data, dict):
+        raise ValueError("a button value is a JSON object")
+    return ActionValue.from_dict({k: data.get(k) for k in ("action", "case_id", "ref")})
+
+
+class Interactions:
+    def __init__(self, core: Core, directory: TeamsDirectory) -> None:
+        self.core = core
+        self.directory = directory
+        self._forms: OrderedDict[str, Form] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def name(self, person_id: str) -> str:
+        return self.directory.name_of(person_id)
+
+    def _actor(self, object_id: str | None, teams_id: str | None, what: str) -> str | Reply:
+        person = self.directory.person_for(object_id) if object_id else None
+        if person is not None:
+            return person
+        self._attempt(lambda: self.core.refuse_request(
+            actor=object_id or teams_id, action=f"{what}.unknown_user", reason=NOT_ON_ROSTER,
+            details={"teams_user": teams_id}))
+        return Reply(text=not_done(NOT_ON_ROSTER))
+
+    def _attempt(self, run: Callable[[], Outcome]) -> Outcome | None:
+        try:
+            return run()
+        except Exception:
+            log.exception("a Teams interaction failed in the core (nothing was changed)")
+            return None
+
+    def _remember(self, form: Form) -> str:
+        nonce = uuid.uuid4().hex
+        with self._lock:
+            self._forms[nonce] = form
+            while len(self._forms) > FORMS_KEPT:
+                self._forms.popitem(last=False)
+        return nonce
+
+    def _form_dialog(self, form: Form, *, origin: Mapping[str, Any]) -> Reply:
+        nonce = self._remember(form)
+        meta = {"nonce": nonce, "form": form.form_id.value, "case_id": form.case_id,
+                "ref": form.ref, "origin": dict(origin)}
+        return Reply(title=form.title, dialog=cards.form_card(
+            form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name))
+
+    def _shown(self, outcome: Outcome | None, *, origin: Mapping[str, Any],
+               in_dialog: bool) -> Reply:
+        """An outcome as the actor sees it: a refusal, a form, private messages or "Done"."""
+        if outcome is None:
+            return Reply(text=FAILED)
+        if outcome.refusal:
+            return Reply(text=not_done(outcome.refusal))
+        if outcome.duplicate:
+            return Reply(text="Already done.")
+        if outcome.form is not None:
+            if in_dialog:
+                return self._form_dialog(outcome.form, origin=origin)
+            return Reply(cards=[self.open_button("Open the form", outcome.form.title,
+                                                 origin)])
+        if not outcome.private:
+            return Reply(text="Done.")
+        if in_dialog:
+            body: list[dict[str, Any]] = []
+            for message in outcome.private:
+                body += cards.message_body(message, self.name)
+            return Reply(title=outcome.private[0].title or "noticebot", dialog=cards.card(body))
+        return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
+                     text=_first_line(outcome.private))
+
+    def open_button(self, label: str, text: str, origin: Mapping[str, Any]) -> cards.Card:
+        data = {"msteams": {"type": "task/fetch"}, "dialog_id": cards.DIALOG, **origin}
+        return cards.card([cards.text_block(text)],
+                          [{"type": "Action.Submit", "title": label, "data": data}])
+
+    # --- messages: `notice <command>` ---------------------------------------------------------
+
+    def message(self, *, text: str, object_id: str | None, teams_id: str | None,
+                conversation: str, personal: bool) -> Reply | None:
+        command = command_text(text)
+        if command is None:
+            return Reply(text="Try `notice help`.") if personal else None
+        channel = conversation.split(";", 1)[0]
+        if not personal:
+            # A channel sees only a button: the answer runs and shows in the clicker's dialog.
+            word = command.split(" ", 1)[0] or "help"
+            return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
+                                                 {"command": command})])
+        actor = self._actor(object_id, teams_id, "message")
+        if isinstance(actor, Reply):
+            return actor
+        return self._shown(self._command(actor, command, channel),
+                           origin={"command": command}, in_dialog=False)
+
+    def _command(self, actor: str, command: str, channel: str) -> Outcome | None:
+        if command.strip().lower() == "home":
+            return self._attempt(lambda: self.core.home(actor=actor))
+        return self._attempt(lambda: self.core.command(actor=actor, text=command,
+                                                       channel=channel))
+
+    # --- Action.Execute clicks ----------------------------------------------------------------
+
+    def click(self, *, data: object, object_id: str | None, teams_id: str | None,
+              activity_id: str | None) -> Reply:
+        actor = self._actor(object_id, teams_id, "click")
+        if isinstance(actor, Reply):
+            return actor
+        try:
+            value = _value(data)
+        except (KeyError, TypeError, ValueError) as error:
+            return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
+        key = delivery_key("click", actor, activity_id) if activity_id else None
+        outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
+                                                        delivery_key=key))
+        if outcome is not None and outcome.form is not None:
+            # Only a card from before an upgrade sends a form's button as Action.Execute.
+            return Reply(text=not_done("this button opens a form: use the case's latest card."))
+        reply = self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=False)
+        if reply.cards:  # an invoke answer is one line: the cards' gist, details stay out
+            return Reply(text=reply.text or "Done.")
+        return reply
+
+    def _unreadable(self, actor: str, action: str, reason: str, data: object,
+                    error: Exception) -> Reply:
+        recorded = self._attempt(lambda: self.core.refuse_request(
+            actor=actor, action=action, reason=reason,
+            details={"data": data, "problem": str(error)[:200]}))
+        return Reply(text=not_done(reason) if recorded is not None else FAILED)
+
+    # --- dialogs: task/fetch and task/submit --------------------------------------------------
+
+    def dialog_open(self, *, data: object, object_id: str | None, teams_id: str | None,
+                    activity_id: str | None, conversation: str) -> Reply:
+        """`conversation`: where the dialog was opened, as the signed activity says (never the
+        card's data, which the client sends back and could change)."""
+        actor = self._actor(object_id, teams_id, "dialog")
+        if isinstance(actor, Reply):
+            return actor
+        if not isinstance(data, dict):
+            return self._unreadable(actor, "dialog.unreadable", BAD_DIALOG, data,
+                                    ValueError("no data"))
+        channel = conversation.split(";", 1)[0]
+        if isinstance(data.get("command"), str):
+            command = str(data["command"])[:500]
+            return self._shown(self._command(actor, command, channel),
+                               origin={"command": command}, in_dialog=True)
+        try:
+            value = _value(data.get("value"))
+        except (KeyError, TypeError, ValueError) as error:
+            return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
+        confirm = data.get("confirm")
+        if isinstance(confirm, dict) and value.action.value not in FormId.__members__:
+            return self._confirm(value, confirm)
+        key = delivery_key("fetch", actor, activity_id) if activity_id else None
+        outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
+                                                        delivery_key=key))
+        return self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=True)
+
+    def _confirm(self, value: ActionValue, confirm: Mapping[str, Any]) -> Reply:
+        """Teams cards have no confirmation prompt: a destructive button asks in a dialog,
+        and acts only on its submit (once per dialog: the nonce is the click's key)."""
+        title = str(confirm.get("title") or "Are you sure?")[:100]
+        data = {"action": cards.CONFIRM, "nb": {"nonce": uuid.uuid4().hex,
+                                                "value": value.to_dict()}}
+        return Reply(title=title, dialog=cards.card(
+            [cards.text_block(title, weight="Bolder"),
+             cards.text_block(str(confirm.get("text") or ""))],
+            [{"type": "Action.Submit", "title": str(confirm.get("confirm") or "Confirm")[:40],
+              "style": "positive", "data": data}]))
+
+    def dialog_submit(self, *, data: object, object_id: str | None, teams_id: str | None,
+                      conversation: str) -> Reply:
+        actor = self._actor(object_id, teams_id, "form")
+        if isinstance(actor, Reply):
+            return actor
+        meta = data.get("nb") if isinstance(data, dict) else None
+        if not isinstance(data, dict) or not isinstance(meta, dict) \
+                or not isinstance(meta.get("nonce"), str):
+            return self._unreadable(actor, "form.unreadable", BAD_DIALOG, data,
+                                    ValueError("no dialog metadata"))
+        nonce = str(meta["nonce"])[:64]
+        if data.get("action") == cards.CONFIRM:
+            try:
+                value = _value(meta.get("value"))
+            except (KeyError, TypeError, ValueError) as error:
+                return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
+            outcome = self._attempt(lambda: self.core.click(
+                actor=actor, value=value, delivery_key=delivery_key("confirm", actor, nonce)))
+            reply = self._shown(outcome, origin={}, in_dialog=True)
+            return Reply(text=reply.text) if reply.dialog is None else reply
+        try:
+            form_id = FormId(str(meta.get("form")))
+            case_id, ref = meta.get("case_id"), meta.get("ref")
+            channel = conversation.split(";", 1)[0]  # the signed activity's, as for Slack
+            if (case_id is not None and not isinstance(case_id, str)) or \
+                    (ref is not None and type(ref) is not int):
+                raise ValueError("the form's metadata is damaged")
+            form = self._form(nonce, actor, form_id, meta, channel)
+            values = cards.read_values(form, data)
+        except (KeyError, TypeError, ValueError) as error:
+            return self._unreadable(actor, "form.unreadable", BAD_DIALOG, data, error)
+        outcome = self._attempt(lambda: self.core.submit(
+            actor=actor, form=form_id, values=values, case_id=case_id, ref=ref, channel=channel,
+            # The nonce comes back from the client: bound to the actor, another user's
+            # nonce cannot reach the case it opened.
+            submission_key=delivery_key("dialog", actor, nonce),
+            delivery_key=delivery_key("submit", actor, nonce, values)))
+        if outcome is not None and outcome.errors and not outcome.duplicate:
+            return Reply(title=form.title, dialog=cards.form_card(
+                form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name,
+                values=values, errors=outcome.errors))
+        return self._shown(outcome, origin={}, in_dialog=False)
+
+    def _form(self, nonce: str, actor: str, form_id: FormId, meta: Mapping[str, Any],
+              channel: str) -> Form:
+        """The form a dialog showed: remembered, or (another process served it) asked again
+        of the core the way it was first opened."""
+        with self._lock:
+            known = self._forms.get(nonce)
+        if known is not None and known.form_id is form_id:
+            return known
+        found = meta.get("origin")
+        origin: dict[str, Any] = found if isinstance(found, dict) else {}
+        if isinstance(origin.get("command"), str):
+            outcome = self._command(actor, str(origin["command"]), channel)
+        else:
+            value = _value(origin.get("value"))
+            outcome = self._attempt(lambda: self.core.click(actor=actor, value=value))
+        if outcome is None or outcome.form is None or outcome.form.form_id is not form_id:
+            raise ValueError("the form cannot be shown again")
+        return outcome.form
+
+
+def _first_line(messages: list[Message]) -> str:
+    first = messages[0]
+    return first.title or first.text.split("\n", 1)[0][:200]
+

@@ -1,0 +1,227 @@
+"""The Teams transport against a Bot Connector stood in for by respx: what it sends, and how each
+answer becomes a `Retry` (with Retry-After honoured when given) or a `Dead`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from bot.delivery.port import Address, Dead, Posted, Recipient, Retry, Transport
+from bot.messages import Action, ActionId, ActionValue, Message, mention
+from config.teams import TeamsCloud
+from handlers.teams.transport import PACING, TeamsTransport, msal_tokens
+from tests.handlers.teams.conftest import teams_settings
+from tests.handlers.teams.fake_teams import APP_ID, TENANT
+
+SERVICE = "https://smba.infra.gov.teams.microsoft.us/teams"
+CHANNEL = "19:houcases@thread.tacv2"
+PEOPLE = {"U0SUP1": Recipient("U0SUP1", "0000-fro", "Sam Supervisor")}
+MESSAGE = Message(title="Approval requested", text=f"{mention('U0SUP1')}, please decide.",
+                  actions=(Action("Approve", ActionValue(ActionId.approve, "RN-2026-0001", 1)),))
+
+
+def transport() -> TeamsTransport:
+    return TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT,
+                          token=lambda: "token-1")
+
+
+def test_it_is_a_transport_that_cannot_find_and_paces_to_teams_limits() -> None:
+    sender: Transport = transport()
+    assert sender.can_find is False and sender.find(to=Address(CHANNEL), outbox_id=1) is None
+    # 7 per second per thread and 60 per 30 s: at most 2 a second; 50 a second per tenant.
+    assert PACING.per_conversation >= 0.5
+    assert PACING.per_second is not None and PACING.per_second <= 50
+
+
+@respx.mock
+def test_a_root_post_a_thread_reply_and_an_update() -> None:
+    root = respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").respond(
+        201, json={"id": "1700000000001"})
+    sender = transport()
+    posted = sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert posted == Posted(CHANNEL, "1700000000001")
+    body = json.loads(root.calls[-1].request.content)
+    assert root.calls[-1].request.headers["Authorization"] == "Bearer token-1"
+    card = body["attachments"][0]["content"]
+    assert card["version"] == "1.5"
+    assert "Sam Supervisor" in json.dumps(card) and "<@" not in json.dumps(body)
+    thread = f"{CHANNEL};messageid=1700000000001"
+    reply = respx.post(f"{SERVICE}/v3/conversations/{thread}/activities").respond(
+        201, json={"id": "1700000000002"})
+    posted_reply = sender.post(to=Address(CHANNEL, thread="1700000000001"), message=MESSAGE,
+                               outbox_id=2, people=PEOPLE)
+    assert reply.called and posted_reply.conversation == thread
+    update = respx.put(f"{SERVICE}/v3/conversations/{thread}/activities/1700000000002"
+                       ).respond(200, json={"id": "1700000000002"})
+    sender.update(posted=posted_reply, message=MESSAGE, people=PEOPLE)
+    assert json.loads(update.calls[-1].request.content)["id"] == "1700000000002"
+
+
+@respx.mock
+def test_a_direct_message_conversation_is_created_once_per_person() -> None:
+    create = respx.post(f"{SERVICE}/v3/conversations").respond(201, json={"id": "a:1dm"})
+    sender = transport()
+    first = sender.open_dm(recipient=PEOPLE["U0SUP1"])
+    assert sender.open_dm(recipient=PEOPLE["U0SUP1"]) == first == "a:1dm"
+    assert create.call_count == 1
+    body = json.loads(create.calls[-1].request.content)
+    assert body["members"] == [{"id": "0000-fro"}] and body["isGroup"] is False
+    assert body["bot"] == {"id": f"28:{APP_ID}"} and body["tenantId"] == TENANT
+
+
+@pytest.mark.parametrize(("status", "headers", "uncertain", "delay"), [
+    (429, {"Retry-After": "7"}, False, dt.timedelta(seconds=7)),
+    (429, {}, False, None),
+    (412, {}, False, None),
+    (502, {}, True, None),
+    (504, {"Retry-After": "2"}, True, dt.timedelta(seconds=2)),
+    (500, {}, True, None),
+    (401, {}, False, None),
+])
+@respx.mock
+def test_transient_answers_are_retried(status: int, headers: dict[str, str], uncertain: bool,
+                                       delay: dt.timedelta | None) -> None:
+    respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").respond(
+        status, headers=headers, json={"error": {"code": "x"}})
+    with pytest.raises(Retry) as raised:
+        transport().post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert raised.value.uncertain is uncertain
+    assert raised.value.delay == delay
+    assert raised.value.code.startswith(str(status))
+
+
+@pytest.mark.parametrize("status", [400, 403, 404])
+@respx.mock
+def test_permanent_answers_are_dead_letters(status: int) -> None:
+    respx.put(f"{SERVICE}/v3/conversations/{CHANNEL}/activities/9").respond(
+        status, json={"error": {"code": "BotNotInConversationRoster"}})
+    with pytest.raises(Dead) as raised:
+        transport().update(posted=Posted(CHANNEL, "9"), message=MESSAGE, people=PEOPLE)
+    assert raised.value.code.startswith(str(status))
+
+
+@pytest.mark.parametrize(("error", "uncertain"), [
+    (httpx.ConnectError("refused"), False),
+    (httpx.ConnectTimeout("slow"), False),
+    (httpx.ReadTimeout("no answer"), True),
+    (httpx.RemoteProtocolError("cut"), True),
+])
+@respx.mock
+def test_timeouts_and_broken_connections_are_retried(error: Exception, uncertain: bool) -> None:
+    respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").mock(side_effect=error)
+    with pytest.raises(Retry) as raised:
+        transport().post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert raised.value.uncertain is uncertain
+
+
+def test_a_token_that_cannot_be_had_is_a_retry_with_nothing_sent() -> None:
+    def broken() -> str:
+        raise RuntimeError("login.microsoftonline.us unreachable")
+
+    sender = TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT, token=broken)
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities")
+        with pytest.raises(Retry) as raised:
+            sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert not route.called and raised.value.uncertain is False
+
+
+class FakeLogin:
+    """Entra's token endpoint for MSAL's own HTTP calls (a requests-like client)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, dict[str, Any]]] = []
+
+    class Answer:
+        def __init__(self, body: dict[str, Any]) -> None:
+            self.status_code, self.text = 200, json.dumps(body)
+            self.headers: dict[str, str] = {}
+
+        def raise_for_status(self) -> None:
+            pass
+
+    def get(self, url: str, **kwargs: Any) -> FakeLogin.Answer:
+        self.calls.append(("GET", url, kwargs))
+        base = url.split("/v2.0/")[0]
+        return self.Answer({"token_endpoint": f"{base}/oauth2/v2.0/token",
+                            "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                            "issuer": f"{base}/v2.0"})
+
+    def post(self, url: str, **kwargs: Any) -> FakeLogin.Answer:
+        self.calls.append(("POST", url, kwargs))
+        return self.Answer({"access_token": "eyJ.gcch.token", "token_type": "Bearer",
+                            "expires_in": 3600})
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize(("cloud", "login", "scope"), [
+    (TeamsCloud.gcc_high, "https://login.microsoftonline.us", "https://api.botframework.us/.default"),
+    (TeamsCloud.dod, "https://login.microsoftonline.us", "https://api.botframework.us/.default"),
+    (TeamsCloud.gcc, "https://login.microsoftonline.com", "https://api.botframework.com/.default"),
+])
+def test_msal_asks_the_clouds_authority_for_the_clouds_bot_scope(
+        cloud: TeamsCloud, login: str, scope: str) -> None:
+    fake = FakeLogin()
+    tokens = msal_tokens(teams_settings(cloud=cloud), http_client=fake)
+    assert tokens() == "eyJ.gcch.token"
+    assert tokens() == "eyJ.gcch.token"  # cached by MSAL: one token request
+    posts = [c for c in fake.calls if c[0] == "POST"]
+    assert len(posts) == 1 and posts[0][1].startswith(f"{login}/{TENANT}/")
+    sent = posts[0][2]["data"]
+    assert scope in sent["scope"].split()
+    assert sent["grant_type"] == "client_credentials" and sent["client_secret"] == "test-secret"
+
+
+def test_msal_signs_with_a_certificate(tmp_path: Path) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "noticebot")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    pem = tmp_path / "bot.pem"
+    pem.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                      serialization.PrivateFormat.PKCS8,
+                                      serialization.NoEncryption())
+                    + cert.public_bytes(serialization.Encoding.PEM))
+    fake = FakeLogin()
+    settings = teams_settings(cloud=TeamsCloud.gcc_high, client_secret="",
+                              certificate_file=str(pem))
+    assert msal_tokens(settings, http_client=fake)() == "eyJ.gcch.token"
+    sent = next(c for c in fake.calls if c[0] == "POST")[2]["data"]
+    assert "client_secret" not in sent
+    assert sent["client_assertion_type"].endswith("jwt-bearer") and sent["client_assertion"]
+
+
+@respx.mock
+def test_a_post_whose_answer_is_lost_is_uncertain_and_a_resend_duplicates_it() -> None:
+    """What the README's "crash between send and store" describes: Teams took the post, the
+    answer never came back, the loop cannot look (can_find is False) and sends again."""
+    landed: list[dict[str, Any]] = []
+
+    def connector(request: httpx.Request) -> httpx.Response:
+        landed.append(json.loads(request.content))
+        if len(landed) == 1:
+            raise httpx.ReadTimeout("the answer was lost", request=request)
+        return httpx.Response(201, json={"id": f"17000000000{len(landed)}"})
+
+    respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").mock(side_effect=connector)
+    sender = transport()
+    with pytest.raises(Retry) as raised:
+        sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert raised.value.uncertain is True
+    assert sender.find(to=Address(CHANNEL), outbox_id=1) is None  # nothing to look up
+    sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert len(landed) == 2 and landed[0] == landed[1]  # the same card, twice in the channel
