@@ -9,9 +9,9 @@ from typing import Any, TypeVar
 from click.testing import CliRunner, Result
 from sqlmodel import Session, col, select
 
-from bot.cli import main
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId, Message, Outcome
+from handlers.cli import main
 from storage.models import Case, OutboxMessage, RecordEntry
 
 T = TypeVar("T")

@@ -1,0 +1,8 @@
+"""The `noticebot` command line: the composition root (settings in, adapters and core wired).
+
+Importing this package registers every command on `main`."""
+
+from handlers.cli import admin, records, services
+from handlers.cli.root import main
+
+__all__ = ["admin", "main", "records", "services"]
