@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import SQLModel, col, delete, select
 
-from bot.core import access
+from bot.core import access, reminders
 from bot.core.context import Ctx
 from bot.messages import DestinationKind, Message, mention
-from bot.schedule import reminders
 from storage.models import (
     Aor,
     AorApprover,

@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
-from bot.core import access, commands, inbound, steps, thread
+from bot.core import access, commands, inbound, reminders, steps, thread
 from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
@@ -31,7 +31,6 @@ from bot.core.forms import build_form, open_case_form, validate
 from bot.messages import ActionId, ActionValue, Form, FormId, Mark, Message, Outcome
 from bot.ops import metrics
 from bot.ops.logs import log_context
-from bot.schedule import reminders
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select, update
 
-from bot.core import access, inbound, thread
+from bot.core import access, inbound, reminders, thread
 from bot.core.context import Ctx
 from bot.core.details import open_case_details, seal_case
 from bot.core.errors import FormErrors, Refused
@@ -34,7 +34,6 @@ from bot.messages import (
     Message,
     mention,
 )
-from bot.schedule import reminders
 from config.settings import UsncbChannelKind
 from storage.models import (
     Aor,

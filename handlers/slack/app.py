@@ -6,7 +6,6 @@ import contextvars
 import logging
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.error import URLError
 
@@ -23,15 +22,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.core.service import Core
 from config.settings import Settings
 from handlers.slack import actions, commands, events
+from handlers.slack.deps import SlackDeps
 
 
 class SlackSettingsError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class SlackDeps:
-    core: Core
 
 
 def web_client(settings: Settings) -> WebClient:
