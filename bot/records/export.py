@@ -30,13 +30,14 @@ from sqlmodel import Session, col, func, select
 
 from bot.clock import Clock
 from bot.core.context import unit_of_work
-from bot.core.details import SUBJECT_FIELDS, open_case_details
+from bot.core.details import open_case_details
 from bot.records import checkpoints, disposition
 from bot.records import verify_export as verify_script
 from bot.records.retention import RecordType
 from config.settings import Settings
 from storage import record, tree
 from storage.models import Case, RecordEntry, RecordPayload
+from storage.sealed import SUBJECT_FIELDS
 from storage.vault import Vault, VaultError
 
 ENTRIES_JSONL = "entries.jsonl"
