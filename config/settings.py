@@ -348,10 +348,32 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         """Production refuses weak settings, each refusal naming its setting: https
-        endpoints, tokens of Slack's shape, secrets of real length, no known placeholders."""
+        endpoints, tokens of Slack's shape, secrets of real length, no known placeholders.
+        An integration is checked only when it is in use (Slack: any of its secrets is set;
+        the USNCB webhook: NOTICEBOT_USNCB_CHANNEL=webhook)."""
         if self.environment is not Environment.production:
             return self
-        webhook = self.usncb_channel is UsncbChannelKind.webhook
+        checks = [*self._slack_checks(), *self._usncb_checks()]
+        problems = [f"{name} {problem}" for name, problem in checks if problem is not None]
+        if make_url(self.database_url).get_backend_name() == "sqlite":
+            problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
+        if not self.encryption_keys:
+            problems.append("NOTICEBOT_ENCRYPTION_KEYS is required in production (subject "
+                            "details are encrypted at rest)")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def slack_enabled(self) -> bool:
+        """Slack is in use once any of its secrets is set (a console-only or Teams-only
+        deployment sets none)."""
+        return any(secret.get_secret_value() for secret in (
+            self.slack_bot_token, self.slack_signing_secret, self.slack_app_token))
+
+    def _slack_checks(self) -> list[tuple[str, str | None]]:
+        if not self.slack_enabled:
+            return []
         bot_token, app_token = (self.slack_bot_token.get_secret_value(),
                                 self.slack_app_token.get_secret_value())
         checks: list[tuple[str, str | None]] = [
@@ -362,21 +384,16 @@ class Settings(BaseSettings):
         if app_token:  # only Socket Mode needs it
             checks.append(("SLACK_APP_TOKEN", token_problem(
                 app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
-        if webhook:
-            checks += [
-                ("NOTICEBOT_USNCB_WEBHOOK_SECRET",
-                 secret_problem(self.usncb_webhook_secret.get_secret_value())),
-                ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
-            ]
-        problems = [f"{name} {problem}" for name, problem in checks if problem is not None]
-        if make_url(self.database_url).get_backend_name() == "sqlite":
-            problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
-        if not self.encryption_keys:
-            problems.append("NOTICEBOT_ENCRYPTION_KEYS is required in production (subject "
-                            "details are encrypted at rest)")
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
+        return checks
+
+    def _usncb_checks(self) -> list[tuple[str, str | None]]:
+        if self.usncb_channel is not UsncbChannelKind.webhook:
+            return []
+        return [
+            ("NOTICEBOT_USNCB_WEBHOOK_SECRET",
+             secret_problem(self.usncb_webhook_secret.get_secret_value())),
+            ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
+        ]
 
     @property
     def vault_keys(self) -> tuple[str, ...]:
