@@ -180,7 +180,7 @@ def test_r2_resubmitted_modal_creates_one_case(slack: SlackUser, core: Core) -> 
     for _ in range(2):
         assert slack.submit(OFFICER, view, OPEN_VALUES, view_id="VSAME").status_code == 200
     slack.fake.wait_for(lambda: bool(cases(core)))
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     assert len(cases(core)) == 1
     roots = [c for c in slack.fake.of("chat.postMessage") if "thread_ts" not in c
              and c["channel"] == "C0HOUCASES"]
@@ -231,7 +231,7 @@ def test_app_home_lists_cases_and_approvals(slack: SlackUser, core: Core) -> Non
     # A retried delivery of the same event is acknowledged and not acted on again.
     assert slack.post(json.dumps(event), content_type="application/json",
                       headers={"X-Slack-Retry-Num": "1"}).status_code == 200
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     assert len(slack.fake.of("views.publish")) == 1
 
 
