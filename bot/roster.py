@@ -225,7 +225,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
         current = set(session.exec(select(PersonRole.role).where(PersonRole.user_id == entry.user)))
         if roles != current:
             session.execute(delete(PersonRole).where(col(PersonRole.user_id) == entry.user))
-            session.add_all(PersonRole(user_id=entry.user, role=r) for r in sorted(roles))
+            session.add_all(PersonRole(user_id=entry.user, role=Role(r)) for r in sorted(roles))
             change("roles_changed", user=entry.user, roles=sorted(roles),
                    previous=sorted(current))
             if Role.officer.value in current - roles:

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from storage.types import UTCDateTime
+from storage.types import EnumText, UTCDateTime
 
 
 class Role(StrEnum):
@@ -155,7 +155,7 @@ class Person(SQLModel, table=True):
 class PersonRole(SQLModel, table=True):
     __tablename__ = "person_role"
     user_id: str = Field(foreign_key="person.user_id", primary_key=True)
-    role: str = Field(primary_key=True)
+    role: Role = Field(primary_key=True, sa_type=EnumText(Role))
 
 
 class Contact(SQLModel, table=True):
@@ -223,14 +223,15 @@ class Case(CaseBase, table=True):
     aor_id: str = Field(foreign_key="aor.id")
     officer: str = Field(foreign_key="person.user_id", index=True)
     channel: str
-    stage: str = Field(default=Stage.validity)
-    close_reason: str | None = None
-    review_outcome: str | None = None
+    stage: Stage = Field(default=Stage.validity, sa_type=EnumText(Stage))
+    close_reason: CloseReason | None = Field(default=None, sa_type=EnumText(CloseReason))
+    review_outcome: ReviewOutcome | None = Field(default=None, sa_type=EnumText(ReviewOutcome))
     documents_preferred: bool = False
     # Each entry into §5.2's doubt starts a new round with its own confer/research/context.
     doubt_round: int = 0
     respond_by: date | None = None  # §5.1(6): the person may respond until this date
-    use_outcome: str | None = None  # UseOutcome, recorded when the case ends
+    # Recorded when the case ends.
+    use_outcome: UseOutcome | None = Field(default=None, sa_type=EnumText(UseOutcome))
     used_on: date | None = None
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -272,7 +273,7 @@ class RiskReview(SQLModel, table=True):
     case_id: str = Field(foreign_key="notice_case.id", index=True)
     reviewed_by: str
     reviewed_at: datetime = Field(sa_type=UTCDateTime)
-    outcome: str
+    outcome: ReviewOutcome = Field(sa_type=EnumText(ReviewOutcome))
     prohibited_categories: list[str] = Field(default_factory=list, sa_type=JSON)
     serious_crime_exception: bool = False
     sources: list[str] = Field(default_factory=list, sa_type=JSON)
@@ -307,16 +308,18 @@ class Approval(SQLModel, table=True):
     __table_args__ = (Index("ix_approval_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="notice_case.id")
-    kind: str = Field(default=ApprovalKind.use)
+    kind: ApprovalKind = Field(default=ApprovalKind.use, sa_type=EnumText(ApprovalKind))
     requested_by: str
     requested_at: datetime = Field(sa_type=UTCDateTime)
     routed_to: str
-    status: str = Field(default=ApprovalStatus.pending, index=True)
+    status: ApprovalStatus = Field(default=ApprovalStatus.pending, index=True,
+                                   sa_type=EnumText(ApprovalStatus))
     decided_by: str | None = None
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str = ""
     justification: str = ""
-    requested_use: str | None = None  # IntendedUse asked for by a use_change approval
+    # The use asked for by a use_change approval.
+    requested_use: IntendedUse | None = Field(default=None, sa_type=EnumText(IntendedUse))
 
 
 class UsncbRequest(SQLModel, table=True):
@@ -325,8 +328,9 @@ class UsncbRequest(SQLModel, table=True):
     __table_args__ = (Index("ix_usncb_request_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="notice_case.id")
-    kind: str
-    status: str = Field(default=RequestStatus.sent, index=True)
+    kind: RequestKind = Field(sa_type=EnumText(RequestKind))
+    status: RequestStatus = Field(default=RequestStatus.sent, index=True,
+                                  sa_type=EnumText(RequestStatus))
     sent_on: date
     sent_by: str
     method: str
@@ -399,7 +403,7 @@ class OutboxMessage(SQLModel, table=True):
     destination: str  # channel id, case id (its thread) or user id
     message_key: str | None = None  # same key = update of the earlier message in place
     payload: dict[str, Any] = Field(sa_type=JSON)
-    status: str = Field(default=OutboxStatus.pending)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=EnumText(OutboxStatus))
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -507,7 +511,7 @@ class Reminder(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("kind", "ref"),
                       Index("ix_reminder_active_due", "active", "next_due_at"))
     id: int | None = Field(default=None, primary_key=True)
-    kind: str
+    kind: ReminderKind = Field(sa_type=EnumText(ReminderKind))
     ref: str  # request id, approval id, or user id (training)
     case_id: str | None = Field(default=None, index=True)
     next_due_at: datetime = Field(sa_type=UTCDateTime)

@@ -29,6 +29,7 @@ from storage.models import (
     Delegation,
     Person,
     RequestKind,
+    RequestStatus,
     RiskAnswer,
     RiskReview,
     Role,
@@ -364,7 +365,7 @@ def home(ctx: Ctx) -> Outcome:
     outstanding = ctx.session.exec(
         select(UsncbRequest).join(Case, col(Case.id) == col(UsncbRequest.case_id))
         .where(Case.officer == ctx.actor, col(UsncbRequest.answer).is_(None),
-               UsncbRequest.status == "sent", col(Case.stage) != Stage.closed)
+               UsncbRequest.status == RequestStatus.sent, col(Case.stage) != Stage.closed)
         .order_by(col(UsncbRequest.sent_on))
     ).all()
     requests = Message(

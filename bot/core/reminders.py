@@ -37,7 +37,7 @@ def _upsert(ctx: Ctx, kind: ReminderKind, ref: str, due: datetime,
     existing = ctx.session.exec(
         select(Reminder).where(Reminder.kind == kind, Reminder.ref == ref)).first()
     if existing is None:
-        ctx.session.add(Reminder(kind=kind.value, ref=ref, case_id=case_id, next_due_at=due,
+        ctx.session.add(Reminder(kind=kind, ref=ref, case_id=case_id, next_due_at=due,
                                  created_at=ctx.now))
     else:
         existing.next_due_at, existing.active, existing.sent = due, True, 0

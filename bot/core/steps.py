@@ -126,7 +126,7 @@ def complete(ctx: Ctx, case: Case, stage: Stage, outcome: str) -> None:
 
 def advance(ctx: Ctx, case: Case, stage: Stage) -> None:
     previous = case.stage
-    case.stage = stage.value
+    case.stage = stage
     if stage is Stage.doubt:
         case.doubt_round += 1  # §5.2: each round of doubt needs its own confer/research/context
     ctx.session.add(case)
@@ -167,7 +167,7 @@ def resume_after(ctx: Ctx, case: Case, stage: Stage) -> None:
 
 def close(ctx: Ctx, case: Case, reason: CloseReason) -> None:
     previous = case.stage
-    case.stage, case.close_reason, case.closed_at = Stage.closed.value, reason.value, ctx.now
+    case.stage, case.close_reason, case.closed_at = Stage.closed, reason, ctx.now
     ctx.session.add(case)
     ctx.session.execute(
         update(Approval)
@@ -384,7 +384,7 @@ def _record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, A
     if not webhook:
         _not_future(values, "sent_on", today=ctx.today)
     request = UsncbRequest(
-        case_id=case.id, kind=kind.value, sent_by=ctx.actor, details=details,
+        case_id=case.id, kind=kind, sent_by=ctx.actor, details=details,
         sent_on=ctx.today if webhook else values["sent_on"],
         method="webhook" if webhook else values["method"],
         reference="" if webhook else values.get("reference") or "",
@@ -424,7 +424,7 @@ def _answer(ctx: Ctx, request: UsncbRequest, answer: str, values: dict[str, Any]
         ctx.actor
     request.answer_reference = values.get("reference") or ""
     request.answer_details = details or {}
-    request.status = RequestStatus.answered.value
+    request.status = RequestStatus.answered
     ctx.session.add(request)
     reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     ctx.state("usncb.answer", case_id=request.case_id, request_id=request.id,
@@ -516,7 +516,7 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     if errors:
         raise FormErrors(errors)
     review = RiskReview(
-        case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome.value,
+        case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome,
         prohibited_categories=prohibited, serious_crime_exception=exception,
         sources=sorted(sources), notes=ctx.vault.seal(values.get("notes") or ""),
     )
@@ -530,7 +530,7 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
             not_applicable_note=ctx.vault.seal(values.get("dismissal_note") or "")
             if key in dismissed else "",
         ))
-    case.review_outcome = outcome.value
+    case.review_outcome = outcome
     ctx.state("review.recorded", case_id=case.id, review_id=review.id, outcome=outcome.value,
               indicators=sorted(present), dismissed=sorted(dismissed), prohibited=prohibited)
     labels = {
@@ -607,11 +607,11 @@ def doubt_resolve(ctx: Ctx, case: Case, values: dict[str, Any]) -> None:
     ctx.state("doubt.resolved", case_id=case.id, resolution=resolution,
               justification=values["justification"])
     if resolution == "resolved":
-        case.review_outcome = ReviewOutcome.no_indications.value
+        case.review_outcome = ReviewOutcome.no_indications
         complete(ctx, case, Stage.doubt, "Resolved: no indications remain")
         advance(ctx, case, Stage.approval)
     elif resolution == "misuse":
-        case.review_outcome = ReviewOutcome.misuse.value
+        case.review_outcome = ReviewOutcome.misuse
         complete(ctx, case, Stage.doubt, "Material evidence of misuse")
         close(ctx, case, CloseReason.misuse)
         notify_do_not_use(ctx, case, CloseReason.misuse)
@@ -658,10 +658,10 @@ def _approval_dm(case: Case, approval: Approval) -> Message:
 def _route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "",
            requested_use: IntendedUse | None = None) -> Approval:
     routed_to = access.route_approval(ctx.session, case, today=ctx.today)
-    approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
+    approval = Approval(case_id=case.id, kind=kind, requested_by=ctx.actor,
                         requested_at=ctx.now, routed_to=routed_to,
                         justification=ctx.vault.seal(justification),
-                        requested_use=requested_use.value if requested_use else None)
+                        requested_use=requested_use if requested_use else None)
     ctx.session.add(approval)
     ctx.session.flush()
     ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,
@@ -856,7 +856,7 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
     if errors:
         raise FormErrors(errors)
     if request.answer is None:
-        request.status = RequestStatus.no_response.value
+        request.status = RequestStatus.no_response
         ctx.session.add(request)
         reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     case.documents_preferred = bool(received and values.get("better_evidence"))
@@ -865,7 +865,7 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
               necessity=values.get("necessity"))
     if received and values.get("indications"):
         # New indications send the case back to §5.2's doubt minimum.
-        case.review_outcome = ReviewOutcome.doubt.value
+        case.review_outcome = ReviewOutcome.doubt
         complete(ctx, case, Stage.documents, "Documents reviewed: indications found")
         advance(ctx, case, Stage.doubt)
         return
@@ -1206,7 +1206,7 @@ def _check_outcome(ctx: Ctx, case: Case, outcome: UseOutcome) -> None:
 
 
 def _end(ctx: Ctx, case: Case, outcome: UseOutcome, used_on: date | None) -> None:
-    case.use_outcome, case.used_on = outcome.value, used_on
+    case.use_outcome, case.used_on = outcome, used_on
     reminders.stop(ctx, ReminderKind.ready_outcome, case.id)
     close(ctx, case, CloseReason.completed)
 

@@ -32,7 +32,7 @@ from handlers.cli.root import (
     main,
 )
 from storage import record, tree
-from storage.models import Case
+from storage.models import Case, Stage
 from storage.vault import Vault
 
 AS_USER = click.option("--as", "user", metavar="USER", required=True,
@@ -73,7 +73,7 @@ def records_schedule(user: str) -> None:
                 item.describe() if item else "unscheduled: kept indefinitely"))
         item = schedule.item_for(RecordType.case_file)
         holds = active_holds(ctx)
-        for case in ctx.session.exec(select(Case).where(Case.stage == "closed")
+        for case in ctx.session.exec(select(Case).where(Case.stage == Stage.closed)
                                      .order_by(col(Case.closed_at))).all():
             assert case.closed_at is not None
             held = [h.id for h in holds if holds_case(h, case)]
