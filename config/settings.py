@@ -126,11 +126,10 @@ class Settings(BaseSettings):
     )
 
     # Secrets are SecretStr: never shown by repr() or a log line; read with .get_secret_value().
-    slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
-    slack_signing_secret: SecretStr = Field(default=SecretStr(""),
-                                            validation_alias="SLACK_SIGNING_SECRET")
-    slack_app_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Grouped per integration; the environment variable names are the product's contract and
+    # never change (SETTING_NAMES below maps each field to its variable).
+
+    # --- The workflow and its database ----------------------------------------------------
     # Not in repr(): a PostgreSQL URL may carry a password (see `safe_database_url`).
     database_url: str = Field(
         default="sqlite:///noticebot.db", repr=False,
@@ -157,7 +156,32 @@ class Settings(BaseSettings):
     )
     # Notices published before this date predate INTERPOL's 2016-2017 reforms (a risk indicator).
     reform_cutoff: str = Field(default="2017-01-01", validation_alias="NOTICEBOT_REFORM_CUTOFF")
+    sweep_seconds: int = Field(default=60, ge=5, le=3600,
+                               validation_alias="NOTICEBOT_SWEEP_SECONDS")
+    extra_holidays: Annotated[frozenset[date], NoDecode] = Field(
+        default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
+    # Approvals: the approver is reminded after N business days, then it escalates.
+    approval_remind_after: int = Field(default=1, ge=1, le=30,
+                                       validation_alias="NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS")
+    approval_escalate_after: int = Field(default=2, ge=1, le=50,
+                                         validation_alias="NOTICEBOT_APPROVAL_ESCALATE_AFTER")
+    training_reminder_days: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(30, 7, 1), validation_alias="NOTICEBOT_TRAINING_REMINDER_DAYS")
+    # A ready case whose use is not recorded: the officer is reminded every N days, and after
+    # M reminders the AOR's FRO is told too (and may close it).
+    outcome_remind_days: int = Field(default=30, ge=1, le=365,
+                                     validation_alias="NOTICEBOT_OUTCOME_REMIND_DAYS")
+    outcome_escalate_after: int = Field(default=2, ge=1, le=20,
+                                        validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
 
+    # --- Slack (in use once any of its secrets is set) ------------------------------------
+    slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr = Field(default=SecretStr(""),
+                                            validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    # --- USNCB request channel ------------------------------------------------------------
     # How requests reach the USNCB: the officer sends them (manual) or noticebot does (webhook).
     usncb_channel: UsncbChannelKind = Field(
         default=UsncbChannelKind.manual, validation_alias="NOTICEBOT_USNCB_CHANNEL"
@@ -169,12 +193,14 @@ class Settings(BaseSettings):
     usncb_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, validation_alias="NOTICEBOT_USNCB_TIMEOUT_SECONDS"
     )
-    # Fernet keys, newest first: the first encrypts subject details and record content.
-    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
-        default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
+    usncb_max_attempts: int = Field(
+        default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
-    # The retention schedule (TOML); without one every record is kept indefinitely (§6).
-    retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
+    # mTLS to the liaison system: a CA bundle to trust instead of the system's, and the client
+    # certificate (PEM) and its key that noticebot presents.
+    usncb_ca_bundle: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CA_BUNDLE")
+    usncb_client_cert: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_CERT")
+    usncb_client_key: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_KEY")
     # Reminders and escalations (business days exclude weekends and federal holidays).
     usncb_remind_every: int = Field(default=2, ge=1, le=30,
                                     validation_alias="NOTICEBOT_USNCB_REMIND_EVERY_DAYS")
@@ -182,16 +208,14 @@ class Settings(BaseSettings):
                                       validation_alias="NOTICEBOT_USNCB_ESCALATE_AFTER")
     usncb_escalate_next_after: int = Field(
         default=5, ge=1, le=50, validation_alias="NOTICEBOT_USNCB_ESCALATE_NEXT_AFTER")
-    approval_remind_after: int = Field(default=1, ge=1, le=30,
-                                       validation_alias="NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS")
-    approval_escalate_after: int = Field(default=2, ge=1, le=50,
-                                         validation_alias="NOTICEBOT_APPROVAL_ESCALATE_AFTER")
-    training_reminder_days: Annotated[tuple[int, ...], NoDecode] = Field(
-        default=(30, 7, 1), validation_alias="NOTICEBOT_TRAINING_REMINDER_DAYS")
-    extra_holidays: Annotated[frozenset[date], NoDecode] = Field(
-        default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
-    sweep_seconds: int = Field(default=60, ge=5, le=3600,
-                               validation_alias="NOTICEBOT_SWEEP_SECONDS")
+
+    # --- Records (§6): encryption at rest, retention, heads and signed checkpoints --------
+    # Fernet keys, newest first: the first encrypts subject details and record content.
+    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
+    )
+    # The retention schedule (TOML); without one every record is kept indefinitely (§6).
+    retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
     # Where the chain's head is published outside the database, and how often (hours).
     heads_file: str = Field(default="", validation_alias="NOTICEBOT_HEADS_FILE")
     heads_hours: int = Field(default=24, ge=1, le=168, validation_alias="NOTICEBOT_HEADS_HOURS")
@@ -203,22 +227,9 @@ class Settings(BaseSettings):
     checkpoint_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="NOTICEBOT_CHECKPOINT_PUBLIC_KEYS")
     records_channel: str = Field(default="", validation_alias="NOTICEBOT_RECORDS_CHANNEL")
-    # A ready case whose use is not recorded: the officer is reminded every N days, and after
-    # M reminders the AOR's FRO is told too (and may close it).
-    outcome_remind_days: int = Field(default=30, ge=1, le=365,
-                                     validation_alias="NOTICEBOT_OUTCOME_REMIND_DAYS")
-    outcome_escalate_after: int = Field(default=2, ge=1, le=20,
-                                        validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
-    usncb_max_attempts: int = Field(
-        default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
-    )
-    # mTLS to the liaison system: a CA bundle to trust instead of the system's, and the client
-    # certificate (PEM) and its key that noticebot presents.
-    usncb_ca_bundle: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CA_BUNDLE")
-    usncb_client_cert: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_CERT")
-    usncb_client_key: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_KEY")
 
-    # Operations: logs to stdout (JSON for collectors, text for people), the record's entries
+    # --- Operations -----------------------------------------------------------------------
+    # Logs to stdout (JSON for collectors, text for people), the record's entries
     # streamed to a SIEM, and refusing to start unless OpenSSL runs in FIPS mode.
     log_level: LogLevel = Field(default=LogLevel.info, validation_alias="NOTICEBOT_LOG_LEVEL")
     log_format: LogFormat = Field(default=LogFormat.json, validation_alias="NOTICEBOT_LOG_FORMAT")
