@@ -7,116 +7,30 @@ migrations never need to touch a native enum type.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+# The enums live in storage/enums.py; most code imports them from here (see __all__).
+from storage.enums import (
+    ApprovalKind,
+    ApprovalStatus,
+    CloseReason,
+    Delivery,
+    IntendedUse,
+    NoticeType,
+    OutboxStatus,
+    PersonResponse,
+    ReminderKind,
+    RequestKind,
+    RequestStatus,
+    ReviewOutcome,
+    Role,
+    Stage,
+    UseOutcome,
+)
 from storage.types import EnumText, UTCDateTime
-
-
-class Role(StrEnum):
-    officer = "officer"
-    supervisor = "supervisor"
-    manager = "manager"
-    opla = "opla"
-    records = "records"
-    admin = "admin"
-
-
-class NoticeType(StrEnum):
-    red_notice = "red_notice"
-    diffusion = "diffusion"
-
-
-class IntendedUse(StrEnum):
-    enforcement = "enforcement"
-    immigration = "immigration"
-    both = "both"
-
-
-class Stage(StrEnum):
-    """Where an open case stands; the order is the directive's §5.1 sequence."""
-
-    validity = "validity"
-    review = "review"
-    doubt = "doubt"
-    approval = "approval"
-    documents = "documents"
-    use_authorization = "use_authorization"
-    disclosure = "disclosure"
-    awaiting_response = "awaiting_response"  # §5.1(6): the person's window to respond
-    representations = "representations"
-    ready = "ready"  # threshold criteria met; waits for the officer to record the use
-    closed = "closed"
-
-
-class CloseReason(StrEnum):
-    notice_inactive = "notice_inactive"
-    prohibited = "prohibited"
-    misuse = "misuse"
-    doubt_unresolved = "doubt_unresolved"
-    denied = "denied"
-    use_not_authorized = "use_not_authorized"
-    withdrawn = "withdrawn"
-    completed = "completed"  # the use (or non-use) of the notice is recorded
-
-
-class UseOutcome(StrEnum):
-    """How a ready notice was finally used; recorded when the case ends."""
-
-    enforcement_action = "enforcement_action"
-    immigration_proceedings = "immigration_proceedings"
-    not_used = "not_used"
-
-
-class PersonResponse(StrEnum):
-    """What came of the person's opportunity to respond (§5.1(6))."""
-
-    none = "none"  # the window closed without a response
-    not_contested = "not_contested"
-    contested = "contested"
-
-
-class ReviewOutcome(StrEnum):
-    no_indications = "no_indications"
-    doubt = "doubt"
-    misuse = "misuse"
-
-
-class RequestKind(StrEnum):
-    validity = "validity"
-    documents = "documents"
-    use_authorization = "use_authorization"
-
-
-class RequestStatus(StrEnum):
-    sent = "sent"
-    answered = "answered"
-    no_response = "no_response"  # closed without an answer, recorded as such (§6)
-
-
-class ApprovalKind(StrEnum):
-    use = "use"
-    disclosure_exception = "disclosure_exception"
-    use_change = "use_change"  # a change of the case's intended use
-
-
-class ApprovalStatus(StrEnum):
-    pending = "pending"
-    approved = "approved"
-    denied = "denied"
-    returned = "returned"  # sent back to the preliminary review for changes
-    cancelled = "cancelled"
-
-
-class OutboxStatus(StrEnum):
-    pending = "pending"
-    sending = "sending"  # claimed by a relay; a stale claim is checked and taken over
-    sent = "sent"
-    dead = "dead"
-
 
 # --- roster ---------------------------------------------------------------------------------
 
@@ -352,13 +266,6 @@ class UsncbRequest(SQLModel, table=True):
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class Delivery(StrEnum):
-    pending = "pending"
-    sending = "sending"
-    delivered = "delivered"
-    failed = "failed"
-
-
 class UsncbCallbackSeen(SQLModel, table=True):
     """Signatures of accepted USNCB callbacks: a replayed callback is refused."""
 
@@ -496,14 +403,6 @@ class DispositionLog(SQLModel, table=True):
     entries_affected: int = 0
 
 
-class ReminderKind(StrEnum):
-    usncb_request = "usncb_request"
-    approval = "approval"
-    training = "training"
-    response_window = "response_window"  # §5.1(6): tell the officer the window closed
-    ready_outcome = "ready_outcome"  # a ready case whose use is not recorded yet
-
-
 class Reminder(SQLModel, table=True):
     """A pending nudge: due work as data, claimed by whichever sweep gets there first."""
 
@@ -529,3 +428,15 @@ class DigestSent(SQLModel, table=True):
     iso_year: int = Field(primary_key=True)
     iso_week: int = Field(primary_key=True)
     sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# The tables, and the enums of their columns (defined in storage/enums.py).
+__all__ = ["Aor", "AorApprover", "AorManager", "Approval", "ApprovalKind", "ApprovalStatus",
+           "Case", "CaseBase", "CaseCounter", "CaseCreate", "CasePublic", "ChecklistItem",
+           "CloseReason", "Contact", "Delegation", "Delivery", "DigestSent", "DispositionLog",
+           "DoubtStep", "IntendedUse", "LitigationHold", "NoticeType", "OutboxMessage",
+           "OutboxStatus", "Person", "PersonResponse", "PersonRole", "PlatformMessage",
+           "ProcessedDelivery", "RecordEntry", "RecordPayload", "RecordTreeNode", "Reminder",
+           "ReminderKind", "RequestKind", "RequestStatus", "ReviewOutcome", "RiskAnswer",
+           "RiskReview", "Role", "Stage", "TrainingCompletion", "UseOutcome", "UsncbCallbackSeen",
+           "UsncbNoResponse", "UsncbRequest"]
