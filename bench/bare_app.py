@@ -14,9 +14,9 @@ import re
 from slack_bolt import Ack, App
 from sqlalchemy import create_engine
 
-from bot.cli import serve
 from bot.ops.probes import Readiness
 from config.settings import Settings
+from handlers.cli.services import serve
 from handlers.slack.app import bolt_options, check_slack, web_client
 from handlers.slack.server import GunicornServer, WSGIApp, wsgi_app
 

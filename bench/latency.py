@@ -127,7 +127,7 @@ def _measure(bench: Bench, kind: str, url: str) -> list[Result]:
 
         port = _free_port()
         env["NOTICEBOT_PORT"] = str(port)
-        serve = [sys.executable, "-c", "from bot.cli import main; main()", "serve"]
+        serve = [sys.executable, "-c", "from handlers.cli import main; main()", "serve"]
         with _server(serve, env, port, bench.workdir / f"serve-{kind}.log") as process:
             _wait_delivered(core.engine, timeout=60)  # the seeded cases' messages
             _drive(bench, port, _fresh(warmup, "W1"))

@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlmodel import SQLModel, col, delete, select
 
-from bot.core import access
+from bot.core import access, reminders
 from bot.core.context import Ctx
 from bot.messages import DestinationKind, Message, mention
-from bot.schedule import reminders
 from storage.models import (
     Aor,
     AorApprover,
@@ -226,7 +225,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
         current = set(session.exec(select(PersonRole.role).where(PersonRole.user_id == entry.user)))
         if roles != current:
             session.execute(delete(PersonRole).where(col(PersonRole.user_id) == entry.user))
-            session.add_all(PersonRole(user_id=entry.user, role=r) for r in sorted(roles))
+            session.add_all(PersonRole(user_id=entry.user, role=Role(r)) for r in sorted(roles))
             change("roles_changed", user=entry.user, roles=sorted(roles),
                    previous=sorted(current))
             if Role.officer.value in current - roles:

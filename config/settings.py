@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
+from cryptography.fernet import Fernet
 from pydantic import (
     AliasChoices,
     Field,
@@ -127,11 +128,10 @@ class Settings(BaseSettings):
     )
 
     # Secrets are SecretStr: never shown by repr() or a log line; read with .get_secret_value().
-    slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
-    slack_signing_secret: SecretStr = Field(default=SecretStr(""),
-                                            validation_alias="SLACK_SIGNING_SECRET")
-    slack_app_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_APP_TOKEN")
-    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+    # Grouped per integration; the environment variable names are the product's contract and
+    # never change (SETTING_NAMES below maps each field to its variable).
+
+    # --- The workflow and its database ----------------------------------------------------
     # Not in repr(): a PostgreSQL URL may carry a password (see `safe_database_url`).
     database_url: str = Field(
         default="sqlite:///noticebot.db", repr=False,
@@ -158,7 +158,32 @@ class Settings(BaseSettings):
     )
     # Notices published before this date predate INTERPOL's 2016-2017 reforms (a risk indicator).
     reform_cutoff: str = Field(default="2017-01-01", validation_alias="NOTICEBOT_REFORM_CUTOFF")
+    sweep_seconds: int = Field(default=60, ge=5, le=3600,
+                               validation_alias="NOTICEBOT_SWEEP_SECONDS")
+    extra_holidays: Annotated[frozenset[date], NoDecode] = Field(
+        default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
+    # Approvals: the approver is reminded after N business days, then it escalates.
+    approval_remind_after: int = Field(default=1, ge=1, le=30,
+                                       validation_alias="NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS")
+    approval_escalate_after: int = Field(default=2, ge=1, le=50,
+                                         validation_alias="NOTICEBOT_APPROVAL_ESCALATE_AFTER")
+    training_reminder_days: Annotated[tuple[int, ...], NoDecode] = Field(
+        default=(30, 7, 1), validation_alias="NOTICEBOT_TRAINING_REMINDER_DAYS")
+    # A ready case whose use is not recorded: the officer is reminded every N days, and after
+    # M reminders the AOR's FRO is told too (and may close it).
+    outcome_remind_days: int = Field(default=30, ge=1, le=365,
+                                     validation_alias="NOTICEBOT_OUTCOME_REMIND_DAYS")
+    outcome_escalate_after: int = Field(default=2, ge=1, le=20,
+                                        validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
 
+    # --- Slack (in use once any of its secrets is set) ------------------------------------
+    slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
+    slack_signing_secret: SecretStr = Field(default=SecretStr(""),
+                                            validation_alias="SLACK_SIGNING_SECRET")
+    slack_app_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_APP_TOKEN")
+    slack_api_url: str = Field(default="https://slack.com/api/", validation_alias="SLACK_API_URL")
+
+    # --- USNCB request channel ------------------------------------------------------------
     # How requests reach the USNCB: the officer sends them (manual) or noticebot does (webhook).
     usncb_channel: UsncbChannelKind = Field(
         default=UsncbChannelKind.manual, validation_alias="NOTICEBOT_USNCB_CHANNEL"
@@ -170,12 +195,14 @@ class Settings(BaseSettings):
     usncb_timeout_seconds: float = Field(
         default=10.0, gt=0, le=120, validation_alias="NOTICEBOT_USNCB_TIMEOUT_SECONDS"
     )
-    # Fernet keys, newest first: the first encrypts subject details and record content.
-    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
-        default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
+    usncb_max_attempts: int = Field(
+        default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
     )
-    # The retention schedule (TOML); without one every record is kept indefinitely (§6).
-    retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
+    # mTLS to the liaison system: a CA bundle to trust instead of the system's, and the client
+    # certificate (PEM) and its key that noticebot presents.
+    usncb_ca_bundle: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CA_BUNDLE")
+    usncb_client_cert: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_CERT")
+    usncb_client_key: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_KEY")
     # Reminders and escalations (business days exclude weekends and federal holidays).
     usncb_remind_every: int = Field(default=2, ge=1, le=30,
                                     validation_alias="NOTICEBOT_USNCB_REMIND_EVERY_DAYS")
@@ -183,16 +210,14 @@ class Settings(BaseSettings):
                                       validation_alias="NOTICEBOT_USNCB_ESCALATE_AFTER")
     usncb_escalate_next_after: int = Field(
         default=5, ge=1, le=50, validation_alias="NOTICEBOT_USNCB_ESCALATE_NEXT_AFTER")
-    approval_remind_after: int = Field(default=1, ge=1, le=30,
-                                       validation_alias="NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS")
-    approval_escalate_after: int = Field(default=2, ge=1, le=50,
-                                         validation_alias="NOTICEBOT_APPROVAL_ESCALATE_AFTER")
-    training_reminder_days: Annotated[tuple[int, ...], NoDecode] = Field(
-        default=(30, 7, 1), validation_alias="NOTICEBOT_TRAINING_REMINDER_DAYS")
-    extra_holidays: Annotated[frozenset[date], NoDecode] = Field(
-        default=frozenset(), validation_alias="NOTICEBOT_EXTRA_HOLIDAYS")
-    sweep_seconds: int = Field(default=60, ge=5, le=3600,
-                               validation_alias="NOTICEBOT_SWEEP_SECONDS")
+
+    # --- Records (§6): encryption at rest, retention, heads and signed checkpoints --------
+    # Fernet keys, newest first: the first encrypts subject details and record content.
+    encryption_keys: Annotated[tuple[SecretStr, ...], NoDecode] = Field(
+        default=(), validation_alias="NOTICEBOT_ENCRYPTION_KEYS"
+    )
+    # The retention schedule (TOML); without one every record is kept indefinitely (§6).
+    retention_file: str = Field(default="", validation_alias="NOTICEBOT_RETENTION_FILE")
     # Where the chain's head is published outside the database, and how often (hours).
     heads_file: str = Field(default="", validation_alias="NOTICEBOT_HEADS_FILE")
     heads_hours: int = Field(default=24, ge=1, le=168, validation_alias="NOTICEBOT_HEADS_HOURS")
@@ -204,22 +229,9 @@ class Settings(BaseSettings):
     checkpoint_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="NOTICEBOT_CHECKPOINT_PUBLIC_KEYS")
     records_channel: str = Field(default="", validation_alias="NOTICEBOT_RECORDS_CHANNEL")
-    # A ready case whose use is not recorded: the officer is reminded every N days, and after
-    # M reminders the AOR's FRO is told too (and may close it).
-    outcome_remind_days: int = Field(default=30, ge=1, le=365,
-                                     validation_alias="NOTICEBOT_OUTCOME_REMIND_DAYS")
-    outcome_escalate_after: int = Field(default=2, ge=1, le=20,
-                                        validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
-    usncb_max_attempts: int = Field(
-        default=4, ge=1, le=10, validation_alias="NOTICEBOT_USNCB_MAX_ATTEMPTS"
-    )
-    # mTLS to the liaison system: a CA bundle to trust instead of the system's, and the client
-    # certificate (PEM) and its key that noticebot presents.
-    usncb_ca_bundle: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CA_BUNDLE")
-    usncb_client_cert: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_CERT")
-    usncb_client_key: str = Field(default="", validation_alias="NOTICEBOT_USNCB_CLIENT_KEY")
 
-    # Operations: logs to stdout (JSON for collectors, text for people), the record's entries
+    # --- Operations -----------------------------------------------------------------------
+    # Logs to stdout (JSON for collectors, text for people), the record's entries
     # streamed to a SIEM, and refusing to start unless OpenSSL runs in FIPS mode.
     log_level: LogLevel = Field(default=LogLevel.info, validation_alias="NOTICEBOT_LOG_LEVEL")
     log_format: LogFormat = Field(default=LogFormat.json, validation_alias="NOTICEBOT_LOG_FORMAT")
@@ -274,12 +286,12 @@ class Settings(BaseSettings):
     @field_validator("encryption_keys")
     @classmethod
     def _check_keys(cls, value: tuple[SecretStr, ...]) -> tuple[SecretStr, ...]:
-        from storage.vault import Vault, VaultError
-
+        # The key's shape only (storage/vault.py uses the keys); config sits below storage.
         try:
-            Vault(tuple(key.get_secret_value() for key in value))
-        except VaultError as exc:
-            raise ValueError(str(exc).split(": ", 1)[-1]) from None
+            for key in value:
+                Fernet(key.get_secret_value().encode())
+        except (ValueError, TypeError):
+            raise ValueError("each key must be a Fernet key (noticebot keys generate)") from None
         return value
 
     @field_validator("database_url")
@@ -351,26 +363,12 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_placeholders_in_production(self) -> Settings:
         """Production refuses weak settings, each refusal naming its setting: https
-        endpoints, tokens of Slack's shape, secrets of real length, no known placeholders."""
+        endpoints, tokens of Slack's shape, secrets of real length, no known placeholders.
+        An integration is checked only when it is in use (Slack: any of its secrets is set;
+        the USNCB webhook: NOTICEBOT_USNCB_CHANNEL=webhook)."""
         if self.environment is not Environment.production:
             return self
-        webhook = self.usncb_channel is UsncbChannelKind.webhook
-        bot_token, app_token = (self.slack_bot_token.get_secret_value(),
-                                self.slack_app_token.get_secret_value())
-        checks: list[tuple[str, str | None]] = [
-            ("SLACK_BOT_TOKEN", token_problem(bot_token, BOT_TOKEN, "xoxb-<team>-<bot>-<secret>")),
-            ("SLACK_SIGNING_SECRET", secret_problem(self.slack_signing_secret.get_secret_value())),
-            ("SLACK_API_URL", https_problem(self.slack_api_url)),
-        ]
-        if app_token:  # only Socket Mode needs it
-            checks.append(("SLACK_APP_TOKEN", token_problem(
-                app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
-        if webhook:
-            checks += [
-                ("NOTICEBOT_USNCB_WEBHOOK_SECRET",
-                 secret_problem(self.usncb_webhook_secret.get_secret_value())),
-                ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
-            ]
+        checks = [*self._slack_checks(), *self._usncb_checks()]
         problems = [f"{name} {problem}" for name, problem in checks if problem is not None]
         if make_url(self.database_url).get_backend_name() == "sqlite":
             problems.append("NOTICEBOT_DATABASE_URL must be PostgreSQL in production")
@@ -382,8 +380,35 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def is_sqlite(self) -> bool:
-        return make_url(self.database_url).get_backend_name() == "sqlite"
+    def slack_enabled(self) -> bool:
+        """Slack is in use once any of its secrets is set (a console-only or Teams-only
+        deployment sets none)."""
+        return any(secret.get_secret_value() for secret in (
+            self.slack_bot_token, self.slack_signing_secret, self.slack_app_token))
+
+    def _slack_checks(self) -> list[tuple[str, str | None]]:
+        if not self.slack_enabled:
+            return []
+        bot_token, app_token = (self.slack_bot_token.get_secret_value(),
+                                self.slack_app_token.get_secret_value())
+        checks: list[tuple[str, str | None]] = [
+            ("SLACK_BOT_TOKEN", token_problem(bot_token, BOT_TOKEN, "xoxb-<team>-<bot>-<secret>")),
+            ("SLACK_SIGNING_SECRET", secret_problem(self.slack_signing_secret.get_secret_value())),
+            ("SLACK_API_URL", https_problem(self.slack_api_url)),
+        ]
+        if app_token:  # only Socket Mode needs it
+            checks.append(("SLACK_APP_TOKEN", token_problem(
+                app_token, APP_TOKEN, "xapp-1-<app>-<number>-<secret>")))
+        return checks
+
+    def _usncb_checks(self) -> list[tuple[str, str | None]]:
+        if self.usncb_channel is not UsncbChannelKind.webhook:
+            return []
+        return [
+            ("NOTICEBOT_USNCB_WEBHOOK_SECRET",
+             secret_problem(self.usncb_webhook_secret.get_secret_value())),
+            ("NOTICEBOT_USNCB_WEBHOOK_URL", https_problem(self.usncb_webhook_url)),
+        ]
 
     @property
     def vault_keys(self) -> tuple[str, ...]:

@@ -7,116 +7,30 @@ migrations never need to touch a native enum type.
 from __future__ import annotations
 
 from datetime import date, datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from storage.types import UTCDateTime
-
-
-class Role(StrEnum):
-    officer = "officer"
-    supervisor = "supervisor"
-    manager = "manager"
-    opla = "opla"
-    records = "records"
-    admin = "admin"
-
-
-class NoticeType(StrEnum):
-    red_notice = "red_notice"
-    diffusion = "diffusion"
-
-
-class IntendedUse(StrEnum):
-    enforcement = "enforcement"
-    immigration = "immigration"
-    both = "both"
-
-
-class Stage(StrEnum):
-    """Where an open case stands; the order is the directive's §5.1 sequence."""
-
-    validity = "validity"
-    review = "review"
-    doubt = "doubt"
-    approval = "approval"
-    documents = "documents"
-    use_authorization = "use_authorization"
-    disclosure = "disclosure"
-    awaiting_response = "awaiting_response"  # §5.1(6): the person's window to respond
-    representations = "representations"
-    ready = "ready"  # threshold criteria met; waits for the officer to record the use
-    closed = "closed"
-
-
-class CloseReason(StrEnum):
-    notice_inactive = "notice_inactive"
-    prohibited = "prohibited"
-    misuse = "misuse"
-    doubt_unresolved = "doubt_unresolved"
-    denied = "denied"
-    use_not_authorized = "use_not_authorized"
-    withdrawn = "withdrawn"
-    completed = "completed"  # the use (or non-use) of the notice is recorded
-
-
-class UseOutcome(StrEnum):
-    """How a ready notice was finally used; recorded when the case ends."""
-
-    enforcement_action = "enforcement_action"
-    immigration_proceedings = "immigration_proceedings"
-    not_used = "not_used"
-
-
-class PersonResponse(StrEnum):
-    """What came of the person's opportunity to respond (§5.1(6))."""
-
-    none = "none"  # the window closed without a response
-    not_contested = "not_contested"
-    contested = "contested"
-
-
-class ReviewOutcome(StrEnum):
-    no_indications = "no_indications"
-    doubt = "doubt"
-    misuse = "misuse"
-
-
-class RequestKind(StrEnum):
-    validity = "validity"
-    documents = "documents"
-    use_authorization = "use_authorization"
-
-
-class RequestStatus(StrEnum):
-    sent = "sent"
-    answered = "answered"
-    no_response = "no_response"  # closed without an answer, recorded as such (§6)
-
-
-class ApprovalKind(StrEnum):
-    use = "use"
-    disclosure_exception = "disclosure_exception"
-    use_change = "use_change"  # a change of the case's intended use
-
-
-class ApprovalStatus(StrEnum):
-    pending = "pending"
-    approved = "approved"
-    denied = "denied"
-    returned = "returned"  # sent back to the preliminary review for changes
-    cancelled = "cancelled"
-
-
-class OutboxStatus(StrEnum):
-    pending = "pending"
-    sending = "sending"  # claimed by a relay; a stale claim is checked and taken over
-    sent = "sent"
-    dead = "dead"
-
+# The enums live in storage/enums.py; most code imports them from here (see __all__).
+from storage.enums import (
+    ApprovalKind,
+    ApprovalStatus,
+    CloseReason,
+    Delivery,
+    IntendedUse,
+    NoticeType,
+    OutboxStatus,
+    PersonResponse,
+    ReminderKind,
+    RequestKind,
+    RequestStatus,
+    ReviewOutcome,
+    Role,
+    Stage,
+    UseOutcome,
+)
+from storage.types import EnumText, UTCDateTime
 
 # --- roster ---------------------------------------------------------------------------------
 
@@ -155,7 +69,7 @@ class Person(SQLModel, table=True):
 class PersonRole(SQLModel, table=True):
     __tablename__ = "person_role"
     user_id: str = Field(foreign_key="person.user_id", primary_key=True)
-    role: str = Field(primary_key=True)
+    role: Role = Field(primary_key=True, sa_type=EnumText(Role))
 
 
 class Contact(SQLModel, table=True):
@@ -223,14 +137,15 @@ class Case(CaseBase, table=True):
     aor_id: str = Field(foreign_key="aor.id")
     officer: str = Field(foreign_key="person.user_id", index=True)
     channel: str
-    stage: str = Field(default=Stage.validity)
-    close_reason: str | None = None
-    review_outcome: str | None = None
+    stage: Stage = Field(default=Stage.validity, sa_type=EnumText(Stage))
+    close_reason: CloseReason | None = Field(default=None, sa_type=EnumText(CloseReason))
+    review_outcome: ReviewOutcome | None = Field(default=None, sa_type=EnumText(ReviewOutcome))
     documents_preferred: bool = False
     # Each entry into §5.2's doubt starts a new round with its own confer/research/context.
     doubt_round: int = 0
     respond_by: date | None = None  # §5.1(6): the person may respond until this date
-    use_outcome: str | None = None  # UseOutcome, recorded when the case ends
+    # Recorded when the case ends.
+    use_outcome: UseOutcome | None = Field(default=None, sa_type=EnumText(UseOutcome))
     used_on: date | None = None
     opened_at: datetime = Field(sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -272,7 +187,7 @@ class RiskReview(SQLModel, table=True):
     case_id: str = Field(foreign_key="notice_case.id", index=True)
     reviewed_by: str
     reviewed_at: datetime = Field(sa_type=UTCDateTime)
-    outcome: str
+    outcome: ReviewOutcome = Field(sa_type=EnumText(ReviewOutcome))
     prohibited_categories: list[str] = Field(default_factory=list, sa_type=JSON)
     serious_crime_exception: bool = False
     sources: list[str] = Field(default_factory=list, sa_type=JSON)
@@ -307,16 +222,18 @@ class Approval(SQLModel, table=True):
     __table_args__ = (Index("ix_approval_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="notice_case.id")
-    kind: str = Field(default=ApprovalKind.use)
+    kind: ApprovalKind = Field(default=ApprovalKind.use, sa_type=EnumText(ApprovalKind))
     requested_by: str
     requested_at: datetime = Field(sa_type=UTCDateTime)
     routed_to: str
-    status: str = Field(default=ApprovalStatus.pending, index=True)
+    status: ApprovalStatus = Field(default=ApprovalStatus.pending, index=True,
+                                   sa_type=EnumText(ApprovalStatus))
     decided_by: str | None = None
     decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str = ""
     justification: str = ""
-    requested_use: str | None = None  # IntendedUse asked for by a use_change approval
+    # The use asked for by a use_change approval.
+    requested_use: IntendedUse | None = Field(default=None, sa_type=EnumText(IntendedUse))
 
 
 class UsncbRequest(SQLModel, table=True):
@@ -325,8 +242,9 @@ class UsncbRequest(SQLModel, table=True):
     __table_args__ = (Index("ix_usncb_request_case_status", "case_id", "status"),)
     id: int | None = Field(default=None, primary_key=True)
     case_id: str = Field(foreign_key="notice_case.id")
-    kind: str
-    status: str = Field(default=RequestStatus.sent, index=True)
+    kind: RequestKind = Field(sa_type=EnumText(RequestKind))
+    status: RequestStatus = Field(default=RequestStatus.sent, index=True,
+                                  sa_type=EnumText(RequestStatus))
     sent_on: date
     sent_by: str
     method: str
@@ -346,13 +264,6 @@ class UsncbRequest(SQLModel, table=True):
     delivery_error: str | None = None
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     delivered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-
-
-class Delivery(StrEnum):
-    pending = "pending"
-    sending = "sending"
-    delivered = "delivered"
-    failed = "failed"
 
 
 class UsncbCallbackSeen(SQLModel, table=True):
@@ -399,7 +310,7 @@ class OutboxMessage(SQLModel, table=True):
     destination: str  # channel id, case id (its thread) or user id
     message_key: str | None = None  # same key = update of the earlier message in place
     payload: dict[str, Any] = Field(sa_type=JSON)
-    status: str = Field(default=OutboxStatus.pending)
+    status: OutboxStatus = Field(default=OutboxStatus.pending, sa_type=EnumText(OutboxStatus))
     attempts: int = 0
     next_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     claimed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -492,14 +403,6 @@ class DispositionLog(SQLModel, table=True):
     entries_affected: int = 0
 
 
-class ReminderKind(StrEnum):
-    usncb_request = "usncb_request"
-    approval = "approval"
-    training = "training"
-    response_window = "response_window"  # §5.1(6): tell the officer the window closed
-    ready_outcome = "ready_outcome"  # a ready case whose use is not recorded yet
-
-
 class Reminder(SQLModel, table=True):
     """A pending nudge: due work as data, claimed by whichever sweep gets there first."""
 
@@ -507,7 +410,7 @@ class Reminder(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("kind", "ref"),
                       Index("ix_reminder_active_due", "active", "next_due_at"))
     id: int | None = Field(default=None, primary_key=True)
-    kind: str
+    kind: ReminderKind = Field(sa_type=EnumText(ReminderKind))
     ref: str  # request id, approval id, or user id (training)
     case_id: str | None = Field(default=None, index=True)
     next_due_at: datetime = Field(sa_type=UTCDateTime)
@@ -525,3 +428,15 @@ class DigestSent(SQLModel, table=True):
     iso_year: int = Field(primary_key=True)
     iso_week: int = Field(primary_key=True)
     sent_at: datetime = Field(sa_type=UTCDateTime)
+
+
+# The tables, and the enums of their columns (defined in storage/enums.py).
+__all__ = ["Aor", "AorApprover", "AorManager", "Approval", "ApprovalKind", "ApprovalStatus",
+           "Case", "CaseBase", "CaseCounter", "CaseCreate", "CasePublic", "ChecklistItem",
+           "CloseReason", "Contact", "Delegation", "Delivery", "DigestSent", "DispositionLog",
+           "DoubtStep", "IntendedUse", "LitigationHold", "NoticeType", "OutboxMessage",
+           "OutboxStatus", "Person", "PersonResponse", "PersonRole", "PlatformMessage",
+           "ProcessedDelivery", "RecordEntry", "RecordPayload", "RecordTreeNode", "Reminder",
+           "ReminderKind", "RequestKind", "RequestStatus", "ReviewOutcome", "RiskAnswer",
+           "RiskReview", "Role", "Stage", "TrainingCompletion", "UseOutcome", "UsncbCallbackSeen",
+           "UsncbNoResponse", "UsncbRequest"]

@@ -3,21 +3,26 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
 from sqlmodel import Session, col, select
 
-from bot.cli import main
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId, Message, Outcome
+from handlers.cli import main
 from storage.models import Case, OutboxMessage, RecordEntry
+from tests.walk import CLEAN_REVIEW, FRO, OFFICER, TODAY, Move, played_by, walk_until
+
+# Re-exported: tests take the people and the walk's values from here.
+__all__ = ["CLEAN_REVIEW", "DESIGNEE", "FRO", "MANAGER", "OFFICER", "OFFICER_LAPSED", "OPLA",
+           "RECORDS", "SUBJECT", "TODAY"]
 
 T = TypeVar("T")
 
-OFFICER, OFFICER_LAPSED, FRO, DESIGNEE, MANAGER, OPLA, RECORDS = (
-    "U0OFF1", "U0OFF2", "U0SUP1", "U0SUP2", "U0MGR1", "U0OPLA1", "U0REC1")
+OFFICER_LAPSED, DESIGNEE, MANAGER, OPLA, RECORDS = (
+    "U0OFF2", "U0SUP2", "U0MGR1", "U0OPLA1", "U0REC1")
 
 SUBJECT = {
     "notice_reference": "A-4417/9-2024",
@@ -79,41 +84,35 @@ def entries(core: Core, **where: Any) -> list[RecordEntry]:
         return list(session.exec(statement))
 
 
-TODAY = "2026-11-23"
-CLEAN_REVIEW = {
-    "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
-                "public_information"],
-    "outcome": "no_indications",
-}
+def walk_core(core: Core, case_id: str, moves: Iterable[Move],
+              after: Callable[[Move], None] | None = None) -> None:
+    """The core driver of the canonical walk (tests/walk.py): press each button the case
+    offers and submit its form, checking the stages the walk names."""
+    for move in moves:
+        outcome = press(core, move.actor, case_id, move.action, move.values)
+        assert outcome.ok, (move, outcome)
+        if move.reaches is not None:
+            assert case_row(core, case_id).stage is move.reaches, move
+        if after is not None:
+            after(move)
 
 
+# Prefixes of the canonical walk, for tests that start a case at a given step.
 def to_review(core: Core, case_id: str, actor: str = OFFICER) -> None:
-    assert press(core, actor, case_id, ActionId.validity_sent,
-                 {"sent_on": TODAY, "method": "USNCB e-mail"}).ok
-    assert press(core, actor, case_id, ActionId.validity_answer,
-                 {"status": "active", "answered_on": TODAY}).ok
+    walk_core(core, case_id, played_by(walk_until(ActionId.review), officer=actor))
 
 
 def to_approval(core: Core, case_id: str, actor: str = OFFICER) -> None:
-    to_review(core, case_id, actor)
-    assert press(core, actor, case_id, ActionId.review, CLEAN_REVIEW).ok
+    walk_core(core, case_id, played_by(walk_until(ActionId.request_approval), officer=actor))
 
 
 def to_documents(core: Core, case_id: str, actor: str = OFFICER, approver: str = FRO) -> None:
-    to_approval(core, case_id, actor)
-    assert press(core, actor, case_id, ActionId.request_approval).ok
-    assert press(core, approver, case_id, ActionId.approve).ok
+    walk_core(core, case_id, played_by(walk_until(ActionId.documents_sent), officer=actor,
+                                       approver=approver))
 
 
 def to_use_authorization(core: Core, case_id: str) -> None:
-    to_documents(core, case_id)
-    assert press(core, OFFICER, case_id, ActionId.documents_sent,
-                 {"documents": ["warrant", "charging"], "sent_on": TODAY,
-                  "method": "USNCB e-mail"}).ok
-    assert press(core, OFFICER, case_id, ActionId.documents_answer,
-                 {"answer": "received", "received": ["warrant"], "answered_on": TODAY}).ok
-    assert press(core, OFFICER, case_id, ActionId.documents_review,
-                 {"indications": "no", "better_evidence": "yes"}).ok
+    walk_core(core, case_id, walk_until(ActionId.use_auth_sent))
 
 
 def run_together(*contenders: Callable[[], T]) -> list[T]:

@@ -9,9 +9,9 @@ import pytest
 from click.testing import CliRunner
 
 from bot.app import sample_roster_text
-from bot.cli import main
 from bot.records import verify_export as verify_script
 from bot.records.export import verify_export
+from handlers.cli import main
 from tests.conftest import START
 
 

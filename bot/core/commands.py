@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
+from enum import StrEnum
 
 from sqlmodel import col, select
 
@@ -31,6 +32,7 @@ from storage.models import (
     Delegation,
     Person,
     RequestKind,
+    RequestStatus,
     RiskAnswer,
     RiskReview,
     Role,
@@ -57,14 +59,31 @@ USER_MENTION = re.compile(r"^<?@?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
 MAX_DELEGATION_DAYS = 365
 
 
+class CommandName(StrEnum):
+    """The `/notice` subcommands (and `unknown` for anything else); the record names each
+    command entry `command.<name>`."""
+
+    open = "open"
+    show = "show"
+    list = "list"
+    training = "training"
+    delegate = "delegate"
+    reassign = "reassign"
+    hold = "hold"
+    digest = "digest"
+    help = "help"
+    unknown = "unknown"
+
+
 @dataclass(frozen=True)
 class Command:
-    name: str
+    name: CommandName
     args: tuple[str, ...] = ()
     case_id: str | None = None
 
 
-KNOWN = {"open", "show", "list", "training", "delegate", "reassign", "hold", "digest", "help"}
+# Subcommands whose first argument is a case id.
+TAKES_CASE = frozenset({CommandName.show, CommandName.hold, CommandName.reassign})
 
 
 def parse(text: str) -> Command:
@@ -72,37 +91,41 @@ def parse(text: str) -> Command:
     if words and words[0] == "/notice":
         words = words[1:]
     if not words:
-        return Command("help")
-    name, args = words[0].lower(), tuple(words[1:])
-    if name not in KNOWN:
-        return Command("unknown", (name,))
-    case_id = args[0].upper() if name in ("show", "hold", "reassign") and args else None
+        return Command(CommandName.help)
+    word, args = words[0].lower(), tuple(words[1:])
+    try:
+        name = CommandName(word)
+    except ValueError:
+        name = CommandName.unknown
+    if name is CommandName.unknown:  # also "/notice unknown": not a command of ours
+        return Command(CommandName.unknown, (word,))
+    case_id = args[0].upper() if name in TAKES_CASE and args else None
     return Command(name, args, case_id)
 
 
 def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
-    if command.name == "open":
+    if command.name is CommandName.open:
         opening.check_may_open(ctx)
         return Outcome(form=open_case_form())
-    if command.name == "show":
+    if command.name is CommandName.show:
         return show_case(ctx, command.case_id)
-    if command.name == "list":
+    if command.name is CommandName.list:
         return list_cases(ctx)
-    if command.name == "training":
+    if command.name is CommandName.training:
         return training(ctx)
-    if command.name == "delegate":
+    if command.name is CommandName.delegate:
         return delegate(ctx, command.args)
-    if command.name == "hold":
+    if command.name is CommandName.hold:
         return hold(ctx, command)
-    if command.name == "reassign":
+    if command.name is CommandName.reassign:
         return reassign(ctx, command)
-    if command.name == "digest":
+    if command.name is CommandName.digest:
         from bot.schedule.digest import build_digest
 
         access.require_role(ctx.session, ctx.actor, Role.manager)
         return Outcome(private=[build_digest(ctx, ctx.actor)])
-    prefix = "" if command.name == "help" else f"Unknown command '{command.args[0]}'.\n"
-    return Outcome(ok=command.name == "help",
+    prefix = "" if command.name is CommandName.help else f"Unknown command '{command.args[0]}'.\n"
+    return Outcome(ok=command.name is CommandName.help,
                    private=[Message(title="noticebot", text=prefix + HELP)])
 
 
@@ -367,7 +390,7 @@ def home(ctx: Ctx) -> Outcome:
     outstanding = ctx.session.exec(
         select(UsncbRequest).join(Case, col(Case.id) == col(UsncbRequest.case_id))
         .where(Case.officer == ctx.actor, col(UsncbRequest.answer).is_(None),
-               UsncbRequest.status == "sent", col(Case.stage) != Stage.closed)
+               UsncbRequest.status == RequestStatus.sent, col(Case.stage) != Stage.closed)
         .order_by(col(UsncbRequest.sent_on))
     ).all()
     requests = Message(

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from storage.models import Case
+from storage.sealed import SUBJECT_FIELDS
 from storage.vault import Vault
-
-SUBJECT_FIELDS = ("notice_reference", "subject_name", "subject_identifiers", "issuing_country",
-                  "offense_summary", "notes")
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlmodel import col, select, update
 
-from bot.core import access
+from bot.core import access, reminders
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.labels import CLOSE_LABELS, STAGE_LABELS
@@ -21,7 +21,6 @@ from bot.messages import (
     RefusalCode,
     mention,
 )
-from bot.schedule import reminders
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -89,7 +88,7 @@ def complete(ctx: Ctx, case: Case, stage: Stage, outcome: str) -> None:
 
 def advance(ctx: Ctx, case: Case, stage: Stage) -> None:
     previous = case.stage
-    case.stage = stage.value
+    case.stage = stage
     if stage is Stage.doubt:
         case.doubt_round += 1  # §5.2: each round of doubt needs its own confer/research/context
     ctx.session.add(case)
@@ -137,7 +136,7 @@ def resume_after(ctx: Ctx, case: Case, stage: Stage) -> None:
 
 def close(ctx: Ctx, case: Case, reason: CloseReason) -> None:
     previous = case.stage
-    case.stage, case.close_reason, case.closed_at = Stage.closed.value, reason.value, ctx.now
+    case.stage, case.close_reason, case.closed_at = Stage.closed, reason, ctx.now
     ctx.session.add(case)
     ctx.session.execute(
         update(Approval)

@@ -15,27 +15,21 @@ from sqlalchemy import delete, func, update
 from sqlmodel import Session, col, select
 
 from bot.core.context import Ctx
-from bot.core.details import SUBJECT_FIELDS
 from bot.core.errors import Refused
 from bot.messages import RefusalCode
 from bot.records.holds import active_holds, holds_case, holds_entry, require_records_officer
 from bot.records.retention import RecordType, Schedule
 from storage import record
 from storage.models import (
-    Approval,
     Case,
     DispositionLog,
-    DoubtStep,
     RecordEntry,
     RecordPayload,
-    RiskAnswer,
-    RiskReview,
     Stage,
     TrainingCompletion,
     UsncbRequest,
 )
-
-DISPOSED = "[disposed]"
+from storage.sealed import SEALED
 
 
 @dataclass(frozen=True)
@@ -136,19 +130,15 @@ def _destroy(ctx: Ctx, item: Eligible) -> int:
     seqs = select(RecordEntry.seq).where(RecordEntry.case_id == case.id)
     removed = int(session.execute(  # type: ignore[attr-defined]
         delete(RecordPayload).where(col(RecordPayload.seq).in_(seqs))).rowcount)
-    for name in SUBJECT_FIELDS:
-        setattr(case, name, DISPOSED if name != "issuing_country" else "--")
+    for table in SEALED:
+        if table.model is Case:  # the locked row itself, so the session's copy agrees
+            for name, left in table.columns.items():
+                setattr(case, name, left)
+            continue
+        session.execute(update(table.model).where(table.of_case(case.id))
+                        .values(**table.columns))
     case.disposed_at = ctx.now
     session.add(case)
-    session.execute(update(DoubtStep).where(col(DoubtStep.case_id) == case.id)
-                    .values(note=DISPOSED))
-    reviews = select(RiskReview.id).where(RiskReview.case_id == case.id)
-    session.execute(update(RiskReview).where(col(RiskReview.case_id) == case.id)
-                    .values(notes=DISPOSED))
-    session.execute(update(RiskAnswer).where(col(RiskAnswer.review_id).in_(reviews))
-                    .values(not_applicable_note=""))
-    session.execute(update(Approval).where(col(Approval.case_id) == case.id)
-                    .values(reason="", justification=""))
     session.execute(update(UsncbRequest).where(col(UsncbRequest.case_id) == case.id)
                     .values(details={}, answer_details={}))
     return removed

@@ -19,7 +19,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Generator, Iterator
 from contextlib import closing, contextmanager, suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,13 +30,14 @@ from sqlmodel import Session, col, func, select
 
 from bot.clock import Clock
 from bot.core.context import unit_of_work
-from bot.core.details import SUBJECT_FIELDS, open_case_details
 from bot.records import checkpoints, disposition
 from bot.records import verify_export as verify_script
+from bot.records.redaction import REDACTED as REDACTED  # tests and readers find it here
+from bot.records.redaction import RedactionError, Redactor
 from bot.records.retention import RecordType
 from config.settings import Settings
 from storage import record, tree
-from storage.models import Case, RecordEntry, RecordPayload
+from storage.models import RecordEntry, RecordPayload
 from storage.vault import Vault, VaultError
 
 ENTRIES_JSONL = "entries.jsonl"
@@ -57,13 +58,6 @@ ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload", "
                  "prev_hash", "hash")
 METADATA_COLUMNS = ("seq", "record_type", "case_id", "created", "disposed", "sha256")
 
-REDACTED = "[redacted]"
-FREE_TEXT_FIELDS = ("note", "notes", "justification", "reason", "dismissal_note", "provided",
-                    "necessity", "doj_coordination", "text")
-REDACTED_KEYS = frozenset(SUBJECT_FIELDS) | frozenset(FREE_TEXT_FIELDS)
-# A known subject value this long or longer is also scrubbed where it appears inside other text
-# (a private message's fields, a request's text); a shorter one only where it is a whole value.
-MIN_SCRUBBED_SUBSTRING = 4
 
 BATCH = 2000
 PROGRESS_EVERY = 1000
@@ -105,66 +99,6 @@ class _Scope:
                 "redact": self.redact, **({"up_to_seq": self.up_to} if self.up_to else {})}
 
 
-@dataclass
-class _Redactor:
-    """Replaces subject details and free text in payloads; scrubs each case's own subject
-    values wherever else they appear in that case's entries."""
-
-    session: Session
-    vault: Vault
-    known: dict[str, tuple[str, ...]] = field(default_factory=dict)
-
-    def payload(self, payload: dict[str, Any], case_id: str | None) -> dict[str, Any]:
-        values = self._values(case_id) if case_id else ()
-        redacted: dict[str, Any] = _redact(payload, values)
-        return redacted
-
-    def _values(self, case_id: str) -> tuple[str, ...]:
-        if case_id not in self.known:
-            self.known[case_id] = self._load(case_id)
-        return self.known[case_id]
-
-    def _load(self, case_id: str) -> tuple[str, ...]:
-        case = self.session.get(Case, case_id)
-        if case is None or case.disposed_at is not None:
-            return ()
-        try:
-            details = open_case_details(self.vault, case)
-        except VaultError as exc:
-            raise ExportError(f"case {case_id}: subject details cannot be decrypted ({exc}); "
-                              "a redacted export needs them to scrub") from None
-        found: set[str] = set()
-        for name in SUBJECT_FIELDS:
-            whole = str(getattr(details, name)).strip()
-            found.add(whole)
-            # Each part of a list ("DOB 1979-02-03, A-123-456-789") is a detail on its own.
-            parts = (part.strip() for part in re.split(r"[,;\n]", whole))
-            found.update(part for part in parts if len(part) >= MIN_SCRUBBED_SUBSTRING)
-        return tuple(sorted((v for v in found if v), key=len, reverse=True))
-
-
-def _redact(value: Any, known: tuple[str, ...]) -> Any:
-    if isinstance(value, dict):
-        return {key: (REDACTED if key in REDACTED_KEYS and value[key] not in (None, "")
-                      else _redact(value[key], known)) for key in value}
-    if isinstance(value, list):
-        return [_redact(item, known) for item in value]
-    if isinstance(value, str):
-        return _scrub(value, known)
-    return value
-
-
-def _scrub(text: str, known: tuple[str, ...]) -> str:
-    folded = text.strip().casefold()
-    for value in known:
-        if folded == value.casefold():
-            return REDACTED
-    for value in known:
-        if len(value) >= MIN_SCRUBBED_SUBSTRING and value.casefold() in text.casefold():
-            text = re.sub(re.escape(value), REDACTED, text, flags=re.IGNORECASE)
-    return text
-
-
 # --- export ---------------------------------------------------------------------------------
 
 
@@ -200,7 +134,7 @@ def export_records(
             verification = record.verify(session, vault)
             total = session.exec(select(func.count()).select_from(RecordEntry)
                                  .where(*_filters(scope))).one()
-            redactor = _Redactor(session, vault) if redact else None
+            redactor = Redactor(session, vault) if redact else None
             count = _write_entries(session, work, scope, vault, redactor, total, progress,
                                    proven if signed else None)
             if signed is not None:
@@ -306,7 +240,7 @@ def _write_entries(
     work: Path,
     scope: _Scope,
     vault: Vault,
-    redactor: _Redactor | None,
+    redactor: Redactor | None,
     total: int,
     progress: Callable[[int, int], None] | None,
     proven: list[_Proven] | None = None,
@@ -329,7 +263,10 @@ def _write_entries(
             payload: dict[str, Any] | None = None if plain is None else json.loads(plain)
             original = payload
             if payload is not None and redactor is not None:
-                payload = redactor.payload(payload, entry.case_id)
+                try:
+                    payload = redactor.payload(payload, entry.case_id)
+                except RedactionError as exc:
+                    raise ExportError(str(exc)) from None
             if proven is not None:
                 proven.append(_Proven(entry.seq, entry.hash, entry.case_id, plain is None,
                                       payload != original))

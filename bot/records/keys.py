@@ -6,34 +6,26 @@ from __future__ import annotations
 from sqlalchemy import Engine, delete
 from sqlmodel import Session, col, select
 
-from bot.core.details import SUBJECT_FIELDS
-from storage.models import Approval, Case, DoubtStep, RecordPayload, RiskAnswer, RiskReview
+from storage.models import RecordPayload
+from storage.sealed import SEALED
 from storage.vault import Vault
 
 BATCH = 1000
-# Row-keyed tables and their sealed text columns (the record payloads are handled apart).
-SEALED = (
-    (Case, SUBJECT_FIELDS),
-    (DoubtStep, ("note",)),
-    (RiskReview, ("notes",)),
-    (RiskAnswer, ("not_applicable_note",)),
-    (Approval, ("reason", "justification")),
-)
 
 
 def rotate_all(engine: Engine, vault: Vault) -> dict[str, int]:
     """Re-seal every sealed value; returns rows rewritten per table."""
     counts: dict[str, int] = {}
-    for model, fields in SEALED:
+    for table in SEALED:
         with Session(engine) as session, session.begin():
-            rows = session.exec(select(model)).all()
+            rows = session.exec(select(table.model)).all()
             for row in rows:
-                for name in fields:
+                for name in table.columns:
                     value = getattr(row, name)
                     if value:
                         setattr(row, name, vault.rotate(value))
                 session.add(row)
-            counts[str(model.__tablename__)] = len(rows)
+            counts[str(table.model.__tablename__)] = len(rows)
     counts["record_payload"] = _rotate_payloads(engine, vault)
     return counts
 

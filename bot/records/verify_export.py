@@ -158,7 +158,6 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes,
 # --- the export ------------------------------------------------------------------------------
 
 HEADER = "noticebot record checkpoint v1"
-GENESIS = "0" * 64
 
 
 def _canonical(value: Any) -> str:

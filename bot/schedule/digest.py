@@ -18,8 +18,8 @@ from sqlmodel import Session, col, func, select
 from bot.clock import Clock
 from bot.core import labels
 from bot.core.context import Ctx, unit_of_work
+from bot.core.reminders import calendar, zone_of
 from bot.messages import DestinationKind, Message, mention
-from bot.schedule.reminders import calendar, zone_of
 from config.settings import Settings
 from storage.models import (
     AorManager,

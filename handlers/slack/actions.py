@@ -18,7 +18,7 @@ from handlers.slack.blocks import ACTION_PREFIX, notice_view, read_view_state
 from handlers.slack.render import FAILED, attempt, private, say, show
 
 if TYPE_CHECKING:
-    from handlers.slack.app import SlackDeps
+    from handlers.slack.deps import SlackDeps
 
 BAD_BUTTON = "That button is not valid any more. Open the case again with `/notice show ID`."
 

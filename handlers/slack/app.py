@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 from urllib.error import URLError
 
@@ -23,15 +23,11 @@ from slack_sdk.http_retry.builtin_handlers import (
 from bot.core.service import Core
 from config.settings import Settings
 from handlers.slack import actions, commands, events
+from handlers.slack.deps import SlackDeps
 
 
 class SlackSettingsError(Exception):
     pass
-
-
-@dataclass(frozen=True)
-class SlackDeps:
-    core: Core
 
 
 def web_client(settings: Settings) -> WebClient:
@@ -91,9 +87,28 @@ class ContextExecutor(ThreadPoolExecutor):
     """Bolt runs listeners in a pool after acking; each carries the log context (request id,
     platform) of the request that queued it."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         context = contextvars.copy_context()
-        return super().submit(context.run, fn, *args, **kwargs)
+        with self._idle:
+            self._in_flight += 1
+        future = super().submit(context.run, fn, *args, **kwargs)
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future: Future[Any]) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until no listener is queued or running (tests wait on this instead of sleeping)."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
 
 
 def bolt_options() -> dict[str, Any]:

@@ -9,7 +9,6 @@ to be rejected by Slack.
 from __future__ import annotations
 
 import json
-from datetime import date
 from typing import Any
 
 from slack_sdk.models.blocks import (
@@ -237,7 +236,3 @@ def read_view_state(view: dict[str, Any]) -> tuple[dict[str, Any], dict[str, obj
     except (AttributeError, TypeError):
         raise ValueError("the form's state is damaged") from None
     return metadata, values
-
-
-def iso(value: object) -> str | None:
-    return value.isoformat() if isinstance(value, date) else None

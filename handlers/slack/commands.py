@@ -10,7 +10,7 @@ from slack_sdk import WebClient
 from handlers.slack.render import attempt, show
 
 if TYPE_CHECKING:
-    from handlers.slack.app import SlackDeps
+    from handlers.slack.deps import SlackDeps
 
 
 def register(app: App, deps: SlackDeps) -> None:

@@ -12,7 +12,7 @@ from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
 from handlers.slack.render import attempt, say
 
 if TYPE_CHECKING:
-    from handlers.slack.app import SlackDeps
+    from handlers.slack.deps import SlackDeps
 
 
 def register(app: App, deps: SlackDeps) -> None:

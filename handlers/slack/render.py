@@ -26,7 +26,7 @@ from handlers.slack.blocks import (
 )
 
 if TYPE_CHECKING:
-    from handlers.slack.app import SlackDeps
+    from handlers.slack.deps import SlackDeps
 
 log = logging.getLogger(__name__)
 FAILED = "That could not be done, and nothing was changed. Please try again."

@@ -126,3 +126,22 @@ def test_development_keeps_accepting_local_values(monkeypatch: pytest.MonkeyPatc
     assert production(monkeypatch, NOTICEBOT_ENV="development", SLACK_SIGNING_SECRET="test",
                       SLACK_API_URL="http://127.0.0.1:9/api/", SLACK_BOT_TOKEN="xoxb-test",
                       NOTICEBOT_DATABASE_URL="sqlite:///x.db") is None
+
+
+def test_production_checks_slack_only_when_slack_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A console-only (or, next, Teams-only) deployment sets no Slack secret: nothing to check.
+    assert production(monkeypatch, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="",
+                      SLACK_API_URL="http://127.0.0.1:9/api/") is None
+    # Any one Slack secret puts Slack in use, and then every Slack check applies.
+    error = production(monkeypatch, SLACK_BOT_TOKEN="", SLACK_SIGNING_SECRET="",
+                       SLACK_APP_TOKEN="xapp-1-A0-1-abc", SLACK_API_URL="http://x/api/")
+    assert error is not None
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_API_URL", "SLACK_APP_TOKEN"):
+        assert name in error, (name, error)
+
+
+def test_production_checks_the_webhook_only_in_webhook_mode(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert production(monkeypatch, NOTICEBOT_USNCB_CHANNEL="manual",
+                      NOTICEBOT_USNCB_WEBHOOK_SECRET="",
+                      NOTICEBOT_USNCB_WEBHOOK_URL="") is None

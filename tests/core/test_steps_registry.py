@@ -85,7 +85,7 @@ def _case(stage: Stage) -> Case:
 
 
 def _jump(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) -> None:
-    case.stage = Stage.ready.value
+    case.stage = Stage.ready
 
 
 def test_a_move_a_step_does_not_declare_is_refused_at_run_time() -> None:
@@ -167,7 +167,7 @@ def test_no_core_module_is_longer_than_500_lines() -> None:
 def test_cli_prints_the_graph() -> None:
     from click.testing import CliRunner
 
-    from bot.cli import main
+    from handlers.cli import main
 
     runner = CliRunner()
     text = runner.invoke(main, ["workflow", "graph"])

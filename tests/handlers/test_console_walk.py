@@ -6,12 +6,14 @@ from __future__ import annotations
 import io
 import re
 from pathlib import Path
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from bot.core.service import Core
 from handlers.console import ScriptedConsole, ScriptItem
 from storage.models import Case, Stage, UsncbRequest
+from tests.walk import CANONICAL_WALK, Move
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -66,6 +68,46 @@ def test_canonical_case_costs_few_typed_lines_and_the_readme_says_how_many(
     match = re.search(r"canonical Red Notice case takes \*\*(\d+) typed lines\*\*",
                       README.read_text("utf-8"))
     assert match is not None and int(match.group(1)) == runner.typed
+
+
+class WalkConsole(ScriptedConsole):
+    """The console driver of the canonical walk (tests/walk.py): each move is typed as the
+    acting user clicking the newest button for it, and its form answered by field name with
+    the walk's values as typed text (a choice's value, comma-separated lists, ISO dates)."""
+
+    def __init__(self, core: Core, moves: list[Move], **kwargs: Any) -> None:
+        super().__init__(core, ["/notice open", OPEN], **kwargs)
+        self.moves, self.case_id, self.core = list(moves), "RN-2026-0001", core
+        self.last: Move | None = None
+
+    def ask(self, prompt: str) -> str:
+        if self._next is None and self.answers is None and not self.script:
+            self._check_last()
+            if self.moves:
+                self._queue(self.moves.pop(0))
+        return super().ask(prompt)
+
+    def _check_last(self) -> None:
+        if self.last is not None and self.last.reaches is not None:
+            assert stage(self.core, self.case_id) == self.last.reaches, self.last
+
+    def _queue(self, move: Move) -> None:
+        offered = [n for n, (_, value) in self.buttons.items()
+                   if value.action is move.action and value.case_id == self.case_id]
+        assert offered, f"no button for {move.action} offered"
+        self.script.append(f"as {move.actor} click {max(offered)}")
+        if move.values is not None:
+            self.script.append({name: ",".join(value) if isinstance(value, list) else value
+                                for name, value in move.values.items()})
+        self.last = move
+
+
+def test_canonical_walk_replayed_in_the_console(core: Core) -> None:
+    out = io.StringIO()
+    runner = WalkConsole(core, list(CANONICAL_WALK), stdout=out)
+    assert runner.run() == 0, out.getvalue()
+    assert not runner.moves
+    assert stage(core) == Stage.closed, out.getvalue()
 
 
 def test_issue16_1_yes_no_questions_take_the_numbers_they_print(core: Core) -> None:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
 from bot.ops import fips
+from handlers.cli import main
 
 
 def test_refused_naming_each_library_not_in_fips_mode(empty_cwd: Path,

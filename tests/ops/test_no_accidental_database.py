@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from bot.cli import main
+from handlers.cli import main
 
 COMMANDS = [
     ["records", "schedule", "--as", "U0REC1"],

@@ -78,7 +78,7 @@ def test_worker_serves_probes_and_metrics_and_stops_quickly(database_url: str,
     out = tmp_path / "out"
     with out.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "--log-format", "text",
+            [sys.executable, "-c", "from handlers.cli import main; main()", "--log-format", "text",
              "worker", "--metrics-port", str(port)], env=env, stdout=sink,
             stderr=subprocess.STDOUT)
     try:
@@ -121,7 +121,7 @@ def test_a_busy_metrics_port_is_one_clear_line(database_url: str) -> None:
         env = {**os.environ, "NOTICEBOT_DATABASE_URL": database_url, "SLACK_BOT_TOKEN": "",
                "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY}
         result = subprocess.run(
-            [sys.executable, "-c", "from bot.cli import main; main()", "worker",
+            [sys.executable, "-c", "from handlers.cli import main; main()", "worker",
              "--metrics-port", str(port)], env=env, capture_output=True, timeout=60)
     assert result.returncode == 1
     assert f"Error: cannot serve metrics on --metrics-port {port}: Address already in use" \

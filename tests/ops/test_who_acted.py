@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from sqlmodel import Session, col, select
 
 from bot.app import sample_roster_text
-from bot.cli import main
 from config.settings import Settings
+from handlers.cli import main
 from storage import record
 from storage.db import create_db_engine
 from storage.models import RecordEntry

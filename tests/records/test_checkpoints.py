@@ -18,7 +18,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from bot.cli import main
 from bot.clock import ManualClock
 from bot.core.service import Core
 from bot.messages import ActionId
@@ -27,6 +26,7 @@ from bot.records.checkpoints import CheckpointError, make_checkpoint
 from bot.records.disposition import dispose
 from bot.records.retention import load_schedule
 from config.settings import Settings
+from handlers.cli import main
 from storage import merkle, record
 from storage.models import OutboxMessage, RecordEntry
 from storage.vault import Vault

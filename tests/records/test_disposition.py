@@ -12,7 +12,6 @@ from sqlalchemy import text
 from sqlmodel import Session, select
 
 from bot.app import build_core
-from bot.cli import main
 from bot.clock import ManualClock
 from bot.core.context import Ctx
 from bot.core.errors import Refused
@@ -22,6 +21,7 @@ from bot.records.disposition import dispose, eligible
 from bot.records.holds import lift_hold, place_hold
 from bot.records.retention import RecordType, ScheduleError, load_schedule
 from config.settings import Settings
+from handlers.cli import main
 from storage import record
 from storage.models import Case, DispositionLog, RecordEntry, RecordPayload
 from storage.vault import Vault

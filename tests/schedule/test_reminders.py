@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import event
 from sqlmodel import Session, col, select
 
+from bot.calendar import BusinessCalendar
 from bot.clock import ManualClock
 from bot.core.service import Core
 from bot.messages import ActionId, Message
-from bot.schedule.calendar import BusinessCalendar
 from bot.schedule.digest import sweep_digests
 from bot.schedule.runner import sweep_once
 from storage.models import Approval, OutboxMessage, UsncbNoResponse

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import access, labels, queries
+from bot.core import access, labels, queries, reminders
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import INTENDED_USES, NOTICE_STATUSES, justification, options
@@ -26,7 +26,6 @@ from bot.messages import (
     RefusalCode,
     mention,
 )
-from bot.schedule import reminders
 from storage.models import (
     ApprovalKind,
     ApprovalStatus,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlmodel import col, update
 
-from bot.core import access, buttons, labels
+from bot.core import access, buttons, labels, reminders
 from bot.core.context import Ctx
 from bot.core.errors import Refused
 from bot.core.transitions import training
@@ -18,7 +18,6 @@ from bot.messages import (
     RefusalCode,
     mention,
 )
-from bot.schedule import reminders
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -64,10 +63,10 @@ def approval_dm(case: Case, approval: Approval) -> Message:
 def route(ctx: Ctx, case: Case, kind: ApprovalKind, justification: str = "",
           requested_use: IntendedUse | None = None) -> Approval:
     routed_to = access.route_approval(ctx.session, case, today=ctx.today)
-    approval = Approval(case_id=case.id, kind=kind.value, requested_by=ctx.actor,
+    approval = Approval(case_id=case.id, kind=kind, requested_by=ctx.actor,
                         requested_at=ctx.now, routed_to=routed_to,
                         justification=ctx.vault.seal(justification),
-                        requested_use=requested_use.value if requested_use else None)
+                        requested_use=requested_use)
     ctx.session.add(approval)
     ctx.session.flush()
     ctx.state("approval.requested", case_id=case.id, approval_id=approval.id, kind=kind.value,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import queries
+from bot.core import queries, reminders
 from bot.core.buttons import button
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
@@ -25,7 +25,6 @@ from bot.messages import (
     Style,
     mention,
 )
-from bot.schedule import reminders
 from storage.models import ApprovalKind, ApprovalStatus, Case, Stage
 
 

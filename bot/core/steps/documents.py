@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import queries
+from bot.core import queries, reminders
 from bot.core.buttons import button, delivery, request_status
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
@@ -27,7 +27,6 @@ from bot.messages import (
     ShownWhen,
     Style,
 )
-from bot.schedule import reminders
 from storage.models import (
     Case,
     ReminderKind,
@@ -95,7 +94,7 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
     if errors:
         raise FormErrors(errors)
     if request.answer is None:
-        request.status = RequestStatus.no_response.value
+        request.status = RequestStatus.no_response
         ctx.session.add(request)
         reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     case.documents_preferred = bool(received and values.get("better_evidence"))
@@ -104,7 +103,7 @@ def documents_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | No
               necessity=values.get("necessity"))
     if received and values.get("indications"):
         # New indications send the case back to §5.2's doubt minimum.
-        case.review_outcome = ReviewOutcome.doubt.value
+        case.review_outcome = ReviewOutcome.doubt
         complete(ctx, case, Stage.documents, "Documents reviewed: indications found")
         advance(ctx, case, Stage.doubt)
         return

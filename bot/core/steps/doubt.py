@@ -70,11 +70,11 @@ def doubt_resolve(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None)
     ctx.state("doubt.resolved", case_id=case.id, resolution=resolution,
               justification=values["justification"])
     if resolution == "resolved":
-        case.review_outcome = ReviewOutcome.no_indications.value
+        case.review_outcome = ReviewOutcome.no_indications
         complete(ctx, case, Stage.doubt, "Resolved: no indications remain")
         advance(ctx, case, Stage.approval)
     elif resolution == "misuse":
-        case.review_outcome = ReviewOutcome.misuse.value
+        case.review_outcome = ReviewOutcome.misuse
         complete(ctx, case, Stage.doubt, "Material evidence of misuse")
         close(ctx, case, CloseReason.misuse)
         notify_do_not_use(ctx, case, CloseReason.misuse)

@@ -6,14 +6,13 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from bot.core import labels, queries
+from bot.core import labels, queries, reminders
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors
 from bot.core.forms import USE_OUTCOMES, date_field, justification, options
 from bot.core.steps.base import Act, FormInputs, Step, Who
 from bot.core.transitions import close, not_future
 from bot.messages import ActionId, FieldKind, Form, FormField, FormId
-from bot.schedule import reminders
 from storage.models import Case, CloseReason, IntendedUse, ReminderKind, Stage, UseOutcome
 
 
@@ -33,7 +32,7 @@ def _check_outcome(ctx: Ctx, case: Case, outcome: UseOutcome) -> None:
 
 
 def _end(ctx: Ctx, case: Case, outcome: UseOutcome, used_on: date | None) -> None:
-    case.use_outcome, case.used_on = outcome.value, used_on
+    case.use_outcome, case.used_on = outcome, used_on
     reminders.stop(ctx, ReminderKind.ready_outcome, case.id)
     close(ctx, case, CloseReason.completed)
 

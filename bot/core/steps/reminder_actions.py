@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core import reminders
 from bot.core.context import Ctx
 from bot.core.steps.base import Act, Step, Who
 from bot.messages import ActionId
-from bot.schedule import reminders
 from storage.models import Case
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.core import reminders
 from bot.core.buttons import button
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors
@@ -13,7 +14,6 @@ from bot.core.forms import PERSON_RESPONSES, YES_NO, options
 from bot.core.steps.base import Act, FormInputs, Step, Who
 from bot.core.transitions import complete, resume_after, resumes, send_back
 from bot.messages import Action, ActionId, FieldKind, Form, FormField, FormId, ShownWhen, Style
-from bot.schedule import reminders
 from storage.models import Case, PersonResponse, ReminderKind, Stage
 
 

@@ -93,7 +93,7 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | 
     if errors:
         raise FormErrors(errors)
     review = RiskReview(
-        case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome.value,
+        case_id=case.id, reviewed_by=ctx.actor, reviewed_at=ctx.now, outcome=outcome,
         prohibited_categories=prohibited, serious_crime_exception=exception,
         sources=sorted(sources), notes=ctx.vault.seal(values.get("notes") or ""),
     )
@@ -107,7 +107,7 @@ def preliminary_review(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | 
             not_applicable_note=ctx.vault.seal(values.get("dismissal_note") or "")
             if key in dismissed else "",
         ))
-    case.review_outcome = outcome.value
+    case.review_outcome = outcome
     ctx.state("review.recorded", case_id=case.id, review_id=review.id, outcome=outcome.value,
               indicators=sorted(present), dismissed=sorted(dismissed), prohibited=prohibited)
     labels = {

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import queries
+from bot.core import queries, reminders
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import usncb_sent_fields
@@ -14,7 +14,6 @@ from bot.core.queries import indications_exist
 from bot.core.steps.base import Act, FormInputs, Step, Who
 from bot.core.transitions import not_future, require_stage
 from bot.messages import ActionId, Form, FormField, FormId, RefusalCode
-from bot.schedule import reminders
 from config.settings import UsncbChannelKind
 from storage.models import (
     Case,
@@ -55,7 +54,7 @@ def record_request(ctx: Ctx, case: Case, kind: RequestKind, values: dict[str, An
     if not webhook:
         not_future(values, "sent_on", today=ctx.today)
     request = UsncbRequest(
-        case_id=case.id, kind=kind.value, sent_by=ctx.actor, details=details,
+        case_id=case.id, kind=kind, sent_by=ctx.actor, details=details,
         sent_on=ctx.today if webhook else values["sent_on"],
         method="webhook" if webhook else values["method"],
         reference="" if webhook else values.get("reference") or "",
@@ -96,7 +95,7 @@ def record_answer(ctx: Ctx, request: UsncbRequest, answer: str, values: dict[str
         ctx.actor
     request.answer_reference = values.get("reference") or ""
     request.answer_details = details or {}
-    request.status = RequestStatus.answered.value
+    request.status = RequestStatus.answered
     ctx.session.add(request)
     reminders.stop(ctx, ReminderKind.usncb_request, request.id)
     ctx.state("usncb.answer", case_id=request.case_id, request_id=request.id,

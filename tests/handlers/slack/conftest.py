@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from socketserver import ThreadingMixIn
@@ -15,13 +16,15 @@ import httpx
 import pytest
 from pydantic import SecretStr
 from slack_bolt import App
+from sqlmodel import Session, select
 
 from bot.core.service import Core
 from bot.schedule.relay_loop import RelayLoop
 from config.settings import Settings
-from handlers.slack.app import create_app
+from handlers.slack.app import ContextExecutor, create_app
 from handlers.slack.relay import SlackRelay
 from handlers.slack.server import WSGIApp, wsgi_app
+from storage.models import OutboxMessage, OutboxStatus
 from tests.handlers.slack.fake_slack import FakeSlack, start_fake_slack
 from tests.handlers.slack.slack_requests import (
     FORM,
@@ -108,6 +111,23 @@ class SlackUser:
                     and (case_id is None or b["case_id"] == case_id)]
         self.fake.wait_for(lambda: bool(matches()))
         return matches()[-1]
+
+    def settle(self, core: Core, timeout: float = 10.0) -> None:
+        """Wait until the app has nothing left to do: no Slack listener queued or running and
+        nothing pending in the outbox. What has not happened by then will not happen."""
+        assert self.bolt is not None
+        executor = self.bolt.listener_runner.listener_executor
+        assert isinstance(executor, ContextExecutor)
+        deadline = time.monotonic() + timeout
+        assert executor.wait_idle(timeout), "Slack listeners still running"
+
+        def drained() -> bool:
+            with Session(core.engine) as session:
+                return session.exec(select(OutboxMessage).where(
+                    OutboxMessage.status == OutboxStatus.pending)).first() is None
+
+        self.fake.wait_for(drained, timeout=max(deadline - time.monotonic(), 0.1))
+        assert executor.wait_idle(max(deadline - time.monotonic(), 0.1))
 
     def last_view(self) -> dict[str, Any]:
         views = self.fake.of("views.open")

@@ -33,10 +33,10 @@ from click.testing import CliRunner
 from pydantic import SecretStr
 from sqlmodel import Session, col, func, select
 
-from bot.cli import main
 from bot.core.service import Core
 from bot.usncb.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 from config.settings import Settings
+from handlers.cli import main
 from storage import record
 from storage.models import Case, OutboxMessage, ProcessedDelivery, RecordEntry, UsncbRequest
 from storage.vault import Vault

@@ -176,7 +176,7 @@ def test_r2_a_redelivered_click_is_acted_on_once(slack: SlackUser, core: Core) -
     body = click.request.content.decode()
     assert slack.post(body, headers={"X-Slack-Retry-Num": "1"}).status_code == 200
     assert slack.post(body, headers={"X-Slack-Retry-Num": "2"}).status_code == 200
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     with Session(core.engine) as session:
         assert len(session.exec(select(Approval)).all()) == 1
     assert len(entries(core, action="click.request_approval")) == 1
@@ -263,7 +263,7 @@ def test_o18_details_from_app_home_open_a_modal_never_a_dm(slack: SlackUser, cor
     assert slack.post(body).status_code == 200
     slack.fake.wait_for(lambda: any(SUBJECT["subject_name"] in json.dumps(v)
                                     for v in slack.fake.of("views.open")))
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     for call_body in slack.fake.of("chat.postMessage")[posts_before:]:
         assert SUBJECT["subject_name"] not in json.dumps(call_body)
     assert entries(core, kind="read", case_id=case_id)

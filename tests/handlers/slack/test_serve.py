@@ -40,7 +40,7 @@ def served(core: Core, database_url: str, fake_slack: FakeSlack) -> Iterator[Sla
            "SLACK_BOT_TOKEN": "xoxb-test-token", "SLACK_SIGNING_SECRET": SECRET,
            "SLACK_API_URL": fake_slack.api_url}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--threads", "4"],
+        [sys.executable, "-c", "from handlers.cli import main; main()", "serve", "--threads", "4"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     base = f"http://127.0.0.1:{port}"

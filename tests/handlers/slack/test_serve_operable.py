@@ -59,7 +59,7 @@ def served(core: Core, database_url: str, fake_slack: FakeSlack,
     out, err = tmp_path / "stdout", tmp_path / "stderr"
     with out.open("wb") as stdout, err.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from bot.cli import main; main()", "serve", "--threads",
+            [sys.executable, "-c", "from handlers.cli import main; main()", "serve", "--threads",
              "4", "--workers", "2"],
             env=_env(database_url, fake_slack, port), stdout=stdout, stderr=stderr)
     base = f"http://127.0.0.1:{port}"
@@ -157,7 +157,7 @@ def test_probes_metrics_logs_and_a_quick_clean_stop(served: Served, core: Core) 
 
 
 def _one_line_failure(args: list[str], env: dict[str, str]) -> str:
-    result = subprocess.run([sys.executable, "-c", "from bot.cli import main; main()", *args],
+    result = subprocess.run([sys.executable, "-c", "from handlers.cli import main; main()", *args],
                             env=env, capture_output=True, timeout=60)
     assert result.returncode == 1
     errors = [line for line in result.stderr.decode().splitlines() if line.startswith("Error")]

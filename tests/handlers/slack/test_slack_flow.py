@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -11,12 +12,14 @@ from slack_sdk.models.blocks import Block
 from sqlmodel import Session, select
 
 from bot.core.service import Core
+from bot.messages import ActionId
 from storage import record
 from storage.models import Case, CloseReason, OutboxMessage, PlatformMessage, Stage
 from storage.vault import Vault
 from tests.conftest import TEST_KEY
 from tests.handlers.slack.conftest import SlackUser
 from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED, OPLA, SUBJECT, entries
+from tests.walk import CANONICAL_WALK, Move
 
 TODAY = "2026-11-23"
 OPEN_VALUES = {
@@ -49,6 +52,18 @@ def step(slack: SlackUser, user: str, action: str, case_id: str,
     assert response.content in (b"", b"{}") or "errors" not in response.json(), response.text
 
 
+def walk_slack(slack: SlackUser, core: Core, case_id: str, moves: Iterable[Move],
+               after: Callable[[Move], None] | None = None) -> None:
+    """The Slack driver of the canonical walk: click each button, fill the modal it opens,
+    and wait for the stages the walk names."""
+    for move in moves:
+        step(slack, move.actor, move.action, case_id, move.values)
+        if move.reaches is not None:
+            wait_stage(slack, core, case_id, move.reaches)
+        if after is not None:
+            after(move)
+
+
 def request_approval(slack: SlackUser, case_id: str) -> None:
     """Validity active, a clean review, and the approval requested, all by the officer."""
     step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "x"})
@@ -74,44 +89,17 @@ def test_whole_case_walked_through_slack(slack: SlackUser, core: Core) -> None:
     roots = [c for c in slack.fake.of("chat.postMessage") if c["channel"] == "C0HOUCASES"
              and "thread_ts" not in c]
     assert len(roots) == 1
-    step(slack, OFFICER, "validity_sent", case_id, {"sent_on": TODAY, "method": "e-mail"})
-    step(slack, OFFICER, "validity_answer", case_id, {"status": "active", "answered_on": TODAY})
-    wait_stage(slack, core, case_id, Stage.review)
-    step(slack, OFFICER, "review", case_id, {
-        "sources": ["interpol_guidance", "law_enforcement_systems", "usg_reports",
-                    "public_information"], "outcome": "no_indications"})
-    wait_stage(slack, core, case_id, Stage.approval)
-    step(slack, OFFICER, "request_approval", case_id)
-    # The approval request went to the FRO's DM.
-    slack.fake.wait_for(lambda: bool(slack.fake.of("conversations.open")))
-    assert slack.fake.of("conversations.open")[-1]["users"] == FRO
-    step(slack, FRO, "approve", case_id)
-    wait_stage(slack, core, case_id, Stage.documents)
-    step(slack, OFFICER, "documents_sent", case_id,
-         {"documents": ["warrant"], "sent_on": TODAY, "method": "e-mail"})
-    step(slack, OFFICER, "documents_answer", case_id,
-         {"answer": "received", "received": ["warrant"], "answered_on": TODAY})
-    step(slack, OFFICER, "documents_review", case_id,
-         {"indications": "no", "better_evidence": "yes"})
-    wait_stage(slack, core, case_id, Stage.use_authorization)
-    step(slack, OFFICER, "use_auth_sent", case_id,
-         {"purpose": "immigration", "sent_on": TODAY, "method": "OPLA"})
-    step(slack, OFFICER, "use_auth_answer", case_id, {"answer": "granted", "answered_on": TODAY})
-    wait_stage(slack, core, case_id, Stage.disclosure)
-    step(slack, OFFICER, "disclosure", case_id,
-         {"provided_on": TODAY, "provided": "warrant copy", "respond_by": "2026-12-14"})
-    # §5.1(6): the case waits for the person's response in a stage of its own.
-    wait_stage(slack, core, case_id, Stage.awaiting_response)
-    step(slack, OFFICER, "person_response", case_id, {"response": "not_contested"})
-    wait_stage(slack, core, case_id, Stage.representations)
-    step(slack, OFFICER, "representations", case_id, {"not_a_warrant": "yes", "i213": "yes"})
-    wait_stage(slack, core, case_id, Stage.ready)
-    slack.fake.wait_for(lambda: any("Threshold criteria met" in json.dumps(c)
-                                    for c in slack.fake.of("chat.postMessage")))
-    # The end of the case: the officer records how the notice was used and it closes.
-    step(slack, OFFICER, "record_outcome", case_id,
-         {"outcome": "immigration_proceedings", "used_on": TODAY})
-    wait_stage(slack, core, case_id, Stage.closed)
+    def after(move: Move) -> None:
+        if move.action is ActionId.request_approval:
+            # The approval request went to the FRO's DM.
+            slack.fake.wait_for(lambda: bool(slack.fake.of("conversations.open")))
+            assert slack.fake.of("conversations.open")[-1]["users"] == FRO
+        if move.reaches is Stage.ready:
+            slack.fake.wait_for(lambda: any("Threshold criteria met" in json.dumps(c)
+                                            for c in slack.fake.of("chat.postMessage")))
+
+    # The canonical walk (tests/walk.py), to the end of the case: the use recorded, closed.
+    walk_slack(slack, core, case_id, CANONICAL_WALK, after=after)
     slack.fake.wait_for(lambda: any("Use recorded" in json.dumps(c)
                                     for m in ("chat.postMessage", "chat.update")
                                     for c in slack.fake.of(m)))
@@ -180,7 +168,7 @@ def test_r2_resubmitted_modal_creates_one_case(slack: SlackUser, core: Core) -> 
     for _ in range(2):
         assert slack.submit(OFFICER, view, OPEN_VALUES, view_id="VSAME").status_code == 200
     slack.fake.wait_for(lambda: bool(cases(core)))
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     assert len(cases(core)) == 1
     roots = [c for c in slack.fake.of("chat.postMessage") if "thread_ts" not in c
              and c["channel"] == "C0HOUCASES"]
@@ -231,7 +219,7 @@ def test_app_home_lists_cases_and_approvals(slack: SlackUser, core: Core) -> Non
     # A retried delivery of the same event is acknowledged and not acted on again.
     assert slack.post(json.dumps(event), content_type="application/json",
                       headers={"X-Slack-Retry-Num": "1"}).status_code == 200
-    time.sleep(0.3)
+    slack.settle(core)  # nothing in flight: what did not happen will not
     assert len(slack.fake.of("views.publish")) == 1
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 COMMON = {"type", "id", "spacing", "separator", "isVisible", "height", "requires", "fallback"}
-ELEMENTS: dict[str, tuple[set[str], set[str]]] = {  # type: (allowed, required)
+ELEMENTS: dict[str, tuple[set[str], set[str]]] = {  # (allowed, required)
     "TextBlock": ({"text", "wrap", "weight", "size", "color", "isSubtle", "fontType",
                    "maxLines", "horizontalAlignment", "style"}, {"text"}),
     "FactSet": ({"facts"}, {"facts"}),

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from microsoft_teams.api.auth.cloud_environment import PUBLIC, US_GOV, US_GOV_DOD
 from pydantic import SecretStr
 
-from bot.cli import main
 from config.settings import Environment, Settings
 from config.teams import TeamsCloud, TeamsSettings
+from handlers.cli import main
 from handlers.teams.app import TeamsSettingsError, check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.package import COMMANDS, MANIFEST_VERSION
