@@ -22,6 +22,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from config.platforms import Platform
+
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-", "example", "dummy")
 SUPPORTED_DRIVERS = ("sqlite", "postgresql")
 
@@ -202,6 +204,10 @@ class Settings(BaseSettings):
     checkpoint_public_keys: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(), validation_alias="NOTICEBOT_CHECKPOINT_PUBLIC_KEYS")
     records_channel: str = Field(default="", validation_alias="NOTICEBOT_RECORDS_CHANNEL")
+    # The platforms this deployment delivers to: an outbox row is written for each one the
+    # destination is on (comma-separated; the console delivers to `console`).
+    platforms: Annotated[tuple[Platform, ...], NoDecode] = Field(
+        default=(Platform.slack,), min_length=1, validation_alias="NOTICEBOT_PLATFORMS")
     # A ready case whose use is not recorded: the officer is reminded every N days, and after
     # M reminders the AOR's FRO is told too (and may close it).
     outcome_remind_days: int = Field(default=30, ge=1, le=365,
@@ -291,6 +297,13 @@ class Settings(BaseSettings):
                 f"unsupported database '{backend}'; use sqlite:///FILE or postgresql+psycopg://..."
             )
         return value
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _split_platforms(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(dict.fromkeys(p.strip().lower() for p in value.split(",") if p.strip()))
 
     @field_validator("cli_operators", mode="before")
     @classmethod
@@ -423,6 +436,7 @@ _ENV_NAMES = {
     "checkpoint_key_file": "NOTICEBOT_CHECKPOINT_KEY_FILE",
     "checkpoint_public_keys": "NOTICEBOT_CHECKPOINT_PUBLIC_KEYS",
     "records_channel": "NOTICEBOT_RECORDS_CHANNEL",
+    "platforms": "NOTICEBOT_PLATFORMS",
     "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
     "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
     "slack_bot_token": "SLACK_BOT_TOKEN",

@@ -29,7 +29,8 @@ from bot.messages import (
 )
 from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
-from storage.models import OutboxMessage
+from config.platforms import Platform
+from handlers.console_transport import ConsoleTransport
 
 MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
@@ -68,6 +69,10 @@ class Console:
     def __init__(self, core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,
                  user: str | None = None, load_sample: bool | None = None,
                  width: int | None = None, colour: bool | None = None) -> None:
+        # The console is this process's one surface: what it queues is delivered to it, and
+        # it never takes another platform's rows from a shared database.
+        if core.settings.platforms != (Platform.console,):
+            core.settings = core.settings.model_copy(update={"platforms": (Platform.console,)})
         self.core = core
         # Marks in colour on a terminal (green done, red adverse or refused, yellow waiting),
         # unless NO_COLOR is set; never in scripts or transcripts.
@@ -80,7 +85,6 @@ class Console:
         self.load_sample = load_sample
         self.width = width
         self.buttons: dict[int, tuple[str, ActionValue]] = {}
-        self.latest: dict[str, tuple[OutboxMessage, Message]] = {}
         self.current_case: str | None = None  # the case last acted on: `press` prefers it
         self.typed = 0  # lines read from the person: what a walk through a case costs
         self._names: dict[str, str] = {}
@@ -291,18 +295,18 @@ class Console:
 
     def deliver(self, *, others_quietly: bool = False) -> None:
         """Run the due sweeps (reminders, digests, USNCB requests), then act as the relay:
-        print every queued outgoing message."""
+        print every queued outgoing message of the console (the delivery loop, in order)."""
         sweep_once(self.core)
         quiet = 0
-        for row in self.core.take_outbox():
-            message = Message.from_dict(row.payload)
-            updated = message.key is not None and message.key in self.latest
-            if message.key is not None:
-                self.latest[message.key] = (row, message)
-            if others_quietly and row.destination_kind == "dm" and row.destination != self.user:
+
+        def show(kind: str, destination: str, message: Message, updated: bool) -> None:
+            nonlocal quiet
+            if others_quietly and kind == "dm" and destination != self.user:
                 quiet += 1
-                continue
-            self.print_message(row.destination_kind, row.destination, message, updated=updated)
+                return
+            self.print_message(kind, destination, message, updated=updated)
+
+        self.core.take_outbox(ConsoleTransport(show))
         if quiet:
             self.say(f"({quiet} direct message(s) for other people delivered, not shown.)")
 

@@ -28,6 +28,8 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import build_form, open_case_form, validate
+from bot.delivery.loop import Delivery
+from bot.delivery.port import Transport
 from bot.messages import ActionId, ActionValue, Form, FormId, Mark, Message, Outcome
 from bot.ops import metrics
 from bot.ops.logs import log_context
@@ -39,8 +41,6 @@ from config.settings import Settings, UsncbChannelKind
 from storage.db import transaction
 from storage.models import (
     Case,
-    OutboxMessage,
-    OutboxStatus,
     Person,
     ProcessedDelivery,
     RequestKind,
@@ -428,22 +428,17 @@ class Core:
         with Session(self.engine) as session:
             return session.get(ProcessedDelivery, key) is not None
 
-    # --- delivery (the console's relay; the outbox issue adds retries and rate limits) -------
+    # --- delivery ----------------------------------------------------------------------------
 
-    def take_outbox(self) -> list[OutboxMessage]:
-        """Claim and return pending outgoing messages in order, marking them sent."""
-        with transaction(self.engine) as session:
-            rows = list(session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.pending)
-                .order_by(col(OutboxMessage.id))
-                .with_for_update(skip_locked=True)
-            ).all())
-            now = self.clock.now()
-            for row in rows:
-                row.status, row.sent_at, row.attempts = OutboxStatus.sent, now, row.attempts + 1
-                session.add(row)
-            return rows
+    def take_outbox(self, transport: Transport) -> int:
+        """Deliver the due outbox rows of the transport's platform now, in order, one at a
+        time (the console's relay); returns how many were delivered."""
+        loop = Delivery(engine=self.engine, transport=transport, clock=self.clock, pace=0.0,
+                        concurrency=1, linger=0.0)
+        delivered = 0
+        while (batch := loop.drain(limit=500)) > 0:
+            delivered += batch
+        return delivered
 
     def roster(self) -> list[tuple[str, str, list[str], str | None]]:
         """Active people as (user id, name, roles, AOR), for surfaces that list or pick them."""
