@@ -19,9 +19,10 @@ from datetime import datetime
 
 from sqlmodel import Session, col, select
 
+from bot.delivery.identities import reachable
 from bot.messages import DestinationKind, Message
 from config.platforms import Platform
-from storage.models import Aor, AorChannel, OutboxMessage, Person, PersonIdentity
+from storage.models import Aor, AorChannel, OutboxMessage
 
 # Platforms on which the core's channel ids are the platform's own (legacy: Slack ids).
 _NATIVE_CHANNELS = frozenset({Platform.slack, Platform.console})
@@ -74,41 +75,3 @@ def channel_on(session: Session, platform: Platform, channel: str) -> str | None
                (col(Aor.channel) == channel) | (col(Aor.id) == channel))
         .limit(1)
     ).first()
-
-
-def identity(session: Session, platform: Platform, user_id: str) -> str | None:
-    """The person's id on `platform`, or None if they are not on it."""
-    if platform is Platform.console:
-        return user_id
-    found = session.exec(
-        select(PersonIdentity.platform, PersonIdentity.external_id)
-        .where(PersonIdentity.user_id == user_id)
-    ).all()
-    for on, external_id in found:
-        if on == platform.value:
-            return external_id
-    # Before identities existed a person's id was their Slack id; a DM to an id that is no
-    # person (an admin set by hand) keeps going where it went.
-    return user_id if platform is Platform.slack and not found else None
-
-
-def reachable(session: Session, platform: Platform, user_id: str) -> bool:
-    return identity(session, platform, user_id) is not None
-
-
-def person_of(session: Session, platform: Platform, external_id: str) -> str | None:
-    """The noticebot person id of a platform identity (inbound adapters resolve through here).
-    On Slack an id with no identity row is taken as the person id itself, as before identities
-    existed, when such a person exists."""
-    if platform is Platform.console:
-        return external_id
-    found = session.exec(
-        select(PersonIdentity.user_id)
-        .where(PersonIdentity.platform == platform.value,
-               PersonIdentity.external_id == external_id)
-    ).first()
-    if found is not None:
-        return found
-    if platform is Platform.slack and session.get(Person, external_id) is not None:
-        return external_id
-    return None

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from sqlmodel import Session, col, select
 
-from bot.delivery.outbox import identity
+from bot.delivery.identities import identity
 from bot.delivery.port import Recipient
 from bot.messages import Message, mentioned, render_mentions
 from config.platforms import Platform

@@ -9,6 +9,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
+from handlers.slack.people import acting
 from handlers.slack.render import attempt, say
 
 if TYPE_CHECKING:
@@ -35,7 +36,8 @@ def register(app: App, deps: SlackDeps) -> None:
             client.views_publish(user_id=user, view={"type": "home", "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        outcome = attempt(lambda: deps.core.home(actor=user), what="App Home", tell=tell)
+        actor = acting(deps.core, user)
+        outcome = attempt(lambda: deps.core.home(actor=actor), what="App Home", tell=tell)
         if outcome is None:
             return
         blocks: list[dict[str, Any]] = []
