@@ -200,6 +200,9 @@ def parse_roster(text: str, *, today: date) -> RosterFile:
             key = str(loc[2]) if len(loc) > 2 else (str(loc[1]) if len(loc) == 2 and index is None
                                                      else None)
             where = _locate(text, table, index, key)
+            # A key of a table inside the entry ([aor.teams]): name it as `teams.channel`.
+            if key is not None and len(loc) > 3 and isinstance(loc[3], str):
+                key = f"{key}.{loc[3]}"
             path = f"[[{table}]] #{index + 1}" if index is not None else (table or "file")
             name = f" key '{key}'" if key else ""
             message = str(error["msg"]).removeprefix("Value error, ")
