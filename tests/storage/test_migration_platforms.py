@@ -4,9 +4,13 @@ it, platform refs become Slack's, and every person keeps their Slack id as a Sla
 from __future__ import annotations
 
 from alembic import command
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from storage.db import _alembic_config, create_db_engine
+
+
+def rows(db: Connection, sql: str) -> list[tuple[object, ...]]:
+    return [tuple(row) for row in db.execute(text(sql)).all()]
 
 
 def test_platform_migrations_keep_todays_rows(database_url: str) -> None:
@@ -34,18 +38,17 @@ def test_platform_migrations_keep_todays_rows(database_url: str) -> None:
         with engine.connect() as db:
             platforms = db.execute(text("SELECT platform FROM outbox ORDER BY id")).scalars()
             assert list(platforms) == ["console", "slack", "slack", "slack", "slack"]
-            assert db.execute(text("SELECT message_key, platform, channel, ts "
-                                   "FROM platform_message")).all() == [
+            assert rows(db, "SELECT message_key, platform, channel, ts "
+                            "FROM platform_message") == [
                 ("CASE1:root", "slack", "C0HOU", "1.5")]
-            assert db.execute(text("SELECT user_id, platform, external_id "
-                                   "FROM person_identity")).all() == [
+            assert rows(db, "SELECT user_id, platform, external_id FROM person_identity") == [
                 ("U0OFF1", "slack", "U0OFF1")]
-            assert db.execute(text("SELECT aor_id, platform, conversation "
-                                   "FROM aor_channel")).all() == [("HOU", "slack", "C0HOU")]
+            assert rows(db, "SELECT aor_id, platform, conversation FROM aor_channel") == [
+                ("HOU", "slack", "C0HOU")]
         # And back: the Slack refs stay.
         command.downgrade(config, "0010")
         with engine.connect() as db:
-            assert db.execute(text("SELECT message_key, ts FROM platform_message")).all() == [
+            assert rows(db, "SELECT message_key, ts FROM platform_message") == [
                 ("CASE1:root", "1.5")]
         command.upgrade(config, "head")
     finally:
