@@ -9,7 +9,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
-from handlers.slack.people import acting
+from handlers.slack.people import acting, slack_mentions
 from handlers.slack.render import attempt, say
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ def register(app: App, deps: SlackDeps) -> None:
         if outcome is None:
             return
         blocks: list[dict[str, Any]] = []
-        for message in outcome.private:
+        for message in slack_mentions(deps.core, outcome.private):
             blocks += message_blocks(message)
             blocks.append({"type": "divider"})
         def publish(_: str) -> None:
