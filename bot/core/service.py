@@ -434,7 +434,7 @@ class Core:
         """Deliver the due outbox rows of the transport's platform now, in order, one at a
         time (the console's relay); returns how many were delivered."""
         loop = Delivery(engine=self.engine, transport=transport, clock=self.clock, pace=0.0,
-                        concurrency=1, linger=0.0)
+                        concurrency=1, linger=0.0, need_root=False)
         delivered = 0
         while (batch := loop.drain(limit=500)) > 0:
             delivered += batch

@@ -56,9 +56,10 @@ class Claim:
 
 
 def claim(engine: Engine, platform: Platform, *, now: datetime, lease: timedelta,
-          ready: Ready) -> tuple[Claim | None, float | None]:
+          ready: Ready, need_root: bool = True) -> tuple[Claim | None, float | None]:
     """A claimed row of `platform`, or None and how many seconds until one may be claimable
-    (None: nothing is waiting on time)."""
+    (None: nothing is waiting on time). `need_root`: a thread reply waits until its root has
+    been posted on the platform (not on the console, which names a thread by its case)."""
     wait: float | None = None
 
     def soon(seconds: float) -> None:
@@ -104,7 +105,7 @@ def claim(engine: Engine, platform: Platform, *, now: datetime, lease: timedelta
                 candidate = (
                     not waits_on & blocked
                     and (r.destination_kind != DestinationKind.thread
-                         or r.destination in roots)
+                         or r.destination in roots or not need_root)
                     and ready(r.next_attempt_at, conversation, busy, now, soon)
                 )
             blocked |= keys

@@ -107,8 +107,11 @@ class Delivery:
     def __init__(self, *, engine: Engine, transport: Transport, clock: Clock,
                  lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF,
                  pace: float | None = None, concurrency: int = CONCURRENCY,
-                 linger: float = LINGER) -> None:
+                 linger: float = LINGER, need_root: bool = True) -> None:
         self.engine = engine
+        # Whether a thread reply waits for its root's post (the console's threads are named by
+        # their case, so a console on a shared database prints replies to Slack-opened cases).
+        self.need_root = need_root
         self.transport = transport
         self.platform = transport.platform
         self.clock = clock
@@ -153,7 +156,8 @@ class Delivery:
         while not self._stopping.is_set() and budget.take():
             nudges = self._nudges
             claim, wait = claims.claim(self.engine, self.platform, now=self.clock.now(),
-                                       lease=self.lease, ready=self._ready)
+                                       lease=self.lease, ready=self._ready,
+                                       need_root=self.need_root)
             if claim is not None:
                 idle_since = None
                 delivered += self._process(claim)
@@ -258,6 +262,8 @@ class Delivery:
             raise Dead(f"invalid_payload: destination kind {claim.kind}") from None
         if kind is DestinationKind.thread:
             root = self._known(f"{claim.destination}:root")
+            if root is None and not self.need_root:
+                return Address(conversation=claim.destination, thread=claim.destination)
             if root is None:  # claims wait for the root; only a vanished root gets here
                 raise Retry("root_not_posted", uncertain=claim.verify)
             return Address(conversation=root.channel, thread=root.ts)
