@@ -26,13 +26,13 @@ from bot.messages import (
     Mark,
     Message,
     Outcome,
+    render_mentions,
 )
 from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
 from config.platforms import Platform
 from handlers.console_transport import ConsoleTransport
 
-MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
 CONSOLE_CHANNEL = "C0CONSOLE"
 MARK_COLOURS = {Mark.good: "32", Mark.adverse: "31", Mark.refused: "31;1", Mark.waiting: "33",
@@ -130,7 +130,7 @@ class Console:
 
     def plain(self, text: str) -> str:
         """Chat text as the terminal shows it: people by name, no markup characters."""
-        return MARKUP.sub(r"\1", MENTION.sub(lambda m: f"@{self.name(m.group(1))}", text))
+        return MARKUP.sub(r"\1", render_mentions(text, lambda user: f"@{self.name(user)}"))
 
     # --- session -----------------------------------------------------------------------------
 

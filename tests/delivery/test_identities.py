@@ -159,3 +159,14 @@ def test_slack_renders_a_mention_with_the_persons_slack_id() -> None:
     transport.post(to=Address(conversation="C1"), outbox_id=7, people=people,
                    message=Message(text=f"{mention('sam')} and {mention('U0OTHER')}"))
     assert posted[0]["text"] == "<@U0SAMSLACK> and <@U0OTHER>"
+
+
+def test_console_names_people_whatever_their_id_looks_like(bare_core: Core) -> None:
+    import io
+
+    from handlers.console import ScriptedConsole
+
+    load_roster_text(bare_core, MIXED, actor="admin", source="t")
+    console = ScriptedConsole(bare_core, [], stdout=io.StringIO(), user="U0OFF1")
+    assert console.plain(f"{mention('sam')} and {mention('U0OFF1')}") == (
+        "@Sam Supervisor and @Olivia Officer")
