@@ -23,9 +23,9 @@ def register(app: App, deps: SlackDeps) -> None:
         def tell(text: str) -> None:
             respond(text=text, response_type="ephemeral", replace_original=False)
 
-        actor = acting(deps.core, user)
         outcome = attempt(lambda: deps.core.command(
-            actor=actor, text=command.get("text") or "", channel=command.get("channel_id") or ""),
+            actor=acting(deps.core, user), text=command.get("text") or "",
+            channel=command.get("channel_id") or ""),
             what="/notice", tell=tell)
         if outcome is None:
             return

@@ -36,8 +36,8 @@ def register(app: App, deps: SlackDeps) -> None:
             client.views_publish(user_id=user, view={"type": "home", "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        actor = acting(deps.core, user)
-        outcome = attempt(lambda: deps.core.home(actor=actor), what="App Home", tell=tell)
+        outcome = attempt(lambda: deps.core.home(actor=acting(deps.core, user)), what="App Home",
+                          tell=tell)
         if outcome is None:
             return
         blocks: list[dict[str, Any]] = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.core.service import Core
@@ -10,6 +13,8 @@ from bot.delivery.people import recipients, rendered
 from bot.delivery.port import Recipient
 from bot.messages import Message, mention
 from config.platforms import Platform
+
+log = logging.getLogger(__name__)
 
 
 def acting(core: Core, slack_id: str) -> str:
@@ -21,6 +26,14 @@ def acting(core: Core, slack_id: str) -> str:
 def slack_mentions(core: Core, messages: list[Message]) -> list[Message]:
     """Messages shown straight to a Slack user (ephemeral, modal, App Home), with each mention
     naming the person's Slack id, as the delivery loop renders outbox messages."""
+    try:
+        return _rendered(core, messages)
+    except SQLAlchemyError as error:  # the interaction is done: show it with ids as they are
+        log.warning("could not look up the Slack ids of people mentioned: %s", error)
+        return messages
+
+
+def _rendered(core: Core, messages: list[Message]) -> list[Message]:
     shown = []
     with Session(core.engine) as session:
         for message in messages:
