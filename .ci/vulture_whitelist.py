@@ -118,3 +118,5 @@ tenant  # the Teams SDK calls token providers with (scope, tenant) (bench/teams.
 _.do_GET  # http.server handler (tests/handlers/teams/fake_teams.py)
 _.do_PUT  # http.server handler (tests/handlers/teams/fake_teams.py)
 _.raise_for_status  # stands in for httpx.Response's (tests/handlers/teams/test_teams_transport.py)
+_user  # pydantic field validator (bot/roster.py)
+_split_platforms  # pydantic field validator (config/settings.py)

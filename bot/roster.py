@@ -13,15 +13,25 @@ from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from sqlmodel import SQLModel, col, delete, select
 
+from bot import roster_identities as identities
 from bot.core import access, reminders
 from bot.core.context import Ctx
 from bot.messages import DestinationKind, Message, mention
+from config.platforms import CHANNEL_ID_SHAPES, PERSON_ID_SHAPES, Platform
 from storage.models import (
     Aor,
     AorApprover,
+    AorChannel,
     AorManager,
     Case,
     Contact,
@@ -33,8 +43,9 @@ from storage.models import (
     TrainingCompletion,
 )
 
-USER_ID = r"^[UW][A-Z0-9]{2,31}$"
-CHANNEL_ID = r"^[CGD][A-Z0-9]{2,31}$"
+# noticebot's own id for a person: a Slack user id in rosters from before identities existed.
+PERSON_ID = r"^[A-Za-z0-9._-]{2,32}$"
+SLACK_CHANNEL = CHANNEL_ID_SHAPES[Platform.slack]
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
@@ -46,18 +57,29 @@ class RosterError(Exception):
         self.problems = problems
 
 
+class TeamsChannelEntry(BaseModel):
+    """`[aor.teams]`: the AOR's channel in Teams (the team, the channel's conversation id, and
+    the Bot Connector service URL the team is reached through)."""
+
+    model_config = ConfigDict(extra="forbid")
+    team: str = Field(min_length=1, max_length=256)
+    channel: str = Field(pattern=CHANNEL_ID_SHAPES[Platform.teams], max_length=256)
+    service_url: str = Field(pattern=r"^https://[^\s]+$", max_length=512)
+
+
 class AorEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = Field(min_length=1)
     supervisors: list[str] = Field(default_factory=list)
     managers: list[str] = Field(default_factory=list)
-    channel: str | None = Field(default=None, pattern=CHANNEL_ID)
+    channel: str | None = Field(default=None, pattern=SLACK_CHANNEL)  # the Slack channel
+    teams: TeamsChannelEntry | None = None
 
     @field_validator("supervisors", "managers")
     @classmethod
     def _user_ids(cls, value: list[str]) -> list[str]:
-        bad = [v for v in value if not re.match(USER_ID, v)]
+        bad = [v for v in value if not re.match(PERSON_ID, v)]
         if bad:
             raise ValueError(f"not chat user ids: {', '.join(bad)}")
         if len(set(value)) != len(value):
@@ -67,13 +89,33 @@ class AorEntry(BaseModel):
 
 class PersonEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user: str = Field(pattern=USER_ID)
+    # The platform identities come first: `user`'s check depends on them.
+    slack: str | None = Field(default=None, pattern=PERSON_ID_SHAPES[Platform.slack])
+    teams: str | None = Field(default=None, pattern=PERSON_ID_SHAPES[Platform.teams])
+    user: str = Field(pattern=PERSON_ID)
     name: str = Field(min_length=1)
     email: str
     roles: list[Role] = Field(min_length=1)
     aor: str | None = None
     training_completed: date | None = None
     timezone: str = "America/New_York"
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str, info: ValidationInfo) -> str:
+        # Without another identity, `user` is the person's Slack user id (as it always was).
+        if info.data.get("slack") is None and info.data.get("teams") is None \
+                and not re.match(PERSON_ID_SHAPES[Platform.slack], value):
+            raise ValueError("not a Slack user id (with `slack` or `teams` given, `user` may "
+                             "be any id of letters, digits, '.', '_' or '-')")
+        return value
+
+    def identities(self) -> dict[Platform, str]:
+        """The person's id on each platform; `user` alone is their Slack id."""
+        if self.slack is None and self.teams is None:
+            return {Platform.slack: self.user}
+        found = {Platform.slack: self.slack, Platform.teams: self.teams}
+        return {platform: value for platform, value in found.items() if value is not None}
 
     @field_validator("email")
     @classmethod
@@ -99,7 +141,7 @@ class ContactEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
     name: str = Field(min_length=1)
-    channel: str = Field(pattern=CHANNEL_ID)
+    channel: str = Field(pattern=SLACK_CHANNEL)
 
 
 class RosterFile(BaseModel):
@@ -157,6 +199,9 @@ def parse_roster(text: str, *, today: date) -> RosterFile:
             key = str(loc[2]) if len(loc) > 2 else (str(loc[1]) if len(loc) == 2 and index is None
                                                      else None)
             where = _locate(text, table, index, key)
+            # A key of a table inside the entry ([aor.teams]): name it as `teams.channel`.
+            if key is not None and len(loc) > 3 and isinstance(loc[3], str):
+                key = f"{key}.{loc[3]}"
             path = f"[[{table}]] #{index + 1}" if index is not None else (table or "file")
             name = f" key '{key}'" if key else ""
             message = str(error["msg"]).removeprefix("Value error, ")
@@ -177,6 +222,14 @@ def _cross_check(roster: RosterFile, text: str, today: date) -> None:
         where = _locate(text, table, index, key)
         return f"{where + ': ' if where else ''}[[{table}]] #{index + 1} key '{key}'"
 
+    holders: dict[tuple[Platform, str], str] = {}
+    for i, p in enumerate(roster.person):
+        for platform, external in p.identities().items():
+            holder = holders.setdefault((platform, external), p.user)
+            if holder != p.user:
+                key = platform.value if p.slack or p.teams else "user"
+                problems.append(f"{at('person', i, key)}: {platform.value} id {external} is "
+                                f"also {holder}'s")
     seen: set[str] = set()
     for i, p in enumerate(roster.person):
         if p.user in seen:
@@ -214,6 +267,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     for aor in roster.aor:
         _upsert(ctx, report, Aor, aor.id, {"name": aor.name, "channel": aor.channel,
                                            "active": True}, kind="aor")
+        identities.sync_aor(ctx, change, aor.id, _channels(aor))
     session.flush()
     no_longer_officers: set[str] = set()
     for entry in roster.person:
@@ -230,6 +284,7 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
                    previous=sorted(current))
             if Role.officer.value in current - roles:
                 no_longer_officers.add(entry.user)
+        identities.sync_person(ctx, change, entry.user, entry.identities())
         if entry.training_completed is not None:
             record_training(ctx, entry.user, entry.training_completed, source=source,
                             report=report)
@@ -263,6 +318,19 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     _tell_approvers_of_orphaned_cases(ctx, set(departed) | no_longer_officers)
     ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
     return report
+
+
+def _channels(aor: AorEntry) -> dict[Platform, AorChannel]:
+    """The AOR's channel on each platform, as the file gives them."""
+    found = {}
+    if aor.channel is not None:
+        found[Platform.slack] = AorChannel(aor_id=aor.id, platform=Platform.slack.value,
+                                           conversation=aor.channel)
+    if aor.teams is not None:
+        found[Platform.teams] = AorChannel(aor_id=aor.id, platform=Platform.teams.value,
+                                           conversation=aor.teams.channel, team=aor.teams.team,
+                                           service_url=aor.teams.service_url)
+    return found
 
 
 def _tell_approvers_of_orphaned_cases(ctx: Ctx, gone: set[str]) -> None:

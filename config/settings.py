@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from config.platforms import Platform
 from config.teams import TeamsSettings
 
 PLACEHOLDER_MARKERS = ("changeme", "change-me", "placeholder", "xxx", "your-", "example", "dummy")
@@ -176,6 +177,11 @@ class Settings(BaseSettings):
     outcome_escalate_after: int = Field(default=2, ge=1, le=20,
                                         validation_alias="NOTICEBOT_OUTCOME_ESCALATE_AFTER")
 
+    # The platforms this deployment delivers to: an outbox row is written for each one the
+    # destination is on (comma-separated; the console delivers to `console`).
+    platforms: Annotated[tuple[Platform, ...], NoDecode] = Field(
+        default=(Platform.slack,), min_length=1, validation_alias="NOTICEBOT_PLATFORMS")
+
     # --- Slack (in use once any of its secrets is set) ------------------------------------
     slack_bot_token: SecretStr = Field(default=SecretStr(""), validation_alias="SLACK_BOT_TOKEN")
     slack_signing_secret: SecretStr = Field(default=SecretStr(""),
@@ -307,6 +313,13 @@ class Settings(BaseSettings):
                 f"unsupported database '{backend}'; use sqlite:///FILE or postgresql+psycopg://..."
             )
         return value
+
+    @field_validator("platforms", mode="before")
+    @classmethod
+    def _split_platforms(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return tuple(dict.fromkeys(p.strip().lower() for p in value.split(",") if p.strip()))
 
     @field_validator("cli_operators", mode="before")
     @classmethod
@@ -452,6 +465,7 @@ _ENV_NAMES = {
     "checkpoint_key_file": "NOTICEBOT_CHECKPOINT_KEY_FILE",
     "checkpoint_public_keys": "NOTICEBOT_CHECKPOINT_PUBLIC_KEYS",
     "records_channel": "NOTICEBOT_RECORDS_CHANNEL",
+    "platforms": "NOTICEBOT_PLATFORMS",
     "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
     "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
     "slack_bot_token": "SLACK_BOT_TOKEN",

@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from bot.app import load_roster_text, sample_roster_text
 from bot.core.forms import FieldError, check_field, narrowed, shown
 from bot.core.service import Core
+from bot.delivery.loop import deliver_now
 from bot.messages import (
     ActionValue,
     FieldKind,
@@ -26,12 +27,13 @@ from bot.messages import (
     Mark,
     Message,
     Outcome,
+    render_mentions,
 )
 from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
-from storage.models import OutboxMessage
+from config.platforms import Platform
+from handlers.console_transport import ConsoleTransport
 
-MENTION = re.compile(r"<@([UW][A-Z0-9]+)>")
 MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
 CONSOLE_CHANNEL = "C0CONSOLE"
 MARK_COLOURS = {Mark.good: "32", Mark.adverse: "31", Mark.refused: "31;1", Mark.waiting: "33",
@@ -68,6 +70,10 @@ class Console:
     def __init__(self, core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,
                  user: str | None = None, load_sample: bool | None = None,
                  width: int | None = None, colour: bool | None = None) -> None:
+        # The console is this process's one surface: what it queues is delivered to it, and
+        # it never takes another platform's rows from a shared database.
+        if core.settings.platforms != (Platform.console,):
+            core.settings = core.settings.model_copy(update={"platforms": (Platform.console,)})
         self.core = core
         # Marks in colour on a terminal (green done, red adverse or refused, yellow waiting),
         # unless NO_COLOR is set; never in scripts or transcripts.
@@ -80,7 +86,6 @@ class Console:
         self.load_sample = load_sample
         self.width = width
         self.buttons: dict[int, tuple[str, ActionValue]] = {}
-        self.latest: dict[str, tuple[OutboxMessage, Message]] = {}
         self.current_case: str | None = None  # the case last acted on: `press` prefers it
         self.typed = 0  # lines read from the person: what a walk through a case costs
         self._names: dict[str, str] = {}
@@ -126,7 +131,7 @@ class Console:
 
     def plain(self, text: str) -> str:
         """Chat text as the terminal shows it: people by name, no markup characters."""
-        return MARKUP.sub(r"\1", MENTION.sub(lambda m: f"@{self.name(m.group(1))}", text))
+        return MARKUP.sub(r"\1", render_mentions(text, lambda user: f"@{self.name(user)}"))
 
     # --- session -----------------------------------------------------------------------------
 
@@ -291,18 +296,19 @@ class Console:
 
     def deliver(self, *, others_quietly: bool = False) -> None:
         """Run the due sweeps (reminders, digests, USNCB requests), then act as the relay:
-        print every queued outgoing message."""
+        print every queued outgoing message of the console (the delivery loop, in order)."""
         sweep_once(self.core)
         quiet = 0
-        for row in self.core.take_outbox():
-            message = Message.from_dict(row.payload)
-            updated = message.key is not None and message.key in self.latest
-            if message.key is not None:
-                self.latest[message.key] = (row, message)
-            if others_quietly and row.destination_kind == "dm" and row.destination != self.user:
+
+        def show(kind: str, destination: str, message: Message, updated: bool) -> None:
+            nonlocal quiet
+            if others_quietly and kind == "dm" and destination != self.user:
                 quiet += 1
-                continue
-            self.print_message(row.destination_kind, row.destination, message, updated=updated)
+                return
+            self.print_message(kind, destination, message, updated=updated)
+
+        deliver_now(engine=self.core.engine, transport=ConsoleTransport(show),
+                    clock=self.core.clock)
         if quiet:
             self.say(f"({quiet} direct message(s) for other people delivered, not shown.)")
 

@@ -12,6 +12,11 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+# Imported here so that every table is registered whenever the models are.
+from storage.delivery_models import AorChannel as AorChannel
+from storage.delivery_models import PersonIdentity as PersonIdentity
+from storage.delivery_models import Platform
+
 # The enums live in storage/enums.py; most code imports them from here (see __all__).
 from storage.enums import (
     ApprovalKind,
@@ -302,7 +307,8 @@ class OutboxMessage(SQLModel, table=True):
     """An outgoing message written in the same transaction as the change that causes it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),)
+    __table_args__ = (Index("ix_outbox_status_id", "status", "id"),
+                      Index("ix_outbox_platform_status_id", "platform", "status", "id"))
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     case_id: str | None = Field(default=None, index=True)
@@ -318,6 +324,8 @@ class OutboxMessage(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     platform_ref: str | None = None
     error: str | None = None
+    # The platform whose delivery loop sends the row (one loop never claims another's rows).
+    platform: str = Field(default=Platform.slack, max_length=16)
 
 
 class RecordEntry(SQLModel, table=True):
@@ -362,6 +370,7 @@ class PlatformMessage(SQLModel, table=True):
 
     __tablename__ = "platform_message"
     message_key: str = Field(primary_key=True, max_length=200)
+    platform: str = Field(default=Platform.slack, primary_key=True, max_length=16)
     channel: str
     ts: str
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
+from bot.core import outbox
 from bot.messages import DestinationKind, Message
 from config.settings import Settings
 from storage import record
@@ -105,16 +106,8 @@ class Ctx:
             ).first()
             if last == payload:
                 return False
-        self.session.add(
-            OutboxMessage(
-                created_at=self.now,
-                case_id=case_id,
-                destination_kind=kind.value,
-                destination=destination,
-                message_key=message.key,
-                payload=payload,
-            )
-        )
+        outbox.queue(self.session, now=self.now, platforms=self.settings.platforms, kind=kind,
+                     destination=destination, message=message, case_id=case_id)
         self.record(
             "outbound",
             "message.queued",

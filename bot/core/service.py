@@ -50,8 +50,6 @@ from config.settings import Settings, UsncbChannelKind
 from storage.db import transaction
 from storage.models import (
     Case,
-    OutboxMessage,
-    OutboxStatus,
     Person,
     ProcessedDelivery,
     RequestKind,
@@ -368,22 +366,7 @@ class Core:
         with Session(self.engine) as session:
             return session.get(ProcessedDelivery, key) is not None
 
-    # --- delivery (the console's relay; the outbox issue adds retries and rate limits) -------
-
-    def take_outbox(self) -> list[OutboxMessage]:
-        """Claim and return pending outgoing messages in order, marking them sent."""
-        with transaction(self.engine) as session:
-            rows = list(session.exec(
-                select(OutboxMessage)
-                .where(OutboxMessage.status == OutboxStatus.pending)
-                .order_by(col(OutboxMessage.id))
-                .with_for_update(skip_locked=True)
-            ).all())
-            now = self.clock.now()
-            for row in rows:
-                row.status, row.sent_at, row.attempts = OutboxStatus.sent, now, row.attempts + 1
-                session.add(row)
-            return rows
+    # --- delivery ----------------------------------------------------------------------------
 
     def roster(self) -> list[tuple[str, str, list[str], str | None]]:
         """Active people as (user id, name, roles, AOR), for surfaces that list or pick them."""

@@ -10,18 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
-from enum import StrEnum
 from typing import Protocol
 
 from bot.messages import Message
 
-
-class Platform(StrEnum):
-    """A surface messages are delivered to. Values are stored in outbox rows."""
-
-    console = "console"
-    slack = "slack"
-    teams = "teams"
+# Settings and outbox rows name platforms too, so the enum lives in config; the port names it.
+from config.platforms import Platform as Platform
 
 
 @dataclass(frozen=True)

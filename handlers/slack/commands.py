@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 from slack_sdk import WebClient
 
+from handlers.slack.people import acting
 from handlers.slack.render import attempt, show
 
 if TYPE_CHECKING:
@@ -23,7 +24,8 @@ def register(app: App, deps: SlackDeps) -> None:
             respond(text=text, response_type="ephemeral", replace_original=False)
 
         outcome = attempt(lambda: deps.core.command(
-            actor=user, text=command.get("text") or "", channel=command.get("channel_id") or ""),
+            actor=acting(deps.core, user), text=command.get("text") or "",
+            channel=command.get("channel_id") or ""),
             what="/notice", tell=tell)
         if outcome is None:
             return

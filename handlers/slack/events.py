@@ -9,6 +9,7 @@ from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 
 from handlers.slack.blocks import MAX_VIEW_BLOCKS, message_blocks
+from handlers.slack.people import acting, slack_mentions
 from handlers.slack.render import attempt, say
 
 if TYPE_CHECKING:
@@ -35,11 +36,12 @@ def register(app: App, deps: SlackDeps) -> None:
             client.views_publish(user_id=user, view={"type": "home", "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        outcome = attempt(lambda: deps.core.home(actor=user), what="App Home", tell=tell)
+        outcome = attempt(lambda: deps.core.home(actor=acting(deps.core, user)), what="App Home",
+                          tell=tell)
         if outcome is None:
             return
         blocks: list[dict[str, Any]] = []
-        for message in outcome.private:
+        for message in slack_mentions(deps.core, outcome.private):
             blocks += message_blocks(message)
             blocks.append({"type": "divider"})
         def publish(_: str) -> None:

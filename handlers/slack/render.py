@@ -24,6 +24,7 @@ from handlers.slack.blocks import (
     form_view,
     message_blocks,
 )
+from handlers.slack.people import slack_mentions
 
 if TYPE_CHECKING:
     from handlers.slack.deps import SlackDeps
@@ -62,7 +63,8 @@ def show(outcome: Outcome, deps: SlackDeps, *, client: WebClient, user: str,
                               view=form_view(outcome.form, metadata={"channel": channel}))
             modal_used = True
         if outcome.private:
-            show_private(client, outcome.private, user=user, channel=channel,
+            show_private(client, slack_mentions(deps.core, outcome.private), user=user,
+                         channel=channel,
                          respond=respond, trigger_id=None if modal_used else trigger_id)
     except Exception as error:
         log.warning("could not show an outcome to %s: %s", user, error)

@@ -305,7 +305,7 @@ def test_thread_replies_wait_for_their_root_and_keep_their_order(
     assert found[root_v2].platform_ref == posted[0].ts
     assert found[orphan].status == OutboxStatus.pending and found[orphan].attempts == 0
     with Session(engine) as session:
-        known = session.get(PlatformMessage, "CASE1:root")
+        known = session.get(PlatformMessage, ("CASE1:root", "slack"))
         assert known is not None and (known.channel, known.ts) == ("C1", posted[0].ts)
 
 
@@ -404,7 +404,7 @@ def test_stale_claim_that_reached_slack_is_marked_sent_without_a_second_post(
     assert posts_to(fake, "C1") == 1 and posts_to(fake, "C2") == 1
     assert found[fresh].status == OutboxStatus.sending and found[behind].attempts == 0
     with Session(engine) as session:
-        known = session.get(PlatformMessage, "CASE5:root")
+        known = session.get(PlatformMessage, ("CASE5:root", "slack"))
         assert known is not None and known.ts == first["ts"]
     history = fake.of("conversations.history")
     assert {h["channel"] for h in history} == {"C1", "C2"}

@@ -267,7 +267,8 @@ def test_rate_limited_and_failing_slack_calls_are_retried_once_delivered(
     # Three attempts reached Slack for the root message; exactly one was accepted.
     assert len(roots()) == 3
     with Session(core.engine) as session:
-        assert session.get(PlatformMessage, f"{cases(core)[0].id}:root") is not None
+        root = (f"{cases(core)[0].id}:root", "slack")  # keyed per platform
+        assert session.get(PlatformMessage, root) is not None
 
 
 def test_approver_dm_updates_to_show_the_decision_and_home_lists_it(

@@ -1,0 +1,59 @@
+"""A person's identities on each platform: outbound (who a DM goes to, how a mention renders)
+and inbound (which person a platform user acts as).
+
+`person.user_id` is noticebot's own id for a person. Before identities existed it was also the
+person's Slack user id, and the migration gave every person that Slack identity; a person with
+no identity rows at all is still reached on Slack by their id.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from config.platforms import Platform
+from storage.models import PersonIdentity
+
+
+def identity(session: Session, platform: Platform, user_id: str) -> str | None:
+    """The person's id on `platform`, or None if they are not on it."""
+    if platform is Platform.console:
+        return user_id
+    found = session.exec(
+        select(PersonIdentity.platform, PersonIdentity.external_id)
+        .where(PersonIdentity.user_id == user_id)
+    ).all()
+    for on, external_id in found:
+        if on == platform.value:
+            return external_id
+    # Before identities existed a person's id was their Slack id; a DM to an id that is no
+    # person (an admin set by hand) keeps going where it went.
+    return user_id if platform is Platform.slack and not found else None
+
+
+def reachable(session: Session, platform: Platform, user_id: str) -> bool:
+    """Whether a direct message to the person can go out on `platform`."""
+    return identity(session, platform, user_id) is not None
+
+
+def person_for(engine: Engine, platform: Platform, external_id: str) -> str:
+    """The person id an inbound request from `external_id` on `platform` acts as: every inbound
+    adapter resolves its user through here. An identity no person has acts as an unknown id,
+    refused by the access checks and recorded: on Slack the id itself, as before identities
+    existed (unless a person has that id and other identities: never act as them); elsewhere
+    `<platform>:<id>`."""
+    if platform is Platform.console:
+        return external_id
+    with Session(engine) as session:
+        found = session.exec(
+            select(PersonIdentity.user_id)
+            .where(PersonIdentity.platform == platform.value,
+                   PersonIdentity.external_id == external_id)
+        ).first()
+        if found is not None:
+            return found
+        if platform is Platform.slack and session.exec(
+                select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)
+                .limit(1)).first() is None:
+            return external_id  # no person, or a person from before identities existed
+    return f"{platform.value}:{external_id}"

@@ -1,0 +1,77 @@
+"""Writing outbox rows: which platforms a message goes to, and where on each.
+
+`Ctx.send` calls `queue` for every outgoing message. One row is written per platform this
+deployment delivers to (`Settings.platforms`) on which the destination exists:
+
+- a direct message: the person has an identity on the platform (the console reaches everyone;
+  on Slack a person with no identity rows at all is reached by their id, which was their Slack
+  user id before identities existed);
+- a channel: the channel is known on the platform (on Slack and the console the core's channel
+  id is the channel; elsewhere through the AOR whose Slack channel it is: `aor_channel`);
+- a thread: the case's root message is on the platform (it is queued first, in the same
+  transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlmodel import Session, col, select
+
+from bot.core.identities import reachable
+from bot.messages import DestinationKind, Message
+from config.platforms import Platform
+from storage.models import Aor, AorChannel, OutboxMessage
+
+# Platforms on which the core's channel ids are the platform's own (legacy: Slack ids).
+_NATIVE_CHANNELS = frozenset({Platform.slack, Platform.console})
+
+
+def queue(session: Session, *, now: datetime, platforms: Iterable[Platform],
+          kind: DestinationKind, destination: str, message: Message,
+          case_id: str | None = None) -> list[OutboxMessage]:
+    """Add one outbox row per platform the destination is on; returns the rows added."""
+    payload = message.to_dict()
+    rows = []
+    for platform in platforms:
+        where = destination_on(session, platform, kind, destination)
+        if where is None:
+            continue
+        row = OutboxMessage(created_at=now, case_id=case_id, destination_kind=kind.value,
+                            destination=where, message_key=message.key, payload=payload,
+                            platform=platform.value)
+        session.add(row)
+        rows.append(row)
+    return rows
+
+
+def destination_on(session: Session, platform: Platform, kind: DestinationKind,
+                   destination: str) -> str | None:
+    """The row's destination on `platform` (person id, channel conversation, case id), or None
+    if the destination is not on that platform."""
+    if kind is DestinationKind.dm:
+        return destination if reachable(session, platform, destination) else None
+    if kind is DestinationKind.channel:
+        return channel_on(session, platform, destination)
+    # A thread follows its root: the root's row is already in this session (autoflush).
+    root = session.exec(
+        select(OutboxMessage.id)
+        .where(OutboxMessage.message_key == f"{destination}:root",
+               OutboxMessage.platform == platform.value)
+        .limit(1)
+    ).first()
+    return destination if root is not None or platform in _NATIVE_CHANNELS else None
+
+
+def channel_on(session: Session, platform: Platform, channel: str) -> str | None:
+    """The conversation of the core's channel id on `platform`."""
+    if platform in _NATIVE_CHANNELS:
+        return channel
+    return session.exec(
+        select(AorChannel.conversation)
+        .join(Aor, col(Aor.id) == col(AorChannel.aor_id))
+        .where(AorChannel.platform == platform.value,
+               (col(Aor.channel) == channel) | (col(Aor.id) == channel))
+        .limit(1)
+    ).first()

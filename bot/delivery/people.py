@@ -1,0 +1,59 @@
+"""People as a platform knows them: for opening DMs and rendering mentions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from sqlmodel import Session, col, select
+
+from bot.core.identities import identity
+from bot.delivery.port import Recipient
+from bot.messages import Message, mentioned, render_mentions
+from config.platforms import Platform
+from storage.models import Person
+
+
+def recipient(session: Session, platform: Platform, user_id: str) -> Recipient | None:
+    """The person on `platform`, or None if they have no identity there."""
+    external = identity(session, platform, user_id)
+    if external is None:
+        return None
+    person = session.get(Person, user_id)
+    return Recipient(user_id=user_id, identity=external,
+                     name=person.name if person is not None else user_id)
+
+
+def recipients(session: Session, platform: Platform, message: Message) -> dict[str, Recipient]:
+    """Everyone the message mentions, by person id, as `platform` knows them (people who are
+    not on the platform are left out: a transport renders them by id)."""
+    ids = mentioned(message_text(message))
+    if not ids:
+        return {}
+    names = dict(session.exec(
+        select(Person.user_id, Person.name).where(col(Person.user_id).in_(ids))).all())
+    found: dict[str, Recipient] = {}
+    for user_id in ids:
+        external = identity(session, platform, user_id)
+        if external is not None:
+            found[user_id] = Recipient(user_id=user_id, identity=external,
+                                       name=names.get(user_id, user_id))
+    return found
+
+
+def message_text(message: Message) -> str:
+    """Every text of a message that may carry a mention, joined (for finding them)."""
+    parts = [message.title, message.text, message.preformatted, *message.notes]
+    parts += [value for _, value in message.fields]
+    return "\n".join(parts)
+
+
+def rendered(message: Message, render: Callable[[str], str]) -> Message:
+    """The message with every mention in its texts replaced by `render(person id)`."""
+    def on(text: str) -> str:
+        return render_mentions(text, render)
+
+    return replace(message, title=on(message.title), text=on(message.text),
+                   preformatted=on(message.preformatted),
+                   notes=tuple(on(note) for note in message.notes),
+                   fields=tuple((label, on(value)) for label, value in message.fields))

@@ -1,0 +1,35 @@
+"""Tables of platform-neutral delivery: which platforms a person and an AOR are reachable on.
+
+A person's noticebot id (`person.user_id`) is not any platform's id: each platform's id for the
+person is an identity here. An AOR's channel on each platform is an `aor_channel` row.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from config.platforms import Platform as Platform
+
+
+class PersonIdentity(SQLModel, table=True):
+    """A person as one platform knows them (Slack user id, Entra object id)."""
+
+    __tablename__ = "person_identity"
+    __table_args__ = (UniqueConstraint("platform", "external_id",
+                                       name="uq_person_identity_external"),)
+    user_id: str = Field(foreign_key="person.user_id", primary_key=True, max_length=32)
+    platform: str = Field(primary_key=True, max_length=16)
+    external_id: str = Field(max_length=128)
+
+
+class AorChannel(SQLModel, table=True):
+    """An AOR's channel on one platform. Teams also needs the team and the service URL the
+    channel's conversation is reached through."""
+
+    __tablename__ = "aor_channel"
+    aor_id: str = Field(foreign_key="aor.id", primary_key=True, max_length=32)
+    platform: str = Field(primary_key=True, max_length=16)
+    conversation: str = Field(max_length=256)  # Slack channel id, Teams channel conversation
+    team: str | None = Field(default=None, max_length=256)
+    service_url: str | None = Field(default=None, max_length=512)
