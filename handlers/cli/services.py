@@ -10,9 +10,14 @@ from typing import Any
 import click
 
 from bot.app import build_core
+from bot.core.service import Core
+from bot.delivery.loop import Delivery
+from bot.delivery.together import Together
 from bot.ops import metrics
 from bot.ops.probes import Readiness
 from bot.schedule.runner import start_scheduler
+from config.platforms import Platform
+from config.settings import Settings
 from handlers.cli.root import (
     cli_core,
     cli_engine,
@@ -122,6 +127,7 @@ def worker(metrics_port: int) -> None:
     settings = service_settings()
     core = build_core(settings, engine=cli_engine(settings.database_url))
     deliver, nudge, relay = None, None, None
+    loops: list[Delivery] = []
     if settings.slack_bot_token.get_secret_value():
         from handlers.slack.app import SlackSettingsError, check_slack, web_client
 
@@ -130,7 +136,11 @@ def worker(metrics_port: int) -> None:
             check_slack(settings, client)
         except SlackSettingsError as exc:
             raise click.ClickException(str(exc)) from None
-        relay = SlackRelay(engine=core.engine, client=client, clock=core.clock)
+        loops.append(SlackRelay(engine=core.engine, client=client, clock=core.clock))
+    if Platform.teams in settings.platforms:
+        loops.append(_teams_relay(settings, core))
+    if loops:  # one relay thread drives every platform's loop, each in its own thread
+        relay = Together(loops)
         deliver, nudge = relay.drain, relay.nudge
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -148,7 +158,7 @@ def worker(metrics_port: int) -> None:
             raise click.ClickException(f"cannot serve metrics on --metrics-port "
                                        f"{metrics_port}: {exc.strerror or exc}") from None
     log.info("worker running: sweeps every %ss%s%s", settings.sweep_seconds,
-             ", Slack relay on" if deliver else "",
+             "".join(f", {loop.platform.value} relay on" for loop in loops),
              f", /metrics on port {metrics_port}" if metrics_port else "")
     stop.wait()
     log.info("worker stopping")
@@ -158,3 +168,14 @@ def worker(metrics_port: int) -> None:
         relay.stop()
     scheduler.shutdown(wait=True)
     log.info("worker stopped")
+
+
+def _teams_relay(settings: Settings, core: Core) -> Delivery:
+    """The Teams loop of a worker, with the Teams settings checked as `noticebot teams` does."""
+    from config.settings import Environment
+    from handlers.teams.relay import teams_relay
+
+    problems = settings.teams.problems(production=settings.environment is Environment.production)
+    if problems:
+        raise click.ClickException("; ".join(problems) + "; see README 'Connect to Teams'")
+    return teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock)
