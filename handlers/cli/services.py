@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from bot.app import build_core
-from bot.core.service import Core
 from bot.delivery.loop import Delivery
 from bot.delivery.together import Together
 from bot.ops import metrics
@@ -125,6 +124,9 @@ def worker(metrics_port: int) -> None:
     """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
     deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
     settings = service_settings()
+    teams = Platform.teams in settings.platforms
+    if teams:  # before the database: a missing Teams secret is one line
+        _check_teams(settings)
     core = build_core(settings, engine=cli_engine(settings.database_url))
     deliver, nudge, relay = None, None, None
     loops: list[Delivery] = []
@@ -137,8 +139,10 @@ def worker(metrics_port: int) -> None:
         except SlackSettingsError as exc:
             raise click.ClickException(str(exc)) from None
         loops.append(SlackRelay(engine=core.engine, client=client, clock=core.clock))
-    if Platform.teams in settings.platforms:
-        loops.append(_teams_relay(settings, core))
+    if teams:
+        from handlers.teams.relay import teams_relay
+
+        loops.append(teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock))
     if loops:  # one relay thread drives every platform's loop, each in its own thread
         relay = Together(loops)
         deliver, nudge = relay.drain, relay.nudge
@@ -170,12 +174,11 @@ def worker(metrics_port: int) -> None:
     log.info("worker stopped")
 
 
-def _teams_relay(settings: Settings, core: Core) -> Delivery:
-    """The Teams loop of a worker, with the Teams settings checked as `noticebot teams` does."""
-    from config.settings import Environment
-    from handlers.teams.relay import teams_relay
+def _check_teams(settings: Settings) -> None:
+    """A worker delivering to Teams checks the Teams settings as `noticebot teams` does."""
+    from handlers.teams.checks import TeamsSettingsError, check_settings
 
-    problems = settings.teams.problems(production=settings.environment is Environment.production)
-    if problems:
-        raise click.ClickException("; ".join(problems) + "; see README 'Connect to Teams'")
-    return teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock)
+    try:
+        check_settings(settings)
+    except TeamsSettingsError as exc:
+        raise click.ClickException(str(exc)) from None
