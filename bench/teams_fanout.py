@@ -4,11 +4,13 @@ on loopback that enforces Teams' limits (429 with Retry-After 1 s above 7 posts 
 thread or 50 requests a second in the tenant) and injects further 429s at random (3 %).
 
 The minimum Teams' limits allow: the tenant takes at most 50 requests a second, so 1,000 posts
-span at least (1,000 − 1) / 50 s from the first stored to the last; a thread takes at most 7 a
-second, and each 429 injected into it costs it its Retry-After (1 s), so no thread finishes
-sooner than (n − 1) / 7 + k s. The minimum is the larger of the two; the span measured is the
-same thing (first post stored → last post stored). The relay runs in this process, next to the
-fake (the machine's cores are shared with the fake's threads and whatever else runs)."""
+and the k requests refused by injected 429s span at least (1,000 + k − 1) / 50 s from the
+first stored to the last (the ratio to (1,000 − 1) / 50 s alone is reported too); a thread
+takes at most 7 a second, and each 429 injected into it costs it its Retry-After (1 s), so no
+thread finishes sooner than (n − 1) / 7 + k s. The minimum is the larger of the two; the span
+measured is the same thing (first post stored → last post stored). The relay runs in this
+process, next to the fake (the machine's cores are shared with the fake's threads and whatever
+else runs)."""
 
 from __future__ import annotations
 
@@ -70,7 +72,7 @@ class LimitedTeams(FakeTeams):
             recent.append(now)
             self._ids += 1
             ref = str(self._ids)
-            for number in MARK.findall(json.dumps(body)):
+            for number in set(MARK.findall(json.dumps(body))):  # card and summary
                 self.stored.append((now, thread, int(number)))
         return 201, {}, {"id": ref}
 
@@ -137,7 +139,9 @@ def run(bench: Bench) -> list[Result]:
             per_thread = messages // threads
             thread_minimum = max((per_thread - 1) / THREAD_RPS + fake.injected[t] * RETRY_AFTER
                                  for t in {t for _, t, _ in fake.stored})
-            minimum = max((messages - 1) / TENANT_RPS, thread_minimum)
+            # Every request counts against the tenant, the injected 429s' included.
+            tenant_minimum = (messages + sum(fake.injected.values()) - 1) / TENANT_RPS
+            minimum = max(tenant_minimum, thread_minimum)
             ratio = span / minimum
             results.append(Result(
                 id="TP2", name=f"Teams fan-out {messages} msgs / {threads} threads ({kind})",
@@ -145,7 +149,8 @@ def run(bench: Bench) -> list[Result]:
                 ok=None if bench.quick else (ratio <= TARGET_RATIO and lost == 0
                                              and unsent == 0),
                 details={"span_s": round(span, 2), "minimum_s": round(minimum, 2),
-                         "tenant_minimum_s": round((messages - 1) / TENANT_RPS, 2),
+                         "tenant_minimum_s": round(tenant_minimum, 2),
+                         "ratio_to_posts_alone": round(span / ((messages - 1) / TENANT_RPS), 3),
                          "thread_minimum_s": round(thread_minimum, 2),
                          "injected_429": sum(fake.injected.values()),
                          "answered_429_over_limits": fake.limited,
