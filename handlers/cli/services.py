@@ -121,8 +121,9 @@ def socket() -> None:
 @click.option("--metrics-port", default=9300, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the worker's /metrics, /livez and /readyz (0: none).")
 def worker(metrics_port: int) -> None:
-    """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
-    deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
+    """Run only the sweeps (reminders, escalations, digests, USNCB; Slack delivery when a Slack
+    token is set, Teams delivery when NOTICEBOT_PLATFORMS lists teams), for deployments that
+    separate them from `serve`. Stops cleanly on SIGTERM."""
     settings = service_settings()
     teams = Platform.teams in settings.platforms
     if teams:  # before the database: a missing Teams secret is one line
