@@ -44,7 +44,7 @@ from bot.roster import RosterError, record_training
 from bot.schedule.runner import start_scheduler
 from config.settings import LogFormat, Settings, SettingsError, load_settings, safe_url
 from handlers.slack.relay import SlackRelay
-from storage import record, tree
+from storage import tree
 from storage.db import DatabaseMissing, create_db_engine, open_existing, sqlite_path, upgrade
 from storage.models import Case
 from storage.vault import Vault, VaultError, generate_key
@@ -656,8 +656,8 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
         return
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
     with Session(engine) as session:
-        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
-        problem = checkpoints.verify_full_tree(session, signed) if result.ok else None
+        result, problem = checkpoints.verify_full(session, Vault(settings.vault_keys), signed,
+                                                  workers=workers)
     if result.ok and problem is None:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}" + (f"; {len(signed)} signed checkpoints match"

@@ -36,9 +36,10 @@ def walked(core: Core) -> Core:
     return core
 
 
-def verify(engine: Engine, **kwargs: int) -> record.VerifyResult:
+def verify(engine: Engine, *, workers: int | None = None,
+           per_range: int | None = None) -> record.VerifyResult:
     with Session(engine) as session:
-        return record.verify(session, Vault((TEST_KEY,)), **kwargs)
+        return record.verify(session, Vault((TEST_KEY,)), workers=workers, per_range=per_range)
 
 
 def assert_all_agree(engine: Engine) -> record.VerifyResult:
