@@ -383,6 +383,25 @@ def checkpoint_key_generate(path: Path) -> None:
     click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
 
 
+@checkpoint_key.command("hand-over")
+@click.option("--to", "new_key", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The new key's file (from `keys checkpoint-key generate`).")
+def checkpoint_key_hand_over(new_key: Path) -> None:
+    """Rotate the checkpoint key: sign a last checkpoint with the current key, the current key's
+    hand-over to NEW_KEY, and the first checkpoint under NEW_KEY (see README)."""
+    core = _core(existing=True)
+    try:
+        last, handover, first = checkpoints.hand_over(
+            engine=core.engine, settings=core.settings, clock=core.clock, new_key_file=new_key)
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"key {handover.old} handed over to {handover.new} after "
+               f"{last.checkpoint.short()}; {first.checkpoint.short()} signed by the new key")
+    click.echo(f"now set NOTICEBOT_CHECKPOINT_KEY_FILE={new_key} and keep both public keys in "
+               f"NOTICEBOT_CHECKPOINT_PUBLIC_KEYS (new: {handover.public})")
+
+
 @checkpoint_key.command("show")
 def checkpoint_key_show() -> None:
     """Print the public key (and fingerprint) of NOTICEBOT_CHECKPOINT_KEY_FILE, to hand out."""
@@ -619,19 +638,28 @@ def audit_prove(seq: int) -> None:
 @click.option("--full", is_flag=True,
               help="Walk every entry and recompute the whole tree, not only what came after "
                    "the newest signed checkpoint.")
-def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> None:
+@click.option("--heads", "more_heads", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Another copy of the heads file (another publisher's, say; repeatable): its "
+                   "checkpoints must agree with the record and with every other checkpoint.")
+def audit_verify(heads_file: Path | None, workers: int | None, full: bool,
+                 more_heads: tuple[Path, ...]) -> None:
     """Verify the record: by default from the newest signed checkpoint in the heads file (its
     signature, the tree's consistency with it, the entries after it); with --full, or without
     a checkpoint, the whole chain. Exit 1 at the first problem."""
     settings = _settings()
     engine = _engine(settings.database_url, reads_only=True, existing=True)
     source = heads_file or (Path(settings.heads_file) if settings.heads_file else None)
-    try:
-        signed = checkpoints.read_checkpoints(source, checkpoints.known_keys(settings)) \
-            if source is not None else []
-    except checkpoints.CheckpointError as exc:
-        click.echo(f"BROKEN: {exc}", err=True)
-        sys.exit(1)
+    sources: dict[str, list[checkpoints.Signed]] = {}
+    for path in (source, *more_heads):
+        try:
+            if path is not None:
+                sources[str(path)] = checkpoints.read_checkpoints(
+                    path, checkpoints.known_keys(settings))
+        except checkpoints.CheckpointError as exc:
+            click.echo(f"BROKEN: {path}: {exc}", err=True)
+            sys.exit(1)
+    signed = sources.get(str(source), [])
     if heads_file is not None:
         against = verify_against(engine=engine, settings=settings, heads_file=heads_file,
                                  workers=workers)
@@ -653,6 +681,7 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
                    f"{tree_result.since} ({len(signed)} signed checkpoints); tree size "
                    f"{tree_result.size}, root {tree_result.root}; head {tree_result.size} "
                    f"{tree_result.head_hash} (--full walks everything)")
+        _cross_check(engine, sources, tree_result.size, more_heads)
         return
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
     with Session(engine) as session:
@@ -662,6 +691,7 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}" + (f"; {len(signed)} signed checkpoints match"
                                             if signed else ""))
+        _cross_check(engine, sources, result.head_seq, more_heads)
         return
     if problem is not None:
         click.echo(f"BROKEN: {problem}", err=True)
@@ -669,6 +699,20 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
     click.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} "
                f"({result.entries} entries verified before it)", err=True)
     sys.exit(1)
+
+
+def _cross_check(engine: Engine, sources: dict[str, list[checkpoints.Signed]], size: int,
+                 more_heads: tuple[Path, ...]) -> None:
+    """With --heads: every checkpoint of every heads file against the verified tree."""
+    if not more_heads:
+        return
+    with Session(engine) as session:
+        problem = checkpoints.forks(session, sources, size, tree.root(session, size))
+    if problem is not None:
+        click.echo(f"BROKEN: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {sum(map(len, sources.values()))} checkpoints in {len(sources)} heads "
+               "files agree with each other and with the record")
 
 
 @main.command()

@@ -27,8 +27,9 @@ import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy
 from sqlalchemy import Engine
@@ -108,10 +109,11 @@ def verify_incremental(session: Session, vault: Vault,
             if tree.root(session, old.size).hex() != old.root:
                 return broken(f"the stored tree's root at {old.size} differs from checkpoint "
                               f"{old.size} (history rewritten)", old.size)
-            if len(checkpoints) > 1:
-                problem = _consistent(session, checkpoints[-2].checkpoint, old)
-                if problem:
-                    return broken(problem)
+            # Every checkpoint before it, not only the last: two far apart can disagree.
+            problem = forks(session, {"the heads file": checkpoints[:-1]}, old.size,
+                            bytes.fromhex(old.root), against=f"checkpoint {old.size}")
+            if problem:
+                return broken(problem)
         # The walk starts at the checkpoint's own entry, so its content is checked too.
         start = max(since - 1, 0)
         link = head.prev_hash if newest is not None and head is not None else record.GENESIS_HASH
@@ -144,13 +146,40 @@ def verify_incremental(session: Session, vault: Vault,
                         checkpoints=len(checkpoints))
 
 
-def _consistent(session: Session, old: Checkpoint, new: Checkpoint) -> str | None:
-    proof = tree.consistency_proof(session, old.size, new.size)
-    if merkle.verify_consistency(old.size, new.size, bytes.fromhex(old.root),
-                                 bytes.fromhex(new.root), proof):
-        return None
-    return (f"checkpoint {new.size} is not consistent with checkpoint {old.size} "
-            "(two checkpoints disagree: a fork)")
+def forks(session: Session, sources: dict[str, list[Signed]], size: int, root: bytes, *,
+          against: str = "") -> str | None:
+    """Every checkpoint of every source (heads files, maybe from several publishers) against
+    the others and against the tree of `size` leaves with `root` (known good): two of one size
+    must agree, and each smaller one must be a prefix of it (consistency proofs from the stored
+    tree, their nodes read at once). None, or the first disagreement, naming both sides."""
+    against = against or f"the record's tree of {size} entries"
+    by_size: dict[int, tuple[str, Signed]] = {}
+    for name, found in sources.items():
+        for signed in found:
+            checkpoint, where = signed.checkpoint, _where(name, signed)
+            seen = by_size.setdefault(checkpoint.size, (name, signed))
+            if (seen[1].checkpoint.root, seen[1].checkpoint.head) != (checkpoint.root,
+                                                                      checkpoint.head):
+                return (f"{where} and {_where(*seen)} "
+                        "disagree (a fork)")
+            if checkpoint.size > size:
+                return (f"{where} is beyond {against} (the record was truncated, or the "
+                        "checkpoint belongs to another history)")
+    plans = {n: merkle.consistency_ranges(n, size) for n in by_size if n < size}
+    found_nodes = tree.nodes(session, {node for ranges in plans.values()
+                                       for node in merkle.proof_nodes(ranges)})
+    for n in sorted(by_size):
+        name, signed = by_size[n]
+        old_root = bytes.fromhex(signed.checkpoint.root)
+        if not (old_root == root if n == size else merkle.verify_consistency(
+                n, size, old_root, root, merkle.hashes_of(plans[n], found_nodes))):
+            return (f"{against} is not consistent with {_where(name, signed)} (two "
+                    "checkpoints disagree: a fork)")
+    return None
+
+
+def _where(name: str, signed: Signed) -> str:
+    return f"checkpoint {signed.checkpoint.size} ({name}, line {signed.line})"
 
 
 def verify_full(session: Session, vault: Vault, checkpoints: list[Signed], *,
@@ -279,6 +308,11 @@ def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
     keys = known_keys(settings)
     with _locked(target):
         existing = read_checkpoints(target, keys)
+        if existing and existing[-1].key != fingerprint(key.public_key()):
+            raise CheckpointError(
+                f"the newest checkpoint in {target} is signed by key {existing[-1].key[:16]}…, "
+                f"not by this key ({fingerprint(key.public_key())[:16]}…): after a key "
+                "hand-over, NOTICEBOT_CHECKPOINT_KEY_FILE must be the new key")
         with Session(engine) as session:
             if existing:
                 verified = verify_incremental(session, Vault(settings.vault_keys), existing)
@@ -307,6 +341,73 @@ def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
                 text=f"Record {signed.checkpoint.short()} signed by key {signed.key[:16]}",
                 title="Record checkpoint", section="§6"))
     return signed
+
+
+def hand_over(*, engine: Engine, settings: Settings, clock: Clock, new_key_file: Path,
+              target: Path | None = None) -> tuple[Signed, Handover, Signed]:
+    """Rotate the checkpoint key: a last checkpoint under the current key (everything since
+    the one before verified), the current key's signed hand-over naming the new key and that
+    checkpoint, and the same tree signed by the new key, chained to it. Returns the three."""
+    old_key = load_private(settings)
+    new_key = load_private(settings, new_key_file)
+    new_public = new_key.public_key()
+    if fingerprint(new_public) == fingerprint(old_key.public_key()):
+        raise CheckpointError(f"{new_key_file} is the current key; generate a new one")
+    last = make_checkpoint(engine=engine, settings=settings, clock=clock, target=target)
+    target = target or _heads_file(settings)
+    keys = {**known_keys(settings), fingerprint(new_public): new_public}
+    with _locked(target):
+        existing = read_checkpoints(target, keys)
+        if not existing or existing[-1].checkpoint != last.checkpoint:
+            raise CheckpointError(f"another checkpoint was appended to {target} meanwhile; "
+                                  "run the hand-over again")
+        now = clock.now().isoformat()
+        handover = sign_handover(old_key, new_public, last.checkpoint.digest(), now)
+        first = sign(new_key, replace(last.checkpoint, time=now,
+                                      previous=last.checkpoint.digest()))
+        try:  # one write: the hand-over never stands without the checkpoint it admits
+            _append_line(target, handover.to_line() + "\n" + first.to_line())
+        except OSError as exc:
+            raise CheckpointError(f"cannot append to {target}: {exc}") from None
+    with unit_of_work(engine, clock=clock, settings=settings, actor=CHECKPOINT_ACTOR) as ctx:
+        ctx.record("admin", "records.checkpoint_key_handed_over", old=handover.old,
+                   new=handover.new, size=last.checkpoint.size, target=str(target))
+    return last, handover, replace(first, handover=handover)
+
+
+def export_json(session: Session, settings: Settings, signed: Signed) -> dict[str, Any]:
+    """An export's `checkpoint.json`: the signed checkpoint and its public key, the checkpoint
+    before it with the consistency proof between the two (two that disagree are a fork) and
+    the key hand-over if the key changed there, and consistency proofs from every earlier
+    published checkpoint (for `verify_export.py --heads`)."""
+    size = signed.checkpoint.size
+    public = public_text(load_private(settings).public_key())
+    content: dict[str, Any] = {
+        "checkpoint": signed.checkpoint.text(), "key": signed.key, "signature": signed.signature,
+        "public_key": public}
+    # The checkpoint before it, with the consistency proof between the two: a recipient sees
+    # the new tree extends the old one (two checkpoints that disagree are a fork).
+    published = read_checkpoints(Path(settings.heads_file),
+                                             known_keys(settings))
+    earlier = [c for c in published if c.checkpoint.digest() == signed.checkpoint.previous]
+    if earlier:
+        before = earlier[-1]
+        content["previous"] = {"checkpoint": before.checkpoint.text(), "key": before.key,
+                               "signature": before.signature}
+        content["consistency"] = [h.hex() for h in tree.consistency_proof(
+            session, before.checkpoint.size, size)] if before.checkpoint.size < size else []
+    newest = next((c for c in reversed(published) if c.checkpoint == signed.checkpoint), None)
+    if newest is not None and newest.handover is not None:  # the key changed here
+        content["handover"] = newest.handover.to_json()
+    # From every earlier published checkpoint to this one: a recipient holding a heads file
+    # checks each of its checkpoints against this export (`verify_export.py --heads`).
+    plans = {n: merkle.consistency_ranges(n, size)
+             for n in {c.checkpoint.size for c in published} if n < size}
+    found = tree.nodes(session, {node for ranges in plans.values()
+                                 for node in merkle.proof_nodes(ranges)})
+    content["consistency_from"] = {str(n): [h.hex() for h in merkle.hashes_of(ranges, found)]
+                                   for n, ranges in sorted(plans.items())}
+    return content
 
 
 def _heads_file(settings: Settings) -> Path:
