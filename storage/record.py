@@ -7,7 +7,10 @@ disposition can remove content while the chain still verifies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from storage import merkle, tree
 from storage.models import DispositionLog, RecordEntry, RecordPayload
-from storage.vault import Vault, VaultError
+from storage.vault import PREFIX, Vault, VaultError
 
 GENESIS_HASH = "0" * 64
 # The action of the entry the disposition path appends for each disposition log row.
@@ -340,6 +344,7 @@ class _Stretch:
 
 def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals,
           marks: frozenset[int] = frozenset()) -> _Stretch:
+    opened = _Opener(vault)
     first_seq: int | None = None
     first_prev_hash: str | None = None
     expected_seq, prev_hash, count = 0, "", 0
@@ -359,7 +364,7 @@ def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals,
         elif body is None:
             if not disposals.covers(seq, case_id):
                 problem = "content is missing and no disposition log covers it (deleted)"
-        elif (plain := _open(vault, body)) is None:
+        elif (plain := opened(body)) is None:
             problem = "payload cannot be decrypted (is NOTICEBOT_ENCRYPTION_KEYS set?)"
         elif sha256_hex(plain) != digest:
             problem = "payload does not match its digest (altered)"
@@ -436,6 +441,50 @@ def _graft(edge: list[tuple[int, bytes]], size: int, stretch: _Stretch,
             level += 1
         edge.append((level, node))
     return edge
+
+
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+class _Opener:
+    """`Vault.open` for the walk's inner loop, where cryptography's Fernet spends more on the
+    objects it builds per token than on the cryptography. The same checks (Fernet spec: the
+    version byte, HMAC-SHA256 over everything before it, then AES-128-CBC and PKCS#7), done
+    with one AES-ECB context per key made once, CBC undone by XOR with the previous block. A
+    token it does not open goes to `Vault.open`, which gives the same answer or error."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        self.keys = []
+        for key in vault.keys:
+            raw = base64.urlsafe_b64decode(key)
+            self.keys.append((raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB())
+                              .decryptor()))
+
+    def __call__(self, body: str) -> str | None:
+        if body.startswith(PREFIX) and self.keys:
+            try:  # what base64.urlsafe_b64decode does, without its argument checks
+                data = binascii.a2b_base64(body[len(PREFIX):].encode().translate(_URLSAFE))
+            except (binascii.Error, ValueError):
+                data = b""
+            # version, time (8), IV (16), whole AES blocks, HMAC (32)
+            if len(data) >= 73 and data[0] == 0x80 and (len(data) - 57) % 16 == 0:
+                signed, mac = data[:-32], data[-32:]
+                for signing, ecb in self.keys:
+                    if not hmac.compare_digest(hmac.digest(signing, signed, "sha256"), mac):
+                        continue
+                    chained = data[9:-32]  # IV ‖ ciphertext: block i is XORed with block i-1
+                    size = len(chained) - 16
+                    padded = (int.from_bytes(ecb.update(chained[16:]), "big")
+                              ^ int.from_bytes(chained[:size], "big")).to_bytes(size, "big")
+                    pad = padded[-1]
+                    if 1 <= pad <= 16 and padded[-pad:] == bytes((pad,)) * pad:
+                        try:
+                            return padded[:-pad].decode()
+                        except UnicodeDecodeError:
+                            pass
+                    break
+        return _open(self.vault, body)
 
 
 def _open(vault: Vault, body: str) -> str | None:
