@@ -17,7 +17,9 @@ The signed text (UTF-8, every line ends with a newline):
 
 A heads-file line with a checkpoint also carries `seq`, `hash` and `published_at` (so the
 plain head check reads it too), `checkpoint` (that text), `key` (the signing key's
-fingerprint: SHA-256 hex of the raw public key) and `signature` (base64).
+fingerprint: SHA-256 hex of the raw public key) and `signature` (base64). A key change is a
+hand-over line between two checkpoints. Keys, hand-overs and reading the heads file are in
+`bot.records.signing`; verification, forks and making checkpoints here.
 """
 
 from __future__ import annotations
