@@ -455,11 +455,9 @@ class _Opener:
 
     def __init__(self, vault: Vault) -> None:
         self.vault = vault
-        self.keys = []
-        for key in vault.keys:
-            raw = base64.urlsafe_b64decode(key)
-            self.keys.append((raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB())
-                              .decryptor()))
+        raw_keys = [base64.urlsafe_b64decode(key) for key in vault.keys]
+        self.keys = [(raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB()).decryptor())
+                     for raw in raw_keys]  # (HMAC key, AES key's context), as Fernet splits it
 
     def __call__(self, body: str) -> str | None:
         if body.startswith(PREFIX) and self.keys:
