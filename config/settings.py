@@ -438,53 +438,14 @@ def safe_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-_ENV_NAMES = {
-    "database_url": "NOTICEBOT_DATABASE_URL",
-    "slack_api_url": "SLACK_API_URL",
-    "port": "NOTICEBOT_PORT",
-    "environment": "NOTICEBOT_ENV",
-    "training_validity_days": "NOTICEBOT_TRAINING_VALIDITY_DAYS",
-    "justification_min_chars": "NOTICEBOT_JUSTIFICATION_MIN_CHARS",
-    "justification_min_words": "NOTICEBOT_JUSTIFICATION_MIN_WORDS",
-    "watchlist_countries": "NOTICEBOT_WATCHLIST_COUNTRIES",
-    "usncb_channel": "NOTICEBOT_USNCB_CHANNEL",
-    "usncb_timeout_seconds": "NOTICEBOT_USNCB_TIMEOUT_SECONDS",
-    "usncb_max_attempts": "NOTICEBOT_USNCB_MAX_ATTEMPTS",
-    "encryption_keys": "NOTICEBOT_ENCRYPTION_KEYS",
-    "retention_file": "NOTICEBOT_RETENTION_FILE",
-    "usncb_remind_every": "NOTICEBOT_USNCB_REMIND_EVERY_DAYS",
-    "usncb_escalate_after": "NOTICEBOT_USNCB_ESCALATE_AFTER",
-    "usncb_escalate_next_after": "NOTICEBOT_USNCB_ESCALATE_NEXT_AFTER",
-    "approval_remind_after": "NOTICEBOT_APPROVAL_REMIND_AFTER_DAYS",
-    "approval_escalate_after": "NOTICEBOT_APPROVAL_ESCALATE_AFTER",
-    "training_reminder_days": "NOTICEBOT_TRAINING_REMINDER_DAYS",
-    "extra_holidays": "NOTICEBOT_EXTRA_HOLIDAYS",
-    "sweep_seconds": "NOTICEBOT_SWEEP_SECONDS",
-    "heads_file": "NOTICEBOT_HEADS_FILE",
-    "heads_hours": "NOTICEBOT_HEADS_HOURS",
-    "checkpoint_key_file": "NOTICEBOT_CHECKPOINT_KEY_FILE",
-    "checkpoint_public_keys": "NOTICEBOT_CHECKPOINT_PUBLIC_KEYS",
-    "records_channel": "NOTICEBOT_RECORDS_CHANNEL",
-    "platforms": "NOTICEBOT_PLATFORMS",
-    "outcome_remind_days": "NOTICEBOT_OUTCOME_REMIND_DAYS",
-    "outcome_escalate_after": "NOTICEBOT_OUTCOME_ESCALATE_AFTER",
-    "slack_bot_token": "SLACK_BOT_TOKEN",
-    "slack_signing_secret": "SLACK_SIGNING_SECRET",
-    "slack_app_token": "SLACK_APP_TOKEN",
-    "usncb_webhook_secret": "NOTICEBOT_USNCB_WEBHOOK_SECRET",
-    "usncb_ca_bundle": "NOTICEBOT_USNCB_CA_BUNDLE",
-    "usncb_client_cert": "NOTICEBOT_USNCB_CLIENT_CERT",
-    "usncb_client_key": "NOTICEBOT_USNCB_CLIENT_KEY",
-    "log_level": "NOTICEBOT_LOG_LEVEL",
-    "log_format": "NOTICEBOT_LOG_FORMAT",
-    "siem": "NOTICEBOT_SIEM",
-    "siem_syslog_address": "NOTICEBOT_SIEM_SYSLOG_ADDRESS",
-    "require_fips": "NOTICEBOT_REQUIRE_FIPS",
-    "cli_operators": "NOTICEBOT_CLI_OPERATORS",
-}
-
-
 SECRETS_DIR_ENV = "NOTICEBOT_SECRETS_DIR"
+
+
+def env_name(field: str) -> str:
+    """The environment variable a settings field is read from (its validation alias)."""
+    info = Settings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    return alias if isinstance(alias, str) else field
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -506,7 +467,7 @@ def load_settings(**overrides: object) -> Settings:
         lines = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "settings"
-            name = _ENV_NAMES.get(field, field)
+            name = env_name(field)
             message = str(error["msg"]).removeprefix("Value error, ")
             lines.append(f"{name}: {message}")
         raise SettingsError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -32,6 +32,7 @@ from bot.messages import (
 from bot.roster import RosterError
 from bot.schedule.runner import sweep_once
 from config.platforms import Platform
+from handlers.console_fields import default_answer, describe_answer, quiet_field, wire_value
 from handlers.console_transport import ConsoleTransport
 
 MARKUP = re.compile(r"`([^`]*)`")  # chat markup the console prints as plain text
@@ -371,12 +372,12 @@ class Console:
         forced: set[str] = set()
         answered: set[str] = set()
         expand = False
-        upfront = [f for f in form.fields if _quiet(f) and f.when is None]
+        upfront = [f for f in form.fields if quiet_field(f) and f.when is None]
         if upfront:
             for spec in upfront:
-                clean[spec.name] = _default(spec, today)
+                clean[spec.name] = default_answer(spec, today)
             self.wrap("Filled in: " + "; ".join(
-                f"{f.label}: {_describe(f, clean[f.name])}" for f in upfront)
+                f"{f.label}: {describe_answer(f, clean[f.name])}" for f in upfront)
                 + ". Type 'more' at any question to change these.", "│ ", "│   ")
         while True:
             asked = False
@@ -384,10 +385,10 @@ class Console:
                 if not shown(spec, clean):
                     clean.pop(spec.name, None)
                     continue
-                if _quiet(spec) and not expand and spec.name not in forced:
+                if quiet_field(spec) and not expand and spec.name not in forced:
                     if spec.name not in clean:  # a dependent field, now that it applies
-                        clean[spec.name] = _default(spec, today)
-                        self.wrap(f"{spec.label}: {_describe(spec, clean[spec.name])} "
+                        clean[spec.name] = default_answer(spec, today)
+                        self.wrap(f"{spec.label}: {describe_answer(spec, clean[spec.name])} "
                                   "(filled in)", "│ ", "│   ")
                     continue
                 if spec.name in answered and spec.name not in forced:
@@ -414,7 +415,7 @@ class Console:
                 if reply == "more":
                     expand = True
                     continue
-            values = {name: _wire(value) for name, value in clean.items()}
+            values = {name: wire_value(value) for name, value in clean.items()}
             outcome = self._submit(form, values)
             if not outcome.errors:
                 self.show(outcome)
@@ -482,114 +483,6 @@ class Console:
 
     def _retry_line(self, spec: FormField) -> None:
         """Before a question is asked again (a scripted console supplies the next answer)."""
-
-
-ScriptItem = str | dict[str, str | list[str]]
-
-
-class ScriptedConsole(Console):
-    """The console driven by a script whose forms are answered by field name, as a person
-    would answer the questions actually asked: a question with no scripted answer gets Enter,
-    and a scripted answer whose question was never asked is an error. `typed` counts every
-    line the person would have typed (Enter included).
-
-    Script items: a line typed at the prompt, or a dict for the form that the previous line
-    opened ({field: answer or [answers, one per try]}; key "submit" answers the confirmation
-    line of a form that asks nothing)."""
-
-    def __init__(self, core: Core, script: list[ScriptItem], *, stdout: TextIO,
-                 user: str | None = None, load_sample: bool | None = True,
-                 width: int | None = None) -> None:
-        import io
-
-        super().__init__(core, stdin=io.StringIO(""), stdout=stdout, interactive=False,
-                         user=user, load_sample=load_sample, width=width)
-        self.script = list(script)
-        self.answers: dict[str, list[str]] | None = None
-        self._next: str | None = None
-        self._quiet_answers = False  # the form's answers change a filled-in field: type 'more'
-
-    def ask(self, prompt: str) -> str:
-        if self._next is not None:
-            line, self._next = self._next, None
-        elif self.answers is not None and self._quiet_answers:
-            line, self._quiet_answers = "more", False
-        elif self.answers is not None:
-            tries = self.answers.get("submit") or [""]
-            line = tries.pop(0)
-        else:
-            if not self.script:
-                raise EndOfInput
-            item = self.script.pop(0)
-            if not isinstance(item, str):
-                raise AssertionError(f"form answers {item} given where no form was open")
-            line = item
-        self.typed += 1
-        self.say(f"{prompt}{line}")
-        return line.strip()
-
-    def fill(self, form: Form) -> None:
-        item = self.script[0] if self.script else None
-        given = self.script.pop(0) if isinstance(item, dict) else {}
-        assert isinstance(given, dict)
-        self.answers = {k: [v] if isinstance(v, str) else list(v) for k, v in given.items()}
-        self._quiet_answers = any(_quiet(f) for f in form.fields if f.name in given)
-        try:
-            super().fill(form)
-            left = {k: v for k, v in self.answers.items() if v and k != "submit"}
-            if left:
-                raise AssertionError(f"{form.form_id}: never asked {sorted(left)}")
-        finally:
-            self.answers = None
-
-    def _ask_field(self, spec: FormField, today: date) -> Any:
-        assert self.answers is not None
-        if self._quiet_answers:
-            self._next, self._quiet_answers = "more", False
-            return super()._ask_field(spec, today)
-        tries = self.answers.get(spec.name)
-        self._next = tries.pop(0) if tries else ""
-        return super()._ask_field(spec, today)
-
-    def _retry_line(self, spec: FormField) -> None:
-        assert self.answers is not None
-        tries = self.answers.get(spec.name)
-        if not tries:
-            raise AssertionError(f"{spec.name}: refused and no further answer scripted")
-        self._next = tries.pop(0)
-
-
-def _quiet(spec: FormField) -> bool:
-    """Filled in without asking: a default the person can see, or optional free text."""
-    return bool(spec.initial) or (not spec.required
-                                  and spec.kind in (FieldKind.text, FieldKind.long_text))
-
-
-def _default(spec: FormField, today: date) -> Any:
-    try:
-        return check_field(spec, spec.initial, today=today)
-    except FieldError:
-        return None
-
-
-def _describe(spec: FormField, value: Any) -> str:
-    if value is None or value == []:
-        return "none"
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    labels = {o.value: o.label for o in spec.options}
-    if isinstance(value, list):
-        return ", ".join(labels.get(str(v), str(v)) for v in value)
-    return labels.get(str(value), str(value))
-
-
-def _wire(value: Any) -> object:
-    """A cleaned answer as the core receives it from any surface."""
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
 
 
 def run_console(core: Core, *, stdin: TextIO, stdout: TextIO, interactive: bool,

@@ -7,7 +7,10 @@ disposition can remove content while the chain still verifies.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import hmac
 import json
 import multiprocessing
 import os
@@ -19,13 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
-from storage import tree
+from storage import merkle, tree
 from storage.models import DispositionLog, RecordEntry, RecordPayload
-from storage.vault import Vault, VaultError
+from storage.vault import PREFIX, Vault, VaultError
 
 GENESIS_HASH = "0" * 64
 # The action of the entry the disposition path appends for each disposition log row.
@@ -137,6 +141,11 @@ class VerifyResult:
     head_hash: str
     broken_seq: int | None = None
     problem: str | None = None
+    # The Merkle root over the walked entries (RFC 9162), hashed in the same pass as the chain;
+    # None when the ranges did not fall on subtree boundaries (then the caller hashes apart).
+    root: bytes | None = field(default=None, compare=False)
+    # {seq: (entry hash, root of the tree of `seq` leaves)} for the sizes asked for.
+    marks: dict[int, tuple[str, bytes]] = field(default_factory=dict, compare=False)
 
 
 # Below this many entries, starting worker processes (~1 s each: a fresh interpreter and its
@@ -155,7 +164,7 @@ _CHAIN_COLUMNS = (
 
 def verify(
     session: Session, vault: Vault | None = None, *, workers: int | None = None,
-    per_range: int | None = None,
+    per_range: int | None = None, marks: Iterable[int] = (),
 ) -> VerifyResult:
     """Walk the chain from the first entry; report the first entry that does not verify.
     A disposed entry (content removed, tombstone kept) still verifies.
@@ -165,8 +174,13 @@ def verify(
     That is most of the cost, so a long chain is verified in ranges by `workers` processes
     (default: one per CPU from PARALLEL_FROM entries on), each range checked on its own and
     the ranges then joined at their boundaries. `per_range` forces ranges of that many
-    sequence numbers (run in this process if `workers` is 1)."""
+    sequence numbers (run in this process if `workers` is 1).
+
+    The same pass hashes the Merkle tree (each range its complete subtrees, joined like the
+    chain), so `--full` reads every row once; `marks` asks for the root at those sizes (the
+    signed checkpoints')."""
     vault = vault or Vault(())
+    wanted = frozenset(marks)
     connection = session.connection()
     head = connection.execute(sqlalchemy.select(func.max(RecordEntry.seq))).scalar()
     disposals = disposals_of(connection, vault)
@@ -175,13 +189,17 @@ def verify(
         workers = _cpus() if head is not None and head >= PARALLEL_FROM else 1
     if head is None or head < 1 or url is None or (per_range is None and workers < 2):
         with closing(_chain_rows(connection)) as rows:
-            return _join([_walk(rows, vault, disposals)])
-    per_range = per_range or -(-head // (workers * RANGES_PER_WORKER))
+            return _join([_walk(rows, vault, disposals, wanted)])
+    # A power of two (rounded down: between one and two times RANGES_PER_WORKER ranges per
+    # worker): each full range is then one complete subtree of the Merkle tree.
+    per_range = per_range or 1 << ((-(-head // (workers * RANGES_PER_WORKER))).bit_length() - 1)
     # Entries above `head` are not in the caller's view of the record; the ones up to it never
     # change (append-only), so the workers' own connections see exactly these.
     lows = range(1, head + 1, per_range)
     jobs = [_Range(url=url, vault=vault, disposals=disposals, low=None if n == 0 else low,
-                   high=min(low + per_range - 1, head)) for n, low in enumerate(lows)]
+                   high=min(low + per_range - 1, head),
+                   marks=frozenset(m for m in wanted if low <= m < low + per_range))
+            for n, low in enumerate(lows)]
     if workers < 2:
         return _join(map(_verify_range, jobs))
     with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
@@ -196,7 +214,7 @@ def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str,
     vault = vault or Vault(())
     disposals = disposals_of(connection, vault)  # content may be missing only where disposed
     start = _Stretch(entries=seq, first_seq=1, first_prev_hash=GENESIS_HASH, last_seq=seq,
-                     last_hash=hash) if seq else _Stretch()
+                     last_hash=hash, edge=None) if seq else _Stretch()
     with closing(_chain_rows(connection, low=seq + 1, high=up_to)) as rows:
         return _join([start, _walk(rows, vault, disposals)])
 
@@ -291,6 +309,7 @@ class _Range:
     disposals: Disposals
     low: int | None  # None: from the very first row, whatever its number
     high: int
+    marks: frozenset[int] = frozenset()
 
 
 def _verify_range(job: _Range) -> _Stretch:
@@ -300,7 +319,7 @@ def _verify_range(job: _Range) -> _Stretch:
     try:
         with engine.connect() as connection, closing(
                 _chain_rows(connection, job.low, job.high)) as rows:
-            return _walk(rows, job.vault, job.disposals)
+            return _walk(rows, job.vault, job.disposals, job.marks)
     finally:
         engine.dispose()
 
@@ -317,12 +336,21 @@ class _Stretch:
     last_hash: str | None = None
     broken_seq: int | None = None
     problem: str | None = None
+    # The Merkle tree of the stretch's own leaves: its right edge (one complete subtree per set
+    # bit of `entries`, largest first), and the edge at each mark {seq: (entry hash, edge)}.
+    edge: tuple[bytes, ...] | None = ()  # None: not hashed (a stretch known from a checkpoint)
+    marks: dict[int, tuple[str, tuple[bytes, ...]]] = field(default_factory=dict)
 
 
-def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals) -> _Stretch:
+def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals,
+          marks: frozenset[int] = frozenset()) -> _Stretch:
+    opened = _Opener(vault)
     first_seq: int | None = None
     first_prev_hash: str | None = None
     expected_seq, prev_hash, count = 0, "", 0
+    sha256, fromhex = hashlib.sha256, bytes.fromhex
+    edge: list[bytes] = []
+    marked: dict[int, tuple[str, tuple[bytes, ...]]] = {}
     for seq, at, actor, kind, action, case_id, digest, link, stored_hash, body in rows:
         if first_seq is None:
             first_seq, first_prev_hash = expected_seq, prev_hash = seq, link
@@ -336,7 +364,7 @@ def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals) -
         elif body is None:
             if not disposals.covers(seq, case_id):
                 problem = "content is missing and no disposition log covers it (deleted)"
-        elif (plain := _open(vault, body)) is None:
+        elif (plain := opened(body)) is None:
             problem = "payload cannot be decrypted (is NOTICEBOT_ENCRYPTION_KEYS set?)"
         elif sha256_hex(plain) != digest:
             problem = "payload does not match its digest (altered)"
@@ -344,15 +372,26 @@ def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals) -
             return _Stretch(count, first_seq, first_prev_hash,
                             expected_seq - 1 if count else None, prev_hash if count else None,
                             broken_seq=expected_seq, problem=problem)
+        # The leaf (RFC 9162: 0x00 ‖ entry hash) and one merge per trailing 1 bit of its
+        # index in the stretch: the right edge as a plain list, no per-node objects.
+        node = sha256(b"\x00" + fromhex(stored_hash)).digest()
+        for _ in range((count ^ (count + 1)).bit_length() - 1):
+            node = sha256(b"\x01" + edge.pop() + node).digest()
+        edge.append(node)
+        if seq in marks:
+            marked[seq] = (stored_hash, tuple(edge))
         count += 1
         expected_seq, prev_hash = seq + 1, stored_hash
     return _Stretch(count, first_seq, first_prev_hash, expected_seq - 1 if count else None,
-                    prev_hash if count else None)
+                    prev_hash if count else None, edge=tuple(edge), marks=marked)
 
 
 def _join(stretches: Iterable[_Stretch]) -> VerifyResult:
-    """Chain the stretches in order from the genesis; stop at the first problem."""
+    """Chain the stretches in order from the genesis; stop at the first problem. Their trees
+    join too when each starts on a boundary of its largest subtree (ranges of a power of two)."""
     expected_seq, prev_hash, count = 1, GENESIS_HASH, 0
+    edge: list[tuple[int, bytes]] | None = []  # the whole tree's right edge: (level, hash)
+    marks: dict[int, tuple[str, bytes]] = {}
     for stretch in stretches:
         if stretch.first_seq is None:
             continue  # a range with no rows: the next row found tells what is missing
@@ -370,9 +409,80 @@ def _join(stretches: Iterable[_Stretch]) -> VerifyResult:
                                 head_hash=stretch.last_hash or prev_hash,
                                 broken_seq=stretch.broken_seq, problem=stretch.problem)
         assert stretch.last_seq is not None and stretch.last_hash is not None
+        if edge is not None:
+            edge = _graft(edge, count, stretch, marks)
         count += stretch.entries
         expected_seq, prev_hash = stretch.last_seq + 1, stretch.last_hash
-    return VerifyResult(ok=True, entries=count, head_seq=expected_seq - 1, head_hash=prev_hash)
+    root = merkle.fold([h for _, h in edge]) if edge is not None and count else None
+    return VerifyResult(ok=True, entries=count, head_seq=expected_seq - 1, head_hash=prev_hash,
+                        root=root, marks=marks if edge is not None else {})
+
+
+def _levels(size: int) -> list[int]:
+    """The levels of the complete subtrees on the right edge of a tree of `size` leaves."""
+    return [level for level in range(size.bit_length() - 1, -1, -1) if size >> level & 1]
+
+
+def _graft(edge: list[tuple[int, bytes]], size: int, stretch: _Stretch,
+           marks: dict[int, tuple[str, bytes]]) -> list[tuple[int, bytes]] | None:
+    """Add a stretch's subtrees to the right edge of the tree of `size` leaves before it; None
+    if the stretch does not start on a boundary of its largest subtree (its tree is not a
+    part of the whole one)."""
+    levels = _levels(stretch.entries)
+    if stretch.edge is None or (levels and size % (1 << levels[0])):
+        return None
+    for seq, (entry_hash, local) in stretch.marks.items():
+        marks[seq] = (entry_hash, merkle.fold([h for _, h in edge] + list(local)))
+    edge = list(edge)
+    for level, node in zip(levels, stretch.edge, strict=True):
+        while edge and edge[-1][0] == level:
+            _, left = edge.pop()
+            node = merkle.node_hash(left, node)
+            level += 1
+        edge.append((level, node))
+    return edge
+
+
+_URLSAFE = bytes.maketrans(b"-_", b"+/")
+
+
+class _Opener:
+    """`Vault.open` for the walk's inner loop, where cryptography's Fernet spends more on the
+    objects it builds per token than on the cryptography. The same checks (Fernet spec: the
+    version byte, HMAC-SHA256 over everything before it, then AES-128-CBC and PKCS#7), done
+    with one AES-ECB context per key made once, CBC undone by XOR with the previous block. A
+    token it does not open goes to `Vault.open`, which gives the same answer or error."""
+
+    def __init__(self, vault: Vault) -> None:
+        self.vault = vault
+        raw_keys = [base64.urlsafe_b64decode(key) for key in vault.keys]
+        self.keys = [(raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB()).decryptor())
+                     for raw in raw_keys]  # (HMAC key, AES key's context), as Fernet splits it
+
+    def __call__(self, body: str) -> str | None:
+        if body.startswith(PREFIX) and self.keys:
+            try:  # what base64.urlsafe_b64decode does, without its argument checks
+                data = binascii.a2b_base64(body[len(PREFIX):].encode().translate(_URLSAFE))
+            except (binascii.Error, ValueError):
+                data = b""
+            # version, time (8), IV (16), whole AES blocks, HMAC (32)
+            if len(data) >= 73 and data[0] == 0x80 and (len(data) - 57) % 16 == 0:
+                signed, mac = data[:-32], data[-32:]
+                for signing, ecb in self.keys:
+                    if not hmac.compare_digest(hmac.digest(signing, signed, "sha256"), mac):
+                        continue
+                    chained = data[9:-32]  # IV ‖ ciphertext: block i is XORed with block i-1
+                    size = len(chained) - 16
+                    padded = (int.from_bytes(ecb.update(chained[16:]), "big")
+                              ^ int.from_bytes(chained[:size], "big")).to_bytes(size, "big")
+                    pad = padded[-1]
+                    if 1 <= pad <= 16 and padded[-pad:] == bytes((pad,)) * pad:
+                        try:
+                            return padded[:-pad].decode()
+                        except UnicodeDecodeError:
+                            pass
+                    break
+        return _open(self.vault, body)
 
 
 def _open(vault: Vault, body: str) -> str | None:

@@ -29,6 +29,10 @@ class Vault:
         return (Vault, (self._keys,))
 
     @property
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
+
+    @property
     def enabled(self) -> bool:
         return self._fernet is not None
 

@@ -17,27 +17,23 @@ The signed text (UTF-8, every line ends with a newline):
 
 A heads-file line with a checkpoint also carries `seq`, `hash` and `published_at` (so the
 plain head check reads it too), `checkpoint` (that text), `key` (the signing key's
-fingerprint: SHA-256 hex of the raw public key) and `signature` (base64).
+fingerprint: SHA-256 hex of the raw public key) and `signature` (base64). A key change is a
+hand-over line between two checkpoints. Keys, hand-overs and reading the heads file are in
+`bot.records.signing`; verification, forks and making checkpoints here.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import fcntl
 import hashlib
-import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
@@ -46,194 +42,28 @@ from bot.core.context import unit_of_work
 from bot.messages import DestinationKind, Message
 from bot.records import disposition
 from bot.records.heads import _append_line
+from bot.records.signing import HEADER as HEADER
+from bot.records.signing import PUBLIC_PREFIX as PUBLIC_PREFIX
+from bot.records.signing import Checkpoint as Checkpoint
+from bot.records.signing import CheckpointError as CheckpointError
+from bot.records.signing import Handover as Handover
+from bot.records.signing import Signed as Signed
+from bot.records.signing import fingerprint as fingerprint
+from bot.records.signing import generate_key_file as generate_key_file
+from bot.records.signing import known_keys as known_keys
+from bot.records.signing import load_private as load_private
+from bot.records.signing import parse_public as parse_public
+from bot.records.signing import parse_text as parse_text
+from bot.records.signing import public_text as public_text
+from bot.records.signing import read_checkpoints as read_checkpoints
+from bot.records.signing import sign as sign
+from bot.records.signing import sign_handover as sign_handover
 from config.settings import Settings
 from storage import merkle, record, tree
 from storage.models import RecordEntry, RecordPayload
 from storage.vault import Vault
 
-HEADER = "noticebot record checkpoint v1"
-PUBLIC_PREFIX = "ed25519:"
 CHECKPOINT_ACTOR = "noticebot:checkpoint"
-
-
-class CheckpointError(Exception):
-    """No checkpoint can be made or read (no key, a bad heads file, a record that fails)."""
-
-
-# --- keys -----------------------------------------------------------------------------------
-
-
-def public_text(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return PUBLIC_PREFIX + base64.b64encode(raw).decode("ascii")
-
-
-def fingerprint(key: Ed25519PublicKey) -> str:
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()
-
-
-def parse_public(text: str) -> Ed25519PublicKey:
-    try:
-        raw = base64.b64decode(text.strip().removeprefix(PUBLIC_PREFIX), validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
-    except (binascii.Error, ValueError):
-        raise CheckpointError(f"not an Ed25519 public key ({PUBLIC_PREFIX}<base64 of 32 "
-                              f"bytes>): {text[:60]!r}") from None
-
-
-def generate_key_file(path: Path) -> Ed25519PublicKey:
-    """Write a new private key (PEM, readable by its owner only); never overwrites one."""
-    key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise CheckpointError(f"{path} exists; a checkpoint key is never overwritten") from None
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
-        handle.flush()
-        os.fsync(handle.fileno())
-    return key.public_key()
-
-
-def load_private(settings: Settings) -> Ed25519PrivateKey:
-    if not settings.checkpoint_key_file:
-        raise CheckpointError("NOTICEBOT_CHECKPOINT_KEY_FILE is not set (make one with "
-                              "`noticebot keys checkpoint-key generate --out FILE`)")
-    try:
-        key = serialization.load_pem_private_key(
-            Path(settings.checkpoint_key_file).read_bytes(), password=None)
-    except (OSError, ValueError, TypeError) as exc:
-        raise CheckpointError(f"cannot read the checkpoint key "
-                              f"{settings.checkpoint_key_file}: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise CheckpointError(f"{settings.checkpoint_key_file} is not an Ed25519 key")
-    return key
-
-
-def known_keys(settings: Settings) -> dict[str, Ed25519PublicKey]:
-    """Fingerprint → public key of every key whose checkpoints verification accepts."""
-    keys = [parse_public(text) for text in settings.checkpoint_public_keys]
-    if settings.checkpoint_key_file and Path(settings.checkpoint_key_file).is_file():
-        keys.append(load_private(settings).public_key())
-    return {fingerprint(key): key for key in keys}
-
-
-# --- checkpoints ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Checkpoint:
-    size: int
-    root: str  # hex
-    head: str  # hash of entry `size`
-    time: str
-    previous: str  # SHA-256 hex of the previous checkpoint's text, or "none"
-
-    def text(self) -> str:
-        return (f"{HEADER}\nsize {self.size}\nroot {self.root}\nhead {self.head}\n"
-                f"time {self.time}\nprevious {self.previous}\n")
-
-    def digest(self) -> str:
-        return hashlib.sha256(self.text().encode("utf-8")).hexdigest()
-
-    def short(self) -> str:
-        return f"checkpoint {self.size} {self.root[:16]}… {self.time}"
-
-
-@dataclass(frozen=True)
-class Signed:
-    checkpoint: Checkpoint
-    key: str  # fingerprint
-    signature: str  # base64
-    line: int = 0  # in the heads file, when read from one
-
-    def to_line(self) -> str:
-        return json.dumps({"published_at": self.checkpoint.time, "seq": self.checkpoint.size,
-                           "hash": self.checkpoint.head, "checkpoint": self.checkpoint.text(),
-                           "key": self.key, "signature": self.signature})
-
-
-def parse_text(text: str) -> Checkpoint | None:
-    lines = text.split("\n")
-    if len(lines) != 7 or lines[0] != HEADER or lines[6] != "":
-        return None
-    names = ("size", "root", "head", "time", "previous")
-    values: dict[str, str] = {}
-    for name, line in zip(names, lines[1:6], strict=True):
-        label, _, value = line.partition(" ")
-        if label != name or not value:
-            return None
-        values[name] = value
-    if not values["size"].isdigit() or int(values["size"]) < 1:
-        return None
-    checkpoint = Checkpoint(size=int(values["size"]), root=values["root"], head=values["head"],
-                            time=values["time"], previous=values["previous"])
-    return checkpoint if checkpoint.text() == text else None
-
-
-def sign(key: Ed25519PrivateKey, checkpoint: Checkpoint) -> Signed:
-    signature = key.sign(checkpoint.text().encode("utf-8"))
-    return Signed(checkpoint=checkpoint, key=fingerprint(key.public_key()),
-                  signature=base64.b64encode(signature).decode("ascii"))
-
-
-def read_checkpoints(heads_file: Path, keys: dict[str, Ed25519PublicKey]) -> list[Signed]:
-    """Every checkpoint in the heads file, each signed by a known key and naming the one before
-    it. With known keys, an unsigned head is refused too (whoever can write the file could have
-    written it). CheckpointError names the first line that fails."""
-    try:
-        lines = heads_file.read_text("utf-8").splitlines()
-    except FileNotFoundError:
-        return []
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CheckpointError(f"cannot read {heads_file}: {exc}") from None
-    found: list[Signed] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            value: Any = json.loads(line)
-        except ValueError:
-            raise CheckpointError(f"heads file line {number} is not JSON") from None
-        if not isinstance(value, dict) or "checkpoint" not in value:
-            if keys:
-                raise CheckpointError(f"heads file line {number} is an unsigned head; "
-                                      "only checkpoints signed by a known key are accepted")
-            continue
-        found.append(_check_line(number, value, keys, found[-1] if found else None))
-    return found
-
-
-def _check_line(number: int, value: dict[str, Any], keys: dict[str, Ed25519PublicKey],
-                before: Signed | None) -> Signed:
-    where = f"heads file line {number}"
-    text, key, signature = value.get("checkpoint"), value.get("key"), value.get("signature")
-    checkpoint = parse_text(text) if isinstance(text, str) else None
-    if (checkpoint is None or not isinstance(text, str) or not isinstance(key, str)
-            or not isinstance(signature, str)):
-        raise CheckpointError(f"{where}: not a well-formed checkpoint")
-    if value.get("seq") != checkpoint.size or value.get("hash") != checkpoint.head:
-        raise CheckpointError(f"{where}: its seq/hash differ from the signed checkpoint")
-    public = keys.get(key)
-    if public is None:
-        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} is signed by an unknown "
-                              f"key {key[:16]}…")
-    try:
-        public.verify(base64.b64decode(signature, validate=True), text.encode("utf-8"))
-    except (InvalidSignature, binascii.Error, ValueError):
-        raise CheckpointError(f"{where}: the signature of checkpoint {checkpoint.size} does "
-                              "not verify (forged or altered)") from None
-    expected = before.checkpoint.digest() if before else "none"
-    if checkpoint.previous != expected:
-        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} does not follow the "
-                              "checkpoint before it (one was removed, reordered or forked)")
-    if before is not None and checkpoint.size < before.checkpoint.size:
-        raise CheckpointError(f"{where}: checkpoint {checkpoint.size} is smaller than the "
-                              f"one before it ({before.checkpoint.size})")
-    return Signed(checkpoint=checkpoint, key=key, signature=signature, line=number)
 
 
 # --- verification ---------------------------------------------------------------------------
@@ -281,10 +111,11 @@ def verify_incremental(session: Session, vault: Vault,
             if tree.root(session, old.size).hex() != old.root:
                 return broken(f"the stored tree's root at {old.size} differs from checkpoint "
                               f"{old.size} (history rewritten)", old.size)
-            if len(checkpoints) > 1:
-                problem = _consistent(session, checkpoints[-2].checkpoint, old)
-                if problem:
-                    return broken(problem)
+            # Every checkpoint before it, not only the last: two far apart can disagree.
+            problem = forks(session, {"the heads file": checkpoints[:-1]}, old.size,
+                            bytes.fromhex(old.root), against=f"checkpoint {old.size}")
+            if problem:
+                return broken(problem)
         # The walk starts at the checkpoint's own entry, so its content is checked too.
         start = max(since - 1, 0)
         link = head.prev_hash if newest is not None and head is not None else record.GENESIS_HASH
@@ -317,26 +148,89 @@ def verify_incremental(session: Session, vault: Vault,
                         checkpoints=len(checkpoints))
 
 
-def _consistent(session: Session, old: Checkpoint, new: Checkpoint) -> str | None:
-    proof = tree.consistency_proof(session, old.size, new.size)
-    if merkle.verify_consistency(old.size, new.size, bytes.fromhex(old.root),
-                                 bytes.fromhex(new.root), proof):
-        return None
-    return (f"checkpoint {new.size} is not consistent with checkpoint {old.size} "
-            "(two checkpoints disagree: a fork)")
+def forks(session: Session, sources: dict[str, list[Signed]], size: int, root: bytes, *,
+          against: str = "") -> str | None:
+    """Every checkpoint of every source (heads files, maybe from several publishers) against
+    the others and against the tree of `size` leaves with `root` (known good): two of one size
+    must agree, and each smaller one must be a prefix of it (consistency proofs from the stored
+    tree, their nodes read at once). None, or the first disagreement, naming both sides."""
+    against = against or f"the record's tree of {size} entries"
+    by_size: dict[int, tuple[str, Signed]] = {}
+    for name, found in sources.items():
+        for signed in found:
+            checkpoint, where = signed.checkpoint, _where(name, signed)
+            seen = by_size.setdefault(checkpoint.size, (name, signed))
+            if (seen[1].checkpoint.root, seen[1].checkpoint.head) != (checkpoint.root,
+                                                                      checkpoint.head):
+                return (f"{where} and {_where(*seen)} "
+                        "disagree (a fork)")
+            if checkpoint.size > size:
+                return (f"{where} is beyond {against} (the record was truncated, or the "
+                        "checkpoint belongs to another history)")
+    plans = {n: merkle.consistency_ranges(n, size) for n in by_size if n < size}
+    found_nodes = tree.nodes(session, {node for ranges in plans.values()
+                                       for node in merkle.proof_nodes(ranges)})
+    for n in sorted(by_size):
+        name, signed = by_size[n]
+        old_root = bytes.fromhex(signed.checkpoint.root)
+        if not (old_root == root if n == size else merkle.verify_consistency(
+                n, size, old_root, root, merkle.hashes_of(plans[n], found_nodes))):
+            return (f"{against} is not consistent with {_where(name, signed)} (two "
+                    "checkpoints disagree: a fork)")
+    return None
 
 
-def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
+def _where(name: str, signed: Signed) -> str:
+    return f"checkpoint {signed.checkpoint.size} ({name}, line {signed.line})"
+
+
+def verify_full(session: Session, vault: Vault, checkpoints: list[Signed], *,
+                workers: int | None = None) -> tuple[record.VerifyResult, str | None]:
+    """`audit verify --full`: every entry, its payload and the whole tree in one pass over the
+    rows (`record.verify`), then each checkpoint's root and head at its size and the stored
+    tree's root now. The walk's result, and None or the first problem with the tree."""
+    result = record.verify(session, vault, workers=workers,
+                           marks={signed.checkpoint.size for signed in checkpoints})
+    return result, verify_full_tree(session, checkpoints, result) if result.ok else None
+
+
+def verify_full_tree(session: Session, checkpoints: list[Signed],
+                     walked: record.VerifyResult | None = None) -> str | None:
     """The tree recomputed from every entry hash: each checkpoint's root and head at its size,
-    and the stored tree's root now. None if all agree, else the first problem."""
-    by_size: dict[int, list[Checkpoint]] = {}
-    for signed in checkpoints:
-        by_size.setdefault(signed.checkpoint.size, []).append(signed.checkpoint)
+    and the stored tree's root now. None if all agree, else the first problem. With `walked`
+    (a verification that hashed the tree as it went) nothing is read again."""
+    if walked is None or walked.root is None:
+        size, root, marks = _hash_all(session, {s.checkpoint.size for s in checkpoints})
+    else:
+        size, root, marks = walked.head_seq, walked.root, walked.marks
+    for signed in sorted(checkpoints, key=lambda s: s.checkpoint.size):
+        checkpoint = signed.checkpoint
+        mark = marks.get(checkpoint.size)
+        if mark is not None and mark != (checkpoint.head, bytes.fromhex(checkpoint.root)):
+            return (f"checkpoint {checkpoint.size} does not match the record (entries up to "
+                    f"{checkpoint.size} were altered, or the checkpoint belongs to another "
+                    "history)")
+    if size and checkpoints and checkpoints[-1].checkpoint.size > size:
+        return (f"the record has {size} entries, fewer than checkpoint "
+                f"{checkpoints[-1].checkpoint.size} (truncated)")
+    try:
+        if size and tree.root(session, size) != root:
+            return f"the stored tree's root at {size} does not match the entries"
+    except tree.TreeError as exc:
+        return f"the Merkle tree is incomplete: {exc}"
+    return None
+
+
+def _hash_all(session: Session,
+              sizes: set[int]) -> tuple[int, bytes, dict[int, tuple[str, bytes]]]:
+    """The tree over every entry hash in one streamed pass: its size, root, and the head and
+    root at each of `sizes`."""
     # The right edge as a plain list of hashes (one per set bit of the size, largest first):
     # this loop runs once per entry of the whole record, so it avoids TreeBuilder's bookkeeping.
     sha256, fromhex = hashlib.sha256, bytes.fromhex
     edge: list[bytes] = []
     size = 0
+    marks: dict[int, tuple[str, bytes]] = {}
     statement = (sqlalchemy.select(col(RecordEntry.seq), col(RecordEntry.hash))
                  .order_by(col(RecordEntry.seq)).execution_options(yield_per=record.FETCH_BATCH))
     with session.connection().execute(statement) as rows:  # closes a server cursor early
@@ -346,20 +240,9 @@ def verify_full_tree(session: Session, checkpoints: list[Signed]) -> str | None:
                 node = sha256(b"\x01" + edge.pop() + node).digest()
             edge.append(node)
             size += 1
-            for checkpoint in by_size.get(seq, ()):
-                if checkpoint.head != entry_hash or checkpoint.root != merkle.fold(edge).hex():
-                    return (f"checkpoint {checkpoint.size} does not match the record (entries "
-                            f"up to {seq} were altered, or the checkpoint belongs to another "
-                            "history)")
-    if size and checkpoints and checkpoints[-1].checkpoint.size > size:
-        return (f"the record has {size} entries, fewer than checkpoint "
-                f"{checkpoints[-1].checkpoint.size} (truncated)")
-    try:
-        if size and tree.root(session, size) != merkle.fold(edge):
-            return f"the stored tree's root at {size} does not match the entries"
-    except tree.TreeError as exc:
-        return f"the Merkle tree is incomplete: {exc}"
-    return None
+            if seq in sizes:
+                marks[seq] = (entry_hash, merkle.fold(edge))
+    return size, merkle.fold(edge), marks
 
 
 @dataclass(frozen=True)
@@ -391,8 +274,8 @@ def prove(session: Session, seq: int, signed: Signed) -> Proof:
 
 
 def _verify_everything(session: Session, vault: Vault) -> TreeVerified:
-    result = record.verify(session, vault)
-    problem = verify_full_tree(session, []) if result.ok else result.problem
+    result, problem = verify_full(session, vault, [])
+    problem = problem if result.ok else result.problem
     if not result.ok or problem is not None:
         return TreeVerified(ok=False, since=0, entries=result.entries, size=result.head_seq,
                             root="", head_hash="", checkpoints=0, problem=problem,
@@ -427,6 +310,11 @@ def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
     keys = known_keys(settings)
     with _locked(target):
         existing = read_checkpoints(target, keys)
+        if existing and existing[-1].key != fingerprint(key.public_key()):
+            raise CheckpointError(
+                f"the newest checkpoint in {target} is signed by key {existing[-1].key[:16]}…, "
+                f"not by this key ({fingerprint(key.public_key())[:16]}…): after a key "
+                "hand-over, NOTICEBOT_CHECKPOINT_KEY_FILE must be the new key")
         with Session(engine) as session:
             if existing:
                 verified = verify_incremental(session, Vault(settings.vault_keys), existing)
@@ -455,6 +343,73 @@ def make_checkpoint(*, engine: Engine, settings: Settings, clock: Clock,
                 text=f"Record {signed.checkpoint.short()} signed by key {signed.key[:16]}",
                 title="Record checkpoint", section="§6"))
     return signed
+
+
+def hand_over(*, engine: Engine, settings: Settings, clock: Clock, new_key_file: Path,
+              target: Path | None = None) -> tuple[Signed, Handover, Signed]:
+    """Rotate the checkpoint key: a last checkpoint under the current key (everything since
+    the one before verified), the current key's signed hand-over naming the new key and that
+    checkpoint, and the same tree signed by the new key, chained to it. Returns the three."""
+    old_key = load_private(settings)
+    new_key = load_private(settings, new_key_file)
+    new_public = new_key.public_key()
+    if fingerprint(new_public) == fingerprint(old_key.public_key()):
+        raise CheckpointError(f"{new_key_file} is the current key; generate a new one")
+    last = make_checkpoint(engine=engine, settings=settings, clock=clock, target=target)
+    target = target or _heads_file(settings)
+    keys = {**known_keys(settings), fingerprint(new_public): new_public}
+    with _locked(target):
+        existing = read_checkpoints(target, keys)
+        if not existing or existing[-1].checkpoint != last.checkpoint:
+            raise CheckpointError(f"another checkpoint was appended to {target} meanwhile; "
+                                  "run the hand-over again")
+        now = clock.now().isoformat()
+        handover = sign_handover(old_key, new_public, last.checkpoint.digest(), now)
+        first = sign(new_key, replace(last.checkpoint, time=now,
+                                      previous=last.checkpoint.digest()))
+        try:  # one write: the hand-over never stands without the checkpoint it admits
+            _append_line(target, handover.to_line() + "\n" + first.to_line())
+        except OSError as exc:
+            raise CheckpointError(f"cannot append to {target}: {exc}") from None
+    with unit_of_work(engine, clock=clock, settings=settings, actor=CHECKPOINT_ACTOR) as ctx:
+        ctx.record("admin", "records.checkpoint_key_handed_over", old=handover.old,
+                   new=handover.new, size=last.checkpoint.size, target=str(target))
+    return last, handover, replace(first, handover=handover)
+
+
+def export_json(session: Session, settings: Settings, signed: Signed) -> dict[str, Any]:
+    """An export's `checkpoint.json`: the signed checkpoint and its public key, the checkpoint
+    before it with the consistency proof between the two (two that disagree are a fork) and
+    the key hand-over if the key changed there, and consistency proofs from every earlier
+    published checkpoint (for `verify_export.py --heads`)."""
+    size = signed.checkpoint.size
+    public = public_text(load_private(settings).public_key())
+    content: dict[str, Any] = {
+        "checkpoint": signed.checkpoint.text(), "key": signed.key, "signature": signed.signature,
+        "public_key": public}
+    # The checkpoint before it, with the consistency proof between the two: a recipient sees
+    # the new tree extends the old one (two checkpoints that disagree are a fork).
+    published = read_checkpoints(Path(settings.heads_file),
+                                             known_keys(settings))
+    earlier = [c for c in published if c.checkpoint.digest() == signed.checkpoint.previous]
+    if earlier:
+        before = earlier[-1]
+        content["previous"] = {"checkpoint": before.checkpoint.text(), "key": before.key,
+                               "signature": before.signature}
+        content["consistency"] = [h.hex() for h in tree.consistency_proof(
+            session, before.checkpoint.size, size)] if before.checkpoint.size < size else []
+    newest = next((c for c in reversed(published) if c.checkpoint == signed.checkpoint), None)
+    if newest is not None and newest.handover is not None:  # the key changed here
+        content["handover"] = newest.handover.to_json()
+    # From every earlier published checkpoint to this one: a recipient holding a heads file
+    # checks each of its checkpoints against this export (`verify_export.py --heads`).
+    plans = {n: merkle.consistency_ranges(n, size)
+             for n in {c.checkpoint.size for c in published} if n < size}
+    found = tree.nodes(session, {node for ranges in plans.values()
+                                 for node in merkle.proof_nodes(ranges)})
+    content["consistency_from"] = {str(n): [h.hex() for h in merkle.hashes_of(ranges, found)]
+                                   for n, ranges in sorted(plans.items())}
+    return content
 
 
 def _heads_file(settings: Settings) -> Path:

@@ -339,21 +339,7 @@ def _prove(session: Session, work: Path, settings: Settings, signed: checkpoints
                 handle.write(record.canonical_json(line) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-    public = checkpoints.public_text(checkpoints.load_private(settings).public_key())
-    content: dict[str, Any] = {
-        "checkpoint": signed.checkpoint.text(), "key": signed.key, "signature": signed.signature,
-        "public_key": public}
-    # The checkpoint before it, with the consistency proof between the two: a recipient sees
-    # the new tree extends the old one (two checkpoints that disagree are a fork).
-    earlier = [c for c in checkpoints.read_checkpoints(Path(settings.heads_file),
-                                                       checkpoints.known_keys(settings))
-               if c.checkpoint.digest() == signed.checkpoint.previous]
-    if earlier:
-        before = earlier[-1]
-        content["previous"] = {"checkpoint": before.checkpoint.text(), "key": before.key,
-                               "signature": before.signature}
-        content["consistency"] = [h.hex() for h in tree.consistency_proof(
-            session, before.checkpoint.size, size)] if before.checkpoint.size < size else []
+    content = checkpoints.export_json(session, settings, signed)
     _write_json(work / CHECKPOINT_JSON, content)
     _write_text(work / VERIFY_SCRIPT, Path(verify_script.__file__).read_text("utf-8"))
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
 """Check a noticebot record export on its own: Python 3.11+ and its standard library only.
 
-    python3 verify_export.py EXPORT_FOLDER --public-key ed25519:BASE64
+    python3 verify_export.py FOLDER --public-key ed25519:BASE64 [--public-key …] [--heads FILE …]
 
 It checks, and prints what it proved:
-  - the checkpoint (tree size, Merkle root, time) is signed by the given public key (Ed25519);
+  - the checkpoint (tree size, Merkle root, time) is signed by a given public key (Ed25519);
+    the checkpoint before it, by the same key or by the key that handed over to it (a signed
+    hand-over naming both keys and that checkpoint);
   - the export's manifest is signed by the same key, and every file matches the manifest;
   - every exported entry's hash matches its fields, its payload matches its digest (unless the
     payload was redacted or disposed of, which it says), consecutive entries chain;
-  - every entry's inclusion proof leads to the signed root (RFC 9162 Merkle tree hashing).
+  - every entry's inclusion proof leads to the signed root (RFC 9162 Merkle tree hashing);
+  - with --heads (published heads files, one or several publishers'): their checkpoints are
+    signed by a given key and agree with each other and the export's (two that disagree: a fork).
 Exit status 0 when everything verified, 1 otherwise (each failure is named).
 
 The Ed25519 verification below follows RFC 8032 §5.1.7 (written for this script; it verifies
@@ -23,6 +27,7 @@ import binascii
 import hashlib
 import json
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -158,6 +163,7 @@ def verify_consistency(old: int, new: int, old_root: bytes, new_root: bytes,
 # --- the export ------------------------------------------------------------------------------
 
 HEADER = "noticebot record checkpoint v1"
+HANDOVER = "noticebot checkpoint key handover v1"
 
 
 def _canonical(value: Any) -> str:
@@ -168,39 +174,47 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _checkpoint(text: str) -> dict[str, str] | None:
+def _fields(text: str, header: str, names: tuple[str, ...]) -> dict[str, str] | None:
+    """A signed text's named lines ("name value"), or None if it is not exactly that."""
     lines = text.split("\n")
-    if len(lines) != 7 or lines[0] != HEADER or lines[6]:
+    found = dict(line.partition(" ")[::2] for line in lines[1:-1])
+    if lines[0] != header or lines[-1] or tuple(found) != names or not all(found.values()):
         return None
-    found = {}
-    for name, line in zip(("size", "root", "head", "time", "previous"), lines[1:6], strict=True):
-        label, _, value = line.partition(" ")
-        if label != name or not value:
-            return None
-        found[name] = value
-    return found if found["size"].isdigit() else None
+    return found
 
 
+def _checkpoint(text: str) -> dict[str, str] | None:
+    found = _fields(text, HEADER, ("size", "root", "head", "time", "previous"))
+    return found if found and found["size"].isdigit() else None
+
+
+@dataclass
 class Report:
-    def __init__(self) -> None:
-        self.failures: list[str] = []
-        self.proved: list[str] = []
-        self.notes: list[str] = []
+    failures: list[str] = field(default_factory=list)
+    proved: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def fail(self, text: str) -> None:
         self.failures.append(text)
 
 
+def _b64(value: Any) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except ValueError:  # binascii.Error is one
+        return b""
+
+
 def _public_key(text: str) -> bytes:
-    raw = base64.b64decode(text.strip().removeprefix("ed25519:"), validate=True)
-    if len(raw) != 32:
+    if len(raw := _b64(text.strip().removeprefix("ed25519:"))) != 32:
         raise ValueError("not 32 bytes")
     return raw
 
 
-def verify(folder: Path, public: bytes) -> Report:
+def verify(folder: Path, public: bytes | list[bytes], heads: list[Path] | None = None) -> Report:
     report = Report()
-    fingerprint = hashlib.sha256(public).hexdigest()
+    keys = {hashlib.sha256(raw).hexdigest(): raw
+            for raw in ([public] if isinstance(public, bytes) else public)}
     try:
         signed = json.loads((folder / "checkpoint.json").read_text("utf-8"))
         text, key = signed["checkpoint"], signed["key"]
@@ -212,18 +226,21 @@ def verify(folder: Path, public: bytes) -> Report:
     if checkpoint is None:
         report.fail("checkpoint.json does not hold a well-formed checkpoint")
         return report
-    if key != fingerprint:
+    if key not in keys:
         report.fail(f"the checkpoint is signed by key {str(key)[:16]}…, not by the public key "
-                    f"given ({fingerprint[:16]}…)")
+                    f"given ({', '.join(k[:16] + '…' for k in keys)})")
         return report
+    public = keys[key]
     if not ed25519_verify(public, text.encode("utf-8"), signature):
         report.fail("the checkpoint's signature does not verify (forged or altered)")
         return report
     size, root = int(checkpoint["size"]), bytes.fromhex(checkpoint["root"])
-    report.proved.append(f"checkpoint signed by key {fingerprint}: tree size {size}, "
+    report.proved.append(f"checkpoint signed by key {key}: tree size {size}, "
                          f"root {checkpoint['root']}, signed {checkpoint['time']}")
     if "previous" in signed:
-        _previous(signed, checkpoint, public, fingerprint, report)
+        _previous(signed, checkpoint, keys, key, report)
+    if heads:
+        _heads(heads, keys, signed, checkpoint, report)
     listed = _manifest(folder, public, report)
     if listed is None:
         return report
@@ -231,22 +248,30 @@ def verify(folder: Path, public: bytes) -> Report:
     return report
 
 
-def _previous(signed: dict[str, Any], checkpoint: dict[str, str], public: bytes,
+def _previous(signed: dict[str, Any], checkpoint: dict[str, str], keys: dict[str, bytes],
               fingerprint: str, report: Report) -> None:
-    """The checkpoint before this one: signed, named by it, and its tree a prefix of this one."""
+    """The checkpoint before this one: signed (by this key, or by the key that handed over to
+    it), named by it, and its tree a prefix of this one."""
     try:
-        before = signed["previous"]
-        text = before["checkpoint"]
+        before, path = signed["previous"], [bytes.fromhex(h) for h in signed["consistency"]]
+        text, old_key, signature = before["checkpoint"], before["key"], _b64(before["signature"])
         old = _checkpoint(text)
-        signature = base64.b64decode(before["signature"], validate=True)
-        path = [bytes.fromhex(h) for h in signed.get("consistency", [])]
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        report.fail("checkpoint.json: the previous checkpoint is not well-formed")
-        return
+    except (KeyError, TypeError, ValueError, binascii.Error, AttributeError):
+        old = None
     if old is None:
         report.fail("checkpoint.json: the previous checkpoint is not well-formed")
-    elif before.get("key") != fingerprint or not ed25519_verify(public, text.encode(), signature):
-        report.fail("the previous checkpoint is not signed by this key")
+        return
+    if old_key != fingerprint:
+        problem = _handover(signed.get("handover"), keys, str(old_key), fingerprint,
+                            _sha256(text))
+        if problem:
+            report.fail(f"the previous checkpoint is signed by key {str(old_key)[:16]}…: "
+                        f"{problem}")
+            return
+        report.proved.append(f"key {str(old_key)[:16]}… handed over to key {fingerprint[:16]}… "
+                             f"after checkpoint {old['size']} (signed hand-over)")
+    if not ed25519_verify(keys[str(old_key)], text.encode(), signature):
+        report.fail("the previous checkpoint is not signed by its key")
     elif _sha256(text) != checkpoint["previous"]:
         report.fail("the checkpoint does not name the previous checkpoint given")
     elif not verify_consistency(int(old["size"]), int(checkpoint["size"]),
@@ -257,6 +282,101 @@ def _previous(signed: dict[str, Any], checkpoint: dict[str, str], public: bytes,
     else:
         report.proved.append(f"the tree of {checkpoint['size']} entries extends the previous "
                              f"signed checkpoint of {old['size']} (consistency proof)")
+
+
+def _handover(value: Any, keys: dict[str, bytes], old: str, new: str, after: str) -> str | None:
+    """Why no hand-over from key `old` to `new` after checkpoint digest `after` holds, or None."""
+    if old not in keys:
+        return "a key not given (add it with another --public-key)"
+    if not isinstance(value, dict) or not isinstance(value.get("handover"), str):
+        return "another key, and no hand-over from it is given"
+    text = value["handover"]
+    fields = _fields(text, HANDOVER, ("from", "to", "public", "after", "time"))
+    if fields is None:
+        return "the key hand-over is not well-formed"
+    if not ed25519_verify(keys[old], text.encode("utf-8"), _b64(value.get("signature"))):
+        return "the key hand-over is not signed by the outgoing key (forged or altered)"
+    if (fields["from"], fields["to"], fields["after"]) != (old, new, after):
+        return "the key hand-over names other keys or another checkpoint"
+    return None
+
+
+def _heads(paths: list[Path], keys: dict[str, bytes], signed: dict[str, Any],
+           checkpoint: dict[str, str], report: Report) -> None:
+    """Heads files' checkpoints: signed, chained, and one history with the export's."""
+    size, root = int(checkpoint["size"]), bytes.fromhex(checkpoint["root"])
+    by_size: dict[int, tuple[str, str]] = {size: ("the export's checkpoint", checkpoint["root"])}
+    proofs = signed.get("consistency_from", {})
+    checked = unchecked = 0
+    for path in paths:
+        for line, point in _read_heads(path, keys, report):
+            where, n = f"checkpoint {point['size']} ({path.name}, line {line})", int(point["size"])
+            seen = by_size.setdefault(n, (where, point["root"]))
+            proof = proofs.get(str(n)) if isinstance(proofs, dict) and n < size else None
+            if seen[1] != point["root"]:
+                report.fail(f"{where} and {seen[0]} disagree (a fork)")
+            elif proof is not None and not verify_consistency(
+                    n, size, bytes.fromhex(point["root"]), root, [bytes.fromhex(h) for h in proof]):
+                report.fail(f"{where} is not consistent with the export's checkpoint {size} "
+                            "(two checkpoints that disagree: a fork)")
+            elif n == size or proof is not None:
+                checked += 1
+            else:
+                unchecked += 1
+    report.proved.append(f"{checked} published checkpoints agree with the export's checkpoint "
+                         f"(same root, or a prefix of its tree)")
+    if unchecked:
+        report.notes.append(f"{unchecked} published checkpoints are newer than the export or "
+                            "have no consistency proof in it: not checked against it")
+
+
+def _read_heads(path: Path, keys: dict[str, bytes], report: Report) -> list[tuple[int, dict[
+        str, str]]]:
+    found: list[tuple[int, dict[str, str]]] = []
+    last = {"key": "", "digest": "none", "to": ""}  # the last checkpoint's key, a hand-over's
+    try:
+        lines = path.read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        report.fail(f"{path.name} is unreadable ({exc})")
+        return found
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except ValueError:
+            value = None
+        problem = _head_line(value, keys, last, number, found)
+        if problem:
+            report.fail(f"{path.name} line {number}: {problem}")
+            break
+    return found
+
+
+def _head_line(value: Any, keys: dict[str, bytes], last: dict[str, str], number: int,
+               found: list[tuple[int, dict[str, str]]]) -> str | None:
+    if isinstance(value, dict) and "handover" in value:
+        to = dict(row.partition(" ")[::2] for row in str(value["handover"]).split("\n")[1:6])
+        last["to"] = to.get("to", "")
+        return _handover(value, keys, last["key"], last["to"], last["digest"])
+    text = value.get("checkpoint") if isinstance(value, dict) else None
+    point = _checkpoint(text) if isinstance(text, str) else None
+    if point is None or not isinstance(text, str) or not isinstance(value, dict):
+        return "not a signed checkpoint (an unsigned head is not accepted)"
+    key, signature = str(value.get("key")), _b64(value.get("signature"))
+    if key not in keys:
+        return f"checkpoint {point['size']} is signed by an unknown key {key[:16]}…"
+    if not ed25519_verify(keys[key], text.encode("utf-8"), signature):
+        return f"the signature of checkpoint {point['size']} does not verify (forged or altered)"
+    if point["previous"] != last["digest"]:
+        return (f"checkpoint {point['size']} does not follow the checkpoint before it (one was "
+                "removed, reordered or forked)")
+    if last["key"] and key not in (last["key"], last["to"]):
+        return (f"checkpoint {point['size']} is signed by another key than the one before it, "
+                "with no hand-over to it")
+    found.append((number, point))
+    last.update(key=key, digest=_sha256(text), to="")
+    return None
 
 
 def _manifest(folder: Path, public: bytes, report: Report) -> dict[str, str] | None:
@@ -271,10 +391,8 @@ def _manifest(folder: Path, public: bytes, report: Report) -> dict[str, str] | N
         report.fail("manifest.sha256 is not signed by this key (files added, removed or "
                     "altered after the export)")
         return None
-    listed: dict[str, str] = {}
-    for line in manifest.decode("utf-8").splitlines():
-        digest, _, name = line.partition("  ")
-        listed[name] = digest
+    listed = {name: digest for digest, _, name in (
+        line.partition("  ") for line in manifest.decode("utf-8").splitlines())}
     for name, digest in listed.items():
         path = folder / name
         if "/" in name or not path.is_file():
@@ -348,33 +466,30 @@ def _entries(folder: Path, size: int, root: bytes, report: Report) -> None:
                          "entries (hash, chain and inclusion proof)")
     if redacted:
         report.notes.append(f"payloads redacted for sharing (metadata proven, content not "
-                            f"checkable): entries {_ranges(redacted)}")
-    for line in disposed:
-        report.notes.append(line)
-
-
-def _ranges(numbers: list[int]) -> str:
-    return ", ".join(str(n) for n in numbers[:50]) + (" …" if len(numbers) > 50 else "")
+                            f"checkable): entries {', '.join(map(str, redacted[:50]))}"
+                            + (" …" if len(redacted) > 50 else ""))
+    report.notes.extend(disposed)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folder", type=Path)
-    parser.add_argument("--public-key", required=True,
-                        help="the records office's checkpoint public key (ed25519:BASE64)")
+    parser.add_argument("--public-key", action="append", default=[],
+                        help="the records office's checkpoint public key (ed25519:BASE64); "
+                             "repeat it for the keys used before a hand-over")
+    parser.add_argument("--heads", type=Path, action="append", default=[],
+                        help="a published heads file to check against the export (repeatable: "
+                             "several publishers' copies)")
     args = parser.parse_args(argv)
     try:
-        public = _public_key(args.public_key)
+        keys = [_public_key(text) for text in args.public_key] or [_public_key("")]
     except (ValueError, binascii.Error):
         print("--public-key is not an Ed25519 public key (ed25519:<base64 of 32 bytes>)")
         return 2
-    report = verify(args.folder, public)
-    for line in report.proved:
-        print(f"PROVED: {line}")
-    for line in report.notes:
-        print(f"NOTE: {line}")
-    for line in report.failures:
-        print(f"FAILED: {line}")
+    report = verify(args.folder, keys, args.heads)
+    for label, lines in (("PROVED", report.proved), ("NOTE", report.notes),
+                         ("FAILED", report.failures)):
+        print("".join(f"{label}: {line}\n" for line in lines), end="")
     print("RESULT: " + ("verified" if not report.failures else
                         f"NOT verified ({len(report.failures)} problems)"))
     return 0 if not report.failures else 1

@@ -129,6 +129,25 @@ def checkpoint_key_generate(path: Path) -> None:
     click.echo(f"fingerprint: {checkpoints.fingerprint(public)}")
 
 
+@checkpoint_key.command("hand-over")
+@click.option("--to", "new_key", required=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="The new key's file (from `keys checkpoint-key generate`).")
+def checkpoint_key_hand_over(new_key: Path) -> None:
+    """Rotate the checkpoint key: sign a last checkpoint with the current key, the current key's
+    hand-over to NEW_KEY, and the first checkpoint under NEW_KEY (see README)."""
+    core = cli_core(existing=True)
+    try:
+        last, handover, first = checkpoints.hand_over(
+            engine=core.engine, settings=core.settings, clock=core.clock, new_key_file=new_key)
+    except checkpoints.CheckpointError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"key {handover.old} handed over to {handover.new} after "
+               f"{last.checkpoint.short()}; {first.checkpoint.short()} signed by the new key")
+    click.echo(f"now set NOTICEBOT_CHECKPOINT_KEY_FILE={new_key} and keep both public keys in "
+               f"NOTICEBOT_CHECKPOINT_PUBLIC_KEYS (new: {handover.public})")
+
+
 @checkpoint_key.command("show")
 def checkpoint_key_show() -> None:
     """Print the public key (and fingerprint) of NOTICEBOT_CHECKPOINT_KEY_FILE, to hand out."""

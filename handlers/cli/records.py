@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.core.context import Ctx
@@ -31,7 +32,7 @@ from handlers.cli.root import (
     cli_settings,
     main,
 )
-from storage import record, tree
+from storage import tree
 from storage.models import Case, Stage
 from storage.vault import Vault
 
@@ -260,19 +261,28 @@ def audit_prove(seq: int) -> None:
 @click.option("--full", is_flag=True,
               help="Walk every entry and recompute the whole tree, not only what came after "
                    "the newest signed checkpoint.")
-def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> None:
+@click.option("--heads", "more_heads", multiple=True,
+              type=click.Path(dir_okay=False, exists=True, path_type=Path),
+              help="Another copy of the heads file (another publisher's, say; repeatable): its "
+                   "checkpoints must agree with the record and with every other checkpoint.")
+def audit_verify(heads_file: Path | None, workers: int | None, full: bool,
+                 more_heads: tuple[Path, ...]) -> None:
     """Verify the record: by default from the newest signed checkpoint in the heads file (its
     signature, the tree's consistency with it, the entries after it); with --full, or without
     a checkpoint, the whole chain. Exit 1 at the first problem."""
     settings = cli_settings()
     engine = cli_engine(settings.database_url, reads_only=True, existing=True)
     source = heads_file or (Path(settings.heads_file) if settings.heads_file else None)
-    try:
-        signed = checkpoints.read_checkpoints(source, checkpoints.known_keys(settings)) \
-            if source is not None else []
-    except checkpoints.CheckpointError as exc:
-        click.echo(f"BROKEN: {exc}", err=True)
-        sys.exit(1)
+    sources: dict[str, list[checkpoints.Signed]] = {}
+    for path in (source, *more_heads):
+        try:
+            if path is not None:
+                sources[str(path)] = checkpoints.read_checkpoints(
+                    path, checkpoints.known_keys(settings))
+        except checkpoints.CheckpointError as exc:
+            click.echo(f"BROKEN: {path}: {exc}", err=True)
+            sys.exit(1)
+    signed = sources.get(str(source), [])
     if heads_file is not None:
         against = verify_against(engine=engine, settings=settings, heads_file=heads_file,
                                  workers=workers)
@@ -294,15 +304,17 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
                    f"{tree_result.since} ({len(signed)} signed checkpoints); tree size "
                    f"{tree_result.size}, root {tree_result.root}; head {tree_result.size} "
                    f"{tree_result.head_hash} (--full walks everything)")
+        _cross_check(engine, sources, tree_result.size, more_heads)
         return
     # A read-only walk: on SQLite it must not hold the write lock while it runs.
     with Session(engine) as session:
-        result = record.verify(session, Vault(settings.vault_keys), workers=workers)
-        problem = checkpoints.verify_full_tree(session, signed) if result.ok else None
+        result, problem = checkpoints.verify_full(session, Vault(settings.vault_keys), signed,
+                                                  workers=workers)
     if result.ok and problem is None:
         click.echo(f"OK: {result.entries} entries verified; head {result.head_seq} "
                    f"{result.head_hash}" + (f"; {len(signed)} signed checkpoints match"
                                             if signed else ""))
+        _cross_check(engine, sources, result.head_seq, more_heads)
         return
     if problem is not None:
         click.echo(f"BROKEN: {problem}", err=True)
@@ -310,6 +322,20 @@ def audit_verify(heads_file: Path | None, workers: int | None, full: bool) -> No
     click.echo(f"BROKEN at entry {result.broken_seq}: {result.problem} "
                f"({result.entries} entries verified before it)", err=True)
     sys.exit(1)
+
+
+def _cross_check(engine: Engine, sources: dict[str, list[checkpoints.Signed]], size: int,
+                 more_heads: tuple[Path, ...]) -> None:
+    """With --heads: every checkpoint of every heads file against the verified tree."""
+    if not more_heads:
+        return
+    with Session(engine) as session:
+        problem = checkpoints.forks(session, sources, size, tree.root(session, size))
+    if problem is not None:
+        click.echo(f"BROKEN: {problem}", err=True)
+        sys.exit(1)
+    click.echo(f"OK: {sum(map(len, sources.values()))} checkpoints in {len(sources)} heads "
+               "files agree with each other and with the record")
 
 
 @main.command()

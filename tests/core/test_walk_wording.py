@@ -116,7 +116,7 @@ def test_issue16_8_record_wording_credits_who_recorded_and_uses_labels(core: Cor
 def test_issue16_8_console_help_has_no_chat_markup(core: Core) -> None:
     import io
 
-    from handlers.console import ScriptedConsole
+    from handlers.console_script import ScriptedConsole
 
     out = io.StringIO()
     ScriptedConsole(core, ["/notice help"], stdout=out).run()
@@ -126,7 +126,7 @@ def test_issue16_8_console_help_has_no_chat_markup(core: Core) -> None:
 def test_issue16_8_console_shows_a_default_by_its_label(core: Core) -> None:
     import io
 
-    from handlers.console import ScriptedConsole
+    from handlers.console_script import ScriptedConsole
 
     case_id = open_case(core, intended_use="enforcement")
     to_documents(core, case_id)

@@ -16,7 +16,7 @@ from bot.core.service import Core
 from bot.delivery.loop import Delivery
 from bot.delivery.port import Dead, Pacing, Platform, Retry
 from bot.messages import DestinationKind, Message, mention
-from handlers.console import ScriptedConsole
+from handlers.console_script import ScriptedConsole
 from storage.models import OutboxMessage, OutboxStatus, PlatformMessage
 from tests.delivery.fake_transport import FakeTransport
 from tests.helpers import entries

@@ -164,7 +164,7 @@ def test_slack_renders_a_mention_with_the_persons_slack_id() -> None:
 def test_console_names_people_whatever_their_id_looks_like(bare_core: Core) -> None:
     import io
 
-    from handlers.console import ScriptedConsole
+    from handlers.console_script import ScriptedConsole
 
     load_roster_text(bare_core, MIXED, actor="admin", source="t")
     console = ScriptedConsole(bare_core, [], stdout=io.StringIO(), user="U0OFF1")

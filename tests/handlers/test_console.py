@@ -8,7 +8,7 @@ import pytest
 from sqlmodel import Session, select
 
 from bot.core.service import Core
-from handlers.console import ScriptedConsole, ScriptItem
+from handlers.console_script import ScriptedConsole, ScriptItem
 from storage import record
 from storage.models import Case, CloseReason, Stage
 from storage.vault import Vault

@@ -11,7 +11,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from bot.core.service import Core
-from handlers.console import ScriptedConsole, ScriptItem
+from handlers.console_script import ScriptedConsole, ScriptItem
 from storage.models import Case, Stage, UsncbRequest
 from tests.walk import CANONICAL_WALK, Move
 

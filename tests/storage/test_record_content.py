@@ -4,6 +4,8 @@ walk and by the range verification alike; PostgreSQL refuses it outright."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
@@ -13,7 +15,7 @@ from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record
 from storage.models import DispositionLog
-from storage.vault import Vault
+from storage.vault import PREFIX, Vault, generate_key
 from tests.conftest import START, TEST_KEY
 from tests.helpers import OFFICER, open_case, press, run_audit_verify, to_approval
 from tests.storage.test_record import (
@@ -36,9 +38,10 @@ def walked(core: Core) -> Core:
     return core
 
 
-def verify(engine: Engine, **kwargs: int) -> record.VerifyResult:
+def verify(engine: Engine, *, workers: int | None = None,
+           per_range: int | None = None) -> record.VerifyResult:
     with Session(engine) as session:
-        return record.verify(session, Vault((TEST_KEY,)), **kwargs)
+        return record.verify(session, Vault((TEST_KEY,)), workers=workers, per_range=per_range)
 
 
 def assert_all_agree(engine: Engine) -> record.VerifyResult:
@@ -140,3 +143,27 @@ def test_o32_postgres_lets_the_disposition_path_remove_content(walked: Core) -> 
     with Session(engine) as session:
         assert record.payload_of(session, seq) is None
     assert verify(engine).ok
+
+
+def test_the_walks_fernet_opener_agrees_with_the_vault() -> None:
+    """The verification's own Fernet opening (P6, T2) gives exactly what `Vault.open` gives,
+    for every key of a rotation, any length and any alteration, or defers to it."""
+    old, new = generate_key(), generate_key()
+    writer, reader = Vault((old,)), Vault((new, old))
+    opened = record._Opener(reader)
+    texts = ["", "x", "a" * 15, "b" * 16, "c" * 17, "Ünïcode ✓ " * 9, '{"k":1}' * 40]
+    for plain in texts:
+        for vault in (writer, Vault((new,))):
+            sealed = vault.seal(plain)
+            assert opened(sealed) == reader.open(sealed) == plain
+    sealed = writer.seal("payload")
+    token = sealed[len(PREFIX):]
+    raw = bytearray(base64.urlsafe_b64decode(token))
+    for position in (0, 5, 20, 30, len(raw) - 40, len(raw) - 1):
+        altered = bytearray(raw)
+        altered[position] ^= 1
+        body = PREFIX + base64.urlsafe_b64encode(bytes(altered)).decode()
+        assert opened(body) is None
+    for body in (PREFIX + "not base64!", PREFIX + token[:-8], PREFIX, "plain text"):
+        assert opened(body) == record._open(reader, body)
+    assert record._Opener(Vault((generate_key(),)))(sealed) is None  # no key fits

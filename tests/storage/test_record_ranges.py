@@ -10,12 +10,13 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import Connection, Engine, text
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from bot.core.service import Core
 from bot.messages import ActionId
-from storage import record
+from storage import record, tree
 from storage.db import create_db_engine, upgrade
+from storage.models import RecordEntry
 from storage.vault import Vault
 from tests.conftest import TEST_KEY
 from tests.helpers import OFFICER, open_case, press, run_audit_verify, to_approval
@@ -216,6 +217,27 @@ def test_r7_worker_processes_agree_with_the_walk(walked: Core) -> None:
     plain = verify(walked.engine)
     assert not plain.ok
     assert verify(walked.engine, workers=2, per_range=PER_RANGE) == plain
+
+
+def test_ranges_hash_the_merkle_tree_in_the_same_pass(walked: Core) -> None:
+    """`--full` reads each row once: the walk hashes the tree as it goes, ranges of a power of
+    two join into the stored tree's root, with the root at each size asked for."""
+    with Session(walked.engine) as session:
+        size = record.verify(session, Vault((TEST_KEY,))).head_seq
+        stored = tree.root(session, size)
+        wanted = {1, 5, 8, size - 1, size}
+        expected = {seq: (session.exec(select(RecordEntry.hash).where(RecordEntry.seq == seq))
+                          .one(), tree.root(session, seq)) for seq in wanted}
+    assert size > 3 * PER_RANGE
+    for workers, per_range in ((1, None), (1, 1), (1, 2), (1, PER_RANGE), (1, 8), (2, PER_RANGE)):
+        with Session(walked.engine) as session:
+            result = record.verify(session, Vault((TEST_KEY,)), workers=workers,
+                                   per_range=per_range, marks=wanted)
+        assert result.ok and result.root == stored, (workers, per_range)
+        assert result.marks == expected, (workers, per_range)
+    # Ranges off the subtrees' boundaries cannot be joined: no root, the caller hashes apart.
+    with Session(walked.engine) as session:
+        assert record.verify(session, Vault((TEST_KEY,)), workers=1, per_range=3).root is None
 
 
 def test_in_memory_database_is_walked_in_process() -> None:
