@@ -29,6 +29,7 @@ BENCHMARKS = {
     "tree": "T1-T4 Merkle tree: incremental vs full verify, append cost, inclusion proofs",
     "faults": "R5/R6 replicas and a killed relay under injected Slack failures",
     "teams": "TP1 Teams invoke latency of the Teams app vs a bare Teams SDK app",
+    "teams_fanout": "TP2 Teams fan-out: 1,000 messages over 100 rate-limited threads",
 }
 RESULTS = Path(__file__).parent / "results.json"
 

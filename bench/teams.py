@@ -56,14 +56,14 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
         from bot.app import build_core
         from config.settings import Settings
         from handlers.teams.app import create_app
-        from handlers.teams.directory import PersonTableDirectory
+        from handlers.teams.directory import IdentityDirectory
         from tests.handlers.teams.conftest import teams_settings
 
         settings = Settings(_env_file=None, database_url=database_url,
                             encryption_keys=(BENCH_KEY,), teams=teams_settings())
         core = build_core(settings, migrate=False)
-        directory = PersonTableDirectory(core.engine, {o: p for p, o in OIDS.items()})
-        app = create_app(settings, core, directory, tokens=token, cloud=cloud, fastapi=web)
+        app = create_app(settings, core, IdentityDirectory(core.engine), tokens=token,
+                         cloud=cloud, fastapi=web)
     else:
         from microsoft_teams.api.models import (
             AdaptiveCardActionMessageResponse,
@@ -91,11 +91,16 @@ def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
     from bench.harness import BENCH_KEY
     from bot.app import build_core, load_roster_text, sample_roster_text
     from config.settings import Settings
+    from storage.db import transaction
+    from storage.models import PersonIdentity
     from tests.helpers import buttons, open_case, to_approval, to_review
 
     settings = Settings(_env_file=None, database_url=database_url, encryption_keys=(BENCH_KEY,))
     core = build_core(settings)
     load_roster_text(core, sample_roster_text(date.today()), actor="bench", source="sample")
+    with transaction(core.engine) as session:  # the clickers' Teams identities
+        for person, oid in OIDS.items():
+            session.add(PersonIdentity(user_id=person, platform="teams", external_id=oid))
     clicks: list[dict[str, Any]] = []
     for index in range(cases):
         case_id = open_case(core)

@@ -11,7 +11,7 @@ from bot.core.identities import identity
 from bot.delivery.port import Recipient
 from bot.messages import Message, mentioned, render_mentions
 from config.platforms import Platform
-from storage.models import Person
+from storage.models import AorChannel, Person
 
 
 def recipient(session: Session, platform: Platform, user_id: str) -> Recipient | None:
@@ -57,3 +57,14 @@ def rendered(message: Message, render: Callable[[str], str]) -> Message:
                    preformatted=on(message.preformatted),
                    notes=tuple(on(note) for note in message.notes),
                    fields=tuple((label, on(value)) for label, value in message.fields))
+
+
+def channel_service_url(session: Session, platform: Platform, conversation: str) -> str | None:
+    """The service URL an AOR's channel conversation is reached through (Teams), if the roster
+    gives one; a reply's conversation (`<channel>;messageid=<root>`) counts as its channel."""
+    channel = conversation.split(";", 1)[0]
+    return session.exec(
+        select(AorChannel.service_url)
+        .where(AorChannel.platform == platform.value, AorChannel.conversation == channel)
+        .limit(1)
+    ).first()

@@ -10,9 +10,13 @@ from typing import Any
 import click
 
 from bot.app import build_core
+from bot.delivery.loop import Delivery
+from bot.delivery.together import Together
 from bot.ops import metrics
 from bot.ops.probes import Readiness
 from bot.schedule.runner import start_scheduler
+from config.platforms import Platform
+from config.settings import Settings
 from handlers.cli.root import (
     cli_core,
     cli_engine,
@@ -117,11 +121,16 @@ def socket() -> None:
 @click.option("--metrics-port", default=9300, show_default=True, type=click.IntRange(0, 65535),
               help="Port of the worker's /metrics, /livez and /readyz (0: none).")
 def worker(metrics_port: int) -> None:
-    """Run only the sweeps (reminders, escalations, digests, USNCB and Slack delivery), for
-    deployments that separate them from `serve`. Stops cleanly on SIGTERM."""
+    """Run only the sweeps (reminders, escalations, digests, USNCB; Slack delivery when a Slack
+    token is set, Teams delivery when NOTICEBOT_PLATFORMS lists teams), for deployments that
+    separate them from `serve`. Stops cleanly on SIGTERM."""
     settings = service_settings()
+    teams = Platform.teams in settings.platforms
+    if teams:  # before the database: a missing Teams secret is one line
+        _check_teams(settings)
     core = build_core(settings, engine=cli_engine(settings.database_url))
     deliver, nudge, relay = None, None, None
+    loops: list[Delivery] = []
     if settings.slack_bot_token.get_secret_value():
         from handlers.slack.app import SlackSettingsError, check_slack, web_client
 
@@ -130,7 +139,13 @@ def worker(metrics_port: int) -> None:
             check_slack(settings, client)
         except SlackSettingsError as exc:
             raise click.ClickException(str(exc)) from None
-        relay = SlackRelay(engine=core.engine, client=client, clock=core.clock)
+        loops.append(SlackRelay(engine=core.engine, client=client, clock=core.clock))
+    if teams:
+        from handlers.teams.relay import teams_relay
+
+        loops.append(teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock))
+    if loops:  # one relay thread drives every platform's loop, each in its own thread
+        relay = Together(loops)
         deliver, nudge = relay.drain, relay.nudge
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -148,7 +163,7 @@ def worker(metrics_port: int) -> None:
             raise click.ClickException(f"cannot serve metrics on --metrics-port "
                                        f"{metrics_port}: {exc.strerror or exc}") from None
     log.info("worker running: sweeps every %ss%s%s", settings.sweep_seconds,
-             ", Slack relay on" if deliver else "",
+             "".join(f", {loop.platform.value} relay on" for loop in loops),
              f", /metrics on port {metrics_port}" if metrics_port else "")
     stop.wait()
     log.info("worker stopping")
@@ -158,3 +173,13 @@ def worker(metrics_port: int) -> None:
         relay.stop()
     scheduler.shutdown(wait=True)
     log.info("worker stopped")
+
+
+def _check_teams(settings: Settings) -> None:
+    """A worker delivering to Teams checks the Teams settings as `noticebot teams` does."""
+    from handlers.teams.checks import TeamsSettingsError, check_settings
+
+    try:
+        check_settings(settings)
+    except TeamsSettingsError as exc:
+        raise click.ClickException(str(exc)) from None

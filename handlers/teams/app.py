@@ -35,27 +35,17 @@ from microsoft_teams.apps import ActivityContext, App, FastAPIAdapter
 from bot.clock import Clock
 from bot.core.service import Core
 from bot.ops.probes import Readiness
-from config.settings import Environment, Settings
+from config.settings import Settings
 from handlers.ops import PATHS, ops_response
 from handlers.teams import cards
+from handlers.teams.checks import TeamsSettingsError as TeamsSettingsError
+from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.directory import TeamsDirectory
 from handlers.teams.inbound import Interactions, Reply
 from handlers.teams.transport import TokenSource
 
 log = logging.getLogger(__name__)
-
-
-class TeamsSettingsError(Exception):
-    pass
-
-
-def check_settings(settings: Settings) -> None:
-    """Refuse to start what could not work or would not be safe (one line per problem)."""
-    problems = settings.teams.problems(
-        production=settings.environment is Environment.production)
-    if problems:
-        raise TeamsSettingsError("; ".join(problems) + "; see README 'Connect to Teams'")
 
 
 def sdk_token(tokens: TokenSource) -> TokenProvider:

@@ -52,32 +52,35 @@ def asgi() -> FastAPI:
     from bot.ops.probes import Readiness
     from bot.schedule.runner import start_scheduler
     from handlers.teams.app import add_ops, create_app
-    from handlers.teams.directory import PersonTableDirectory
-    from handlers.teams.transport import transport_from
+    from handlers.teams.directory import IdentityDirectory
+    from handlers.teams.relay import teams_relay
 
     settings = load_settings()
     configure_logging(settings, stream=sys.stdout)
     core = build_core(settings, migrate=False)
     readiness = Readiness(core.engine)
-    # The neutral delivery loop takes this transport (wired where the loop lands); until
-    # then the process runs the sweeps, as `serve` does.
-    transport = transport_from(settings.teams)
+    # The Teams rows of the outbox go out from here (and from `noticebot worker`), woken by
+    # this process's commits like `serve`'s Slack relay.
+    relay = teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock)
+    transport = relay.teams
 
     @asynccontextmanager
     async def lifespan(web: FastAPI) -> AsyncIterator[None]:
         await app.initialize()
-        scheduler = start_scheduler(core, readiness=readiness)
+        scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
+                                    readiness=readiness)
         log.info("Teams app listening (cloud %s)", settings.teams.cloud.value)
         try:
             yield
         finally:
+            relay.stop()
             scheduler.shutdown(wait=True)
             transport.client.close()
             core.engine.dispose()
 
     web = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     web.state.transport = transport
-    app = create_app(settings, core, PersonTableDirectory(core.engine), fastapi=web)
+    app = create_app(settings, core, IdentityDirectory(core.engine), fastapi=web)
     add_ops(web, readiness=readiness, clock=core.clock)
     return web
 

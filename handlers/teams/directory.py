@@ -1,19 +1,17 @@
-"""Who a Teams user is in noticebot, and who a noticebot person is in Teams.
-
-One small protocol, so the adapter does not care where identities are kept. Until per-platform
-identities land (the architecture issue), `PersonTableDirectory` reads today's Person table:
-a person's Teams identity is given by `aliases` (object id -> person id), else a person whose
-user id is the object id written without hyphens (32 characters, as the column holds)."""
+"""Who a Teams user is in noticebot: the Entra object id on the activity, looked up in the
+neutral identity table (`person_identity`, filled from the roster's `teams = "<object id>"`)
+through `bot.core.identities`, as every inbound adapter does. Outbound (who a 1:1 card goes to,
+how a mention reads) is the delivery loop's: bot/delivery/people.py."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from bot.core.identities import person_for
+from config.platforms import Platform
 from storage.models import Person
 
 
@@ -22,46 +20,28 @@ class TeamsDirectory(Protocol):
         """The active person id behind an Entra object id, or None (not on the roster)."""
         ...
 
-    def object_id_of(self, person_id: str) -> str | None:
-        """The Entra object id of a person (to open a 1:1 chat), or None."""
-        ...
-
     def name_of(self, person_id: str) -> str:
         """How a mention of the person reads in a card."""
         ...
 
 
-def compact(object_id: str) -> str | None:
-    """An Entra object id as 32 hex digits, or None when it is not an object id."""
-    try:
-        return uuid.UUID(object_id).hex
-    except (ValueError, AttributeError, TypeError):
-        return None
+class IdentityDirectory:
+    """The roster's Teams identities. An object id no active person has is None: the adapter
+    refuses the request and records the attempt (`Interactions._actor`)."""
 
-
-class PersonTableDirectory:
-    def __init__(self, engine: Engine, aliases: Mapping[str, str] | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.aliases = {compact(k) or k: v for k, v in (aliases or {}).items()}
-        self.reverse = {v: k for k, v in self.aliases.items()}
 
     def _person(self, person_id: str) -> Person | None:
         with Session(self.engine) as session:
             return session.get(Person, person_id)
 
     def person_for(self, object_id: str) -> str | None:
-        key = compact(object_id)
-        if key is None:
-            return None
-        person = self._person(self.aliases.get(key, key))
+        found = person_for(self.engine, Platform.teams, object_id)
+        if found == f"{Platform.teams.value}:{object_id}":
+            return None  # no person has this identity
+        person = self._person(found)
         return person.user_id if person is not None and person.active else None
-
-    def object_id_of(self, person_id: str) -> str | None:
-        key = self.reverse.get(person_id, person_id)
-        try:
-            return str(uuid.UUID(hex=key))
-        except ValueError:
-            return None
 
     def name_of(self, person_id: str) -> str:
         person = self._person(person_id)

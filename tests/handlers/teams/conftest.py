@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -14,24 +14,25 @@ import pytest
 from fastapi import FastAPI
 from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
 from pydantic import SecretStr
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
+from bot.app import build_core
 from bot.core.service import Core
-from bot.delivery.port import Address, Posted, Recipient
-from bot.messages import DestinationKind, Message
+from config.platforms import Platform
 from config.settings import Settings
 from config.teams import TeamsSettings
 from handlers.teams.app import create_app
-from handlers.teams.directory import PersonTableDirectory
+from handlers.teams.directory import IdentityDirectory
+from handlers.teams.relay import TeamsRelay
 from handlers.teams.transport import TeamsTransport
 from storage.db import transaction
-from storage.models import OutboxMessage, OutboxStatus
+from storage.models import AorChannel, PersonIdentity, PlatformMessage
 from tests.handlers.teams.fake_teams import APP_ID, TENANT, FakeTeams, activity
 from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED
 
 T = TypeVar("T")
 
-# Entra object ids for the sample roster's people (the directory's interim aliases).
+# Entra object ids for the sample roster's people (their Teams identities).
 OIDS = {person: f"{index:08d}-0000-4000-8000-{index:012d}" for index, person in
         enumerate((OFFICER, OFFICER_LAPSED, FRO, DESIGNEE, MANAGER), start=1)}
 CASES_CHANNEL = "19:houcases@thread.tacv2"  # the Houston AOR's Teams channel
@@ -89,15 +90,26 @@ def fake() -> Iterator[FakeTeams]:
 
 @dataclass
 class TeamsUser:
-    """Posts activities as a given person, and relays the outbox to the fake connector the way
-    the delivery loop will (post, thread reply, update in place, DMs)."""
+    """Posts activities as a given person; `relay` runs the real Teams delivery loop over the
+    fake connector (post, thread reply, update in place, 1:1 chats)."""
 
     client: Client
     fake: FakeTeams
     core: Core
-    transport: TeamsTransport
-    posted: dict[str, Posted] = field(default_factory=dict)
-    roots: dict[str, str] = field(default_factory=dict)
+    relay_loop: TeamsRelay
+
+    @property
+    def transport(self) -> TeamsTransport:
+        return self.relay_loop.teams
+
+    @property
+    def roots(self) -> dict[str, str]:
+        """Each case's root card in the AOR channel, as the loop remembered it."""
+        with Session(self.core.engine) as session:
+            found = session.exec(select(PlatformMessage).where(
+                PlatformMessage.platform == Platform.teams.value,
+                col(PlatformMessage.message_key).endswith(":root"))).all()
+        return {row.message_key.removesuffix(":root"): row.ts for row in found}
 
     def post(self, body: dict[str, Any], *, token: str | None = None,
              auth: bool = True) -> httpx.Response:
@@ -132,61 +144,50 @@ class TeamsUser:
         return self.invoke(person, "task/submit", {"data": data,
                                                    "context": {"theme": "default"}})
 
-    def relay(self) -> None:
-        """Deliver what the core queued, as the neutral delivery loop will."""
-        for row in _take_pending(self.core):
-            message = Message.from_dict(row.payload)
-            people = {p: Recipient(p, OIDS.get(p, p), name)
-                      for p, name in ((u, n) for u, n, _, _ in self.core.roster())}
-            kind = DestinationKind(row.destination_kind)
-            if row.message_key and row.message_key in self.posted:
-                self.transport.update(posted=self.posted[row.message_key], message=message,
-                                      people=people)
-                continue
-            if kind is DestinationKind.dm:
-                recipient = people[row.destination]
-                to = Address(self.transport.open_dm(recipient=recipient))
-            elif kind is DestinationKind.thread:
-                to = Address(CASES_CHANNEL, thread=self.roots.get(row.destination))
-            else:
-                to = Address(CASES_CHANNEL)
-            posted = self.transport.post(to=to, message=message, outbox_id=row.id or 0,
-                                         people=people)
-            if kind is DestinationKind.channel and row.case_id:
-                self.roots.setdefault(row.case_id, posted.ref)
-            if row.message_key:
-                self.posted[row.message_key] = posted
+    def relay(self) -> int:
+        """Deliver every due Teams row of the outbox, as `noticebot teams` does."""
+        delivered = 0
+        while (batch := self.relay_loop.drain(limit=500)) > 0:
+            delivered += batch
+        return delivered
+
+
+def with_teams_identities(core: Core, fake: FakeTeams) -> None:
+    """The sample roster's people and Houston AOR on Teams, as `teams = "<object id>"` and
+    `[aor.teams]` in a roster give them."""
+    with transaction(core.engine) as session:
+        for person, oid in OIDS.items():
+            session.add(PersonIdentity(user_id=person, platform=Platform.teams.value,
+                                       external_id=oid))
+        session.add(AorChannel(aor_id="HOU", platform=Platform.teams.value,
+                               conversation=CASES_CHANNEL, team="19:houteam@thread.tacv2",
+                               service_url=fake.url))
+
+
+def teams_relay_for(core: Core, fake: FakeTeams, **options: Any) -> TeamsRelay:
+    transport = TeamsTransport(service_url=fake.url, bot_id=APP_ID, tenant_id=TENANT,
+                               token=fake.mint)
+    values: dict[str, Any] = {"pace": 0.0, "linger": 0.0, "concurrency": 1, **options}
+    return TeamsRelay(engine=core.engine, transport=transport, clock=core.clock, **values)
 
 
 @pytest.fixture
 def teams(core: Core, settings: Settings, fake: FakeTeams) -> Iterator[TeamsUser]:
-    configured = settings.model_copy(update={"teams": teams_settings()})
-    directory = PersonTableDirectory(core.engine, {oid: p for p, oid in OIDS.items()})
+    configured = settings.model_copy(update={"teams": teams_settings(),
+                                             "platforms": (Platform.teams,)})
+    with_teams_identities(core, fake)
+    # The app's core queues Teams rows (NOTICEBOT_PLATFORMS=teams); the tests' `core` reads
+    # the same database.
+    teams_core = build_core(configured, clock=core.clock, engine=core.engine)
     cloud = with_overrides(PUBLIC, openid_metadata_url=fake.openid_url)
     web = FastAPI()
-    app = create_app(configured, core, directory, tokens=fake.mint, cloud=cloud, fastapi=web)
+    app = create_app(configured, teams_core, IdentityDirectory(core.engine), tokens=fake.mint,
+                     cloud=cloud, fastapi=web)
     loop = Loop()
     loop.run(app.initialize())
-    transport = TeamsTransport(service_url=fake.url, bot_id=APP_ID, tenant_id=TENANT,
-                               token=fake.mint)
+    relay = teams_relay_for(core, fake)
     client = Client(web, loop)
-    yield TeamsUser(client, fake, core, transport)
+    yield TeamsUser(client, fake, core, relay)
     client.close()
     loop.close()
-    transport.client.close()
-
-
-def _take_pending(core: Core) -> list[OutboxMessage]:
-    """Every pending outbox row, marked sent (an interim relay until Teams has its delivery loop
-    wired)."""
-    with transaction(core.engine) as session:
-        rows = list(session.exec(select(OutboxMessage)
-                                 .where(OutboxMessage.status == OutboxStatus.pending)
-                                 .order_by(col(OutboxMessage.id))).all())
-        for row in rows:
-            row.status, row.sent_at = OutboxStatus.sent, core.clock.now()
-            session.add(row)
-        session.flush()
-        for row in rows:
-            session.expunge(row)
-    return rows
+    relay.teams.client.close()
