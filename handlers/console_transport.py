@@ -1,5 +1,5 @@
 """The console as a delivery transport: the console consumes the outbox through the same
-delivery loop as Slack, and only the console's rows (see docs/architecture-delivery.md).
+delivery loop as Slack, and only the console's rows (see docs/delivery.md).
 
 Its conversations say what the terminal prints: `channel:<id>`, `thread:<case id>`,
 `dm:<person id>`. A case's root message is posted with the case id as its ref, so replies in

@@ -1,5 +1,5 @@
 """The Slack relay: the platform-neutral delivery loop (bot/delivery/loop.py) over the Slack
-transport (handlers/slack/transport.py). How delivery works is in docs/architecture-delivery.md.
+transport (handlers/slack/transport.py). How delivery works is in docs/delivery.md.
 """
 
 from __future__ import annotations
