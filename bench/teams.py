@@ -90,6 +90,7 @@ def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
     """Cases waiting at each kind of step; the buttons their cards offer, as click data."""
     from bench.harness import BENCH_KEY
     from bot.app import build_core, load_roster_text, sample_roster_text
+    from config.platforms import Platform
     from config.settings import Settings
     from storage.db import transaction
     from storage.models import PersonIdentity
@@ -100,7 +101,7 @@ def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
     load_roster_text(core, sample_roster_text(date.today()), actor="bench", source="sample")
     with transaction(core.engine) as session:  # the clickers' Teams identities
         for person, oid in OIDS.items():
-            session.add(PersonIdentity(user_id=person, platform="teams", external_id=oid))
+            session.add(PersonIdentity(user_id=person, platform=Platform.teams, external_id=oid))
     clicks: list[dict[str, Any]] = []
     for index in range(cases):
         case_id = open_case(core)

@@ -324,10 +324,10 @@ def _channels(aor: AorEntry) -> dict[Platform, AorChannel]:
     """The AOR's channel on each platform, as the file gives them."""
     found = {}
     if aor.channel is not None:
-        found[Platform.slack] = AorChannel(aor_id=aor.id, platform=Platform.slack.value,
+        found[Platform.slack] = AorChannel(aor_id=aor.id, platform=Platform.slack,
                                            conversation=aor.channel)
     if aor.teams is not None:
-        found[Platform.teams] = AorChannel(aor_id=aor.id, platform=Platform.teams.value,
+        found[Platform.teams] = AorChannel(aor_id=aor.id, platform=Platform.teams,
                                            conversation=aor.teams.channel, team=aor.teams.team,
                                            service_url=aor.teams.service_url)
     return found

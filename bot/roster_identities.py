@@ -30,7 +30,7 @@ def sync_person(ctx: Ctx, change: Change, user_id: str, wanted: dict[Platform, s
     session.flush()
     taken_from = []
     for platform, external in target.items():
-        if current.get(platform) == external:
+        if current.get(Platform(platform)) == external:
             continue
         # The id may still sit with someone who left the roster (never with anyone listed:
         # the file was checked for that): it moves to the person the file names now.
@@ -40,7 +40,8 @@ def sync_person(ctx: Ctx, change: Change, user_id: str, wanted: dict[Platform, s
             taken_from.append(holder.user_id)
             session.delete(holder)
             session.flush()
-        session.add(PersonIdentity(user_id=user_id, platform=platform, external_id=external))
+        session.add(PersonIdentity(user_id=user_id, platform=Platform(platform),
+                                   external_id=external))
     session.flush()
     if current or taken_from or target != {Platform.slack.value: user_id}:
         change("identities_changed", user=user_id, identities=target, previous=current,
@@ -53,7 +54,7 @@ def sync_aor(ctx: Ctx, change: Change, aor_id: str, wanted: dict[Platform, AorCh
         select(AorChannel).where(AorChannel.aor_id == aor_id)).all()}
     changed: dict[str, Any] = {}
     for platform in Platform:
-        have, want = rows.get(platform.value), wanted.get(platform)
+        have, want = rows.get(platform), wanted.get(platform)
         if have is not None and want is not None and _same(have, want):
             continue
         if have is None and want is None:

@@ -10,6 +10,7 @@ from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from config.platforms import Platform as Platform
+from storage.types import EnumText
 
 
 class PersonIdentity(SQLModel, table=True):
@@ -19,7 +20,7 @@ class PersonIdentity(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("platform", "external_id",
                                        name="uq_person_identity_external"),)
     user_id: str = Field(foreign_key="person.user_id", primary_key=True, max_length=32)
-    platform: str = Field(primary_key=True, max_length=16)
+    platform: Platform = Field(primary_key=True, sa_type=EnumText(Platform, length=16))
     external_id: str = Field(max_length=128)
 
 
@@ -29,7 +30,7 @@ class AorChannel(SQLModel, table=True):
 
     __tablename__ = "aor_channel"
     aor_id: str = Field(foreign_key="aor.id", primary_key=True, max_length=32)
-    platform: str = Field(primary_key=True, max_length=16)
+    platform: Platform = Field(primary_key=True, sa_type=EnumText(Platform, length=16))
     conversation: str = Field(max_length=256)  # Slack channel id, Teams channel conversation
     team: str | None = Field(default=None, max_length=256)
     service_url: str | None = Field(default=None, max_length=512)

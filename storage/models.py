@@ -325,7 +325,7 @@ class OutboxMessage(SQLModel, table=True):
     platform_ref: str | None = None
     error: str | None = None
     # The platform whose delivery loop sends the row (one loop never claims another's rows).
-    platform: str = Field(default=Platform.slack, max_length=16)
+    platform: Platform = Field(default=Platform.slack, sa_type=EnumText(Platform, length=16))
 
 
 class RecordEntry(SQLModel, table=True):
@@ -370,7 +370,8 @@ class PlatformMessage(SQLModel, table=True):
 
     __tablename__ = "platform_message"
     message_key: str = Field(primary_key=True, max_length=200)
-    platform: str = Field(default=Platform.slack, primary_key=True, max_length=16)
+    platform: Platform = Field(default=Platform.slack, primary_key=True,
+                               sa_type=EnumText(Platform, length=16))
     channel: str
     ts: str
     updated_at: datetime = Field(sa_type=UTCDateTime)

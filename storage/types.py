@@ -46,8 +46,8 @@ class EnumText(TypeDecorator[E]):
     impl = String
     cache_ok = True
 
-    def __init__(self, enum: type[E]) -> None:
-        super().__init__()
+    def __init__(self, enum: type[E], length: int | None = None) -> None:
+        super().__init__(length=length)
         self.enum = enum
 
     def process_bind_param(self, value: E | str | None, dialect: Dialect) -> str | None:

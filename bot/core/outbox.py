@@ -40,7 +40,7 @@ def queue(session: Session, *, now: datetime, platforms: Iterable[Platform],
             continue
         row = OutboxMessage(created_at=now, case_id=case_id, destination_kind=kind.value,
                             destination=where, message_key=message.key, payload=payload,
-                            platform=platform.value)
+                            platform=platform)
         session.add(row)
         rows.append(row)
     return rows

@@ -323,7 +323,7 @@ class Delivery:
                 return False
             key = claim.payload.get("key")
             if first and key is not None:
-                session.merge(PlatformMessage(message_key=str(key), platform=self.platform.value,
+                session.merge(PlatformMessage(message_key=str(key), platform=self.platform,
                                               channel=posted.conversation, ts=posted.ref,
                                               updated_at=now))
         return True

@@ -157,9 +157,9 @@ def with_teams_identities(core: Core, fake: FakeTeams) -> None:
     `[aor.teams]` in a roster give them."""
     with transaction(core.engine) as session:
         for person, oid in OIDS.items():
-            session.add(PersonIdentity(user_id=person, platform=Platform.teams.value,
+            session.add(PersonIdentity(user_id=person, platform=Platform.teams,
                                        external_id=oid))
-        session.add(AorChannel(aor_id="HOU", platform=Platform.teams.value,
+        session.add(AorChannel(aor_id="HOU", platform=Platform.teams,
                                conversation=CASES_CHANNEL, team="19:houteam@thread.tacv2",
                                service_url=fake.url))
 

@@ -68,7 +68,7 @@ def add(core: Core, kind: str, destination: str, number: int, *,
     with transaction(core.engine) as session:
         session.add(OutboxMessage(
             created_at=core.clock.now(), destination_kind=kind, destination=destination,
-            message_key=key, platform=Platform.teams.value,
+            message_key=key, platform=Platform.teams,
             payload=Message(title="Notice", text=f"step [m{number:03d}]", key=key).to_dict()))
 
 
