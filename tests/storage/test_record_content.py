@@ -26,6 +26,7 @@ from tests.storage.test_record import (
     row_count,
     tampering,
 )
+from tests.storage.test_record_ranges import verify
 
 
 @pytest.fixture
@@ -36,12 +37,6 @@ def walked(core: Core) -> Core:
     assert press(core, OFFICER, case_id, ActionId.request_approval).ok
     open_case(core)
     return core
-
-
-def verify(engine: Engine, *, workers: int | None = None,
-           per_range: int | None = None) -> record.VerifyResult:
-    with Session(engine) as session:
-        return record.verify(session, Vault((TEST_KEY,)), workers=workers, per_range=per_range)
 
 
 def assert_all_agree(engine: Engine) -> record.VerifyResult:
