@@ -44,9 +44,21 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN" if reads_only else "BEGIN IMMEDIATE")
+        read = reads_only or connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
 
     return engine
+
+
+_READ_ONLY = "noticebot_read_only"
+
+
+def reading(engine: Engine) -> Session:
+    """A session that only reads (who a platform user is, how a mention renders, whether a
+    message was posted). On SQLite it starts with a plain BEGIN, so it neither waits for nor
+    holds up the one writer: these lookups run on every request and every delivered message,
+    and with BEGIN IMMEDIATE each of them queued behind whole interactions."""
+    return Session(engine.execution_options(**{_READ_ONLY: True}))
 
 
 @contextmanager

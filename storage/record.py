@@ -7,10 +7,7 @@ disposition can remove content while the chain still verifies.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import hmac
 import json
 import multiprocessing
 import os
@@ -22,14 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from sqlalchemy import Connection, create_engine, func, text
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from storage import merkle, tree
 from storage.models import DispositionLog, RecordEntry, RecordPayload
-from storage.vault import PREFIX, Vault, VaultError
+from storage.opener import Opener, open_body
+from storage.vault import Vault
 
 GENESIS_HASH = "0" * 64
 # The action of the entry the disposition path appends for each disposition log row.
@@ -72,6 +69,18 @@ def _hash(prev_hash: str, seq: int, at: datetime, actor: str, kind: str, action:
     return hashlib.sha256(_CANONICAL.encode(material).encode("utf-8")).hexdigest()
 
 
+@dataclass(frozen=True)
+class NewEntry:
+    """One entry to append: what its hash covers, and its payload."""
+
+    at: datetime
+    actor: str
+    kind: str
+    action: str
+    case_id: str | None = None
+    payload: dict[str, Any] | None = None
+
+
 def append(
     session: Session,
     *,
@@ -83,49 +92,50 @@ def append(
     payload: dict[str, Any] | None = None,
     vault: Vault | None = None,
 ) -> RecordEntry:
-    """Append one entry in the caller's transaction. Appends are serialized (advisory lock on
-    PostgreSQL, BEGIN IMMEDIATE on SQLite) so two writers never chain to the same predecessor;
-    the primary key on `seq` would refuse a fork even without the lock."""
-    # What is hashed is exactly what is stored: a value stored as text but hashed as given
-    # (a JSON number as the actor) would break the chain for good (R7).
-    actor, kind, action = _stored(actor), _stored(kind), _stored(action)
-    case_id = None if case_id is None else _stored(case_id)
+    """Append one entry in the caller's transaction (`append_many` of one)."""
+    return append_many(session, [NewEntry(at=at, actor=actor, kind=kind, action=action,
+                                          case_id=case_id, payload=payload)], vault=vault)[0]
+
+
+def append_many(session: Session, new: list[NewEntry], *,
+                vault: Vault | None = None) -> list[RecordEntry]:
+    """Append entries, in order, in the caller's transaction: the chain's head is read once
+    and the rows are written together, so an interaction that records many entries holds the
+    append lock briefly. Appends are serialized (advisory lock on PostgreSQL, BEGIN IMMEDIATE
+    on SQLite) so two writers never chain to the same predecessor; the primary key on `seq`
+    would refuse a fork even without the lock."""
+    if not new:
+        return []
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
     head = session.exec(
         select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).desc()).limit(1)
     ).first()
-    seq, prev_hash = (head[0] + 1, head[1]) if head else (1, GENESIS_HASH)
-    body = canonical_json(payload or {})
-    digest = sha256_hex(body)
-    at = at.replace(microsecond=(at.microsecond // 1000) * 1000)  # portable precision
-    entry = RecordEntry(
-        seq=seq,
-        at=at,
-        actor=actor,
-        kind=kind,
-        action=action,
-        case_id=case_id,
-        payload_digest=digest,
-        prev_hash=prev_hash,
-        hash=entry_hash(
-            prev_hash=prev_hash,
-            seq=seq,
-            at=at,
-            actor=actor,
-            kind=kind,
-            action=action,
-            case_id=case_id,
-            payload_digest=digest,
-        ),
-    )
-    session.add(entry)
+    seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    first_seq, first_prev = seq + 1, prev_hash
+    entries, payloads = [], []
+    for item in new:
+        seq += 1
+        # What is hashed is exactly what is stored: a value stored as text but hashed as given
+        # (a JSON number as the actor) would break the chain for good (R7).
+        actor, kind, action = _stored(item.actor), _stored(item.kind), _stored(item.action)
+        case_id = None if item.case_id is None else _stored(item.case_id)
+        body = canonical_json(item.payload or {})
+        digest = sha256_hex(body)
+        at = item.at.replace(microsecond=(item.at.microsecond // 1000) * 1000)  # portable
+        digest_of_entry = _hash(prev_hash, seq, at, actor, kind, action, case_id, digest)
+        entries.append(RecordEntry(seq=seq, at=at, actor=actor, kind=kind, action=action,
+                                   case_id=case_id, payload_digest=digest,
+                                   prev_hash=prev_hash, hash=digest_of_entry))
+        payloads.append(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
+        prev_hash = digest_of_entry
+    session.add_all(entries)
     session.flush()
-    tree.add_leaf(session, seq, entry.hash, prev_hash)  # same transaction, same lock
-    session.add(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
+    tree.add_leaves(session, first_seq, [entry.hash for entry in entries], first_prev)
+    session.add_all(payloads)
     session.flush()
-    return entry
+    return entries
 
 
 def _stored(value: object) -> str:
@@ -285,7 +295,7 @@ def disposals_of(connection: Connection, vault: Vault) -> Disposals:
         .join(RecordPayload, col(RecordPayload.seq) == col(RecordEntry.seq))
         .where(col(RecordEntry.action) == DISPOSED_ACTION))
     for seq, case_id, body in confirming:
-        plain = _open(vault, body)
+        plain = open_body(vault, body)
         if plain is None:
             continue  # the walk reports it
         payload = json.loads(plain)
@@ -344,7 +354,7 @@ class _Stretch:
 
 def _walk(rows: Iterable[tuple[Any, ...]], vault: Vault, disposals: Disposals,
           marks: frozenset[int] = frozenset()) -> _Stretch:
-    opened = _Opener(vault)
+    opened = Opener(vault)
     first_seq: int | None = None
     first_prev_hash: str | None = None
     expected_seq, prev_hash, count = 0, "", 0
@@ -441,55 +451,6 @@ def _graft(edge: list[tuple[int, bytes]], size: int, stretch: _Stretch,
             level += 1
         edge.append((level, node))
     return edge
-
-
-_URLSAFE = bytes.maketrans(b"-_", b"+/")
-
-
-class _Opener:
-    """`Vault.open` for the walk's inner loop, where cryptography's Fernet spends more on the
-    objects it builds per token than on the cryptography. The same checks (Fernet spec: the
-    version byte, HMAC-SHA256 over everything before it, then AES-128-CBC and PKCS#7), done
-    with one AES-ECB context per key made once, CBC undone by XOR with the previous block. A
-    token it does not open goes to `Vault.open`, which gives the same answer or error."""
-
-    def __init__(self, vault: Vault) -> None:
-        self.vault = vault
-        raw_keys = [base64.urlsafe_b64decode(key) for key in vault.keys]
-        self.keys = [(raw[:16], Cipher(algorithms.AES(raw[16:]), modes.ECB()).decryptor())
-                     for raw in raw_keys]  # (HMAC key, AES key's context), as Fernet splits it
-
-    def __call__(self, body: str) -> str | None:
-        if body.startswith(PREFIX) and self.keys:
-            try:  # what base64.urlsafe_b64decode does, without its argument checks
-                data = binascii.a2b_base64(body[len(PREFIX):].encode().translate(_URLSAFE))
-            except (binascii.Error, ValueError):
-                data = b""
-            # version, time (8), IV (16), whole AES blocks, HMAC (32)
-            if len(data) >= 73 and data[0] == 0x80 and (len(data) - 57) % 16 == 0:
-                signed, mac = data[:-32], data[-32:]
-                for signing, ecb in self.keys:
-                    if not hmac.compare_digest(hmac.digest(signing, signed, "sha256"), mac):
-                        continue
-                    chained = data[9:-32]  # IV ‖ ciphertext: block i is XORed with block i-1
-                    size = len(chained) - 16
-                    padded = (int.from_bytes(ecb.update(chained[16:]), "big")
-                              ^ int.from_bytes(chained[:size], "big")).to_bytes(size, "big")
-                    pad = padded[-1]
-                    if 1 <= pad <= 16 and padded[-pad:] == bytes((pad,)) * pad:
-                        try:
-                            return padded[:-pad].decode()
-                        except UnicodeDecodeError:
-                            pass
-                    break
-        return _open(self.vault, body)
-
-
-def _open(vault: Vault, body: str) -> str | None:
-    try:
-        return vault.open(body)
-    except VaultError:
-        return None
 
 
 def payload_of(session: Session, seq: int, vault: Vault | None = None) -> dict[str, Any] | None:

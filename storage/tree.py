@@ -36,18 +36,30 @@ def add_leaf(session: Session, seq: int, entry_hash_hex: str, prev_hash_hex: str
     """Store the leaf of entry `seq` (chained to `prev_hash_hex`) and the subtrees it
     completes, in the caller's transaction (which already holds the chain's append lock):
     one INSERT, and one read of the tree's right edge when no recent append left it here."""
-    size = seq - 1
+    add_leaves(session, seq, [entry_hash_hex], prev_hash_hex)
+
+
+def add_leaves(session: Session, first_seq: int, entry_hashes: list[str],
+               prev_hash_hex: str) -> None:
+    """`add_leaf` for consecutive entries from `first_seq` on (the first chained to
+    `prev_hash_hex`): one INSERT for all their nodes."""
+    if not entry_hashes:
+        return
+    size = first_seq - 1
     with _EDGES_LOCK:
         edge = _EDGES.get(prev_hash_hex) if size else []
     if edge is None:
         wanted = merkle.range_nodes(0, size)
         found = nodes(session, wanted)
         edge = [found[node] for node in wanted]
-    made, after = merkle.extend(edge, size, merkle.entry_leaf(entry_hash_hex))
-    session.execute(_INSERT, [{"level": level, "idx": idx, "hash": digest.hex()}
-                              for level, idx, digest in made])
+    rows: list[dict[str, object]] = []
+    for offset, entry_hash_hex in enumerate(entry_hashes):
+        made, edge = merkle.extend(edge, size + offset, merkle.entry_leaf(entry_hash_hex))
+        rows += [{"level": level, "idx": idx, "hash": digest.hex()}
+                 for level, idx, digest in made]
+    session.execute(_INSERT, rows)
     with _EDGES_LOCK:
-        _EDGES[entry_hash_hex] = after
+        _EDGES[entry_hashes[-1]] = edge
         while len(_EDGES) > _EDGES_KEPT:
             _EDGES.popitem(last=False)
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, func, select
 
 from bot.core.service import Core
 from bot.messages import ActionId
-from storage import record
+from storage import record, tree
 from storage.db import transaction
 from storage.models import DispositionLog, RecordEntry
 from storage.vault import Vault
@@ -393,3 +393,31 @@ def test_r7_cli_audit_verify(walked: Core, database_url: str) -> None:
     assert f"BROKEN at entry {seq}:" in broken.stderr
     assert f"({seq - 1} entries verified before it)" in broken.stderr
     assert not broken.output.startswith("OK")
+
+
+def test_o32_entries_appended_together_chain_and_tree_like_entries_appended_one_by_one(
+        walked: Core) -> None:
+    """An interaction's entries are appended in one batch: each still chains to the one before
+    it exactly as a lone append would, and the stored Merkle tree covers every one of them."""
+    engine = walked.engine
+    new = [record.NewEntry(at=START + timedelta(seconds=n, microseconds=1234), actor=OFFICER,
+                           kind="read", action="case.viewed", case_id=None if n % 2 else "RN-1",
+                           payload={"n": n}) for n in range(5)]
+    with Session(engine) as session:
+        head = session.exec(select(RecordEntry).order_by(col(RecordEntry.seq).desc())).first()
+        assert head is not None
+    expected, prev = [], head.hash
+    for offset, item in enumerate(new, start=1):
+        at = item.at.replace(microsecond=1000)
+        prev = record.entry_hash(prev_hash=prev, seq=head.seq + offset, at=at, actor=OFFICER,
+                                 kind="read", action="case.viewed", case_id=item.case_id,
+                                 payload_digest=record.sha256_hex(
+                                     record.canonical_json(item.payload)))
+        expected.append(prev)
+    with transaction(engine) as session:
+        appended = record.append_many(session, new, vault=Vault((TEST_KEY,)))
+    assert [entry.hash for entry in appended] == expected
+    result = verify(engine)
+    assert result.ok and result.head_seq == head.seq + 5
+    with Session(engine) as session:
+        assert tree.root(session, result.head_seq) == result.root

@@ -15,6 +15,7 @@ from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record
 from storage.models import DispositionLog
+from storage.opener import Opener, open_body
 from storage.vault import PREFIX, Vault, generate_key
 from tests.conftest import START, TEST_KEY
 from tests.helpers import OFFICER, open_case, press, run_audit_verify, to_approval
@@ -145,7 +146,7 @@ def test_the_walks_fernet_opener_agrees_with_the_vault() -> None:
     for every key of a rotation, any length and any alteration, or defers to it."""
     old, new = generate_key(), generate_key()
     writer, reader = Vault((old,)), Vault((new, old))
-    opened = record._Opener(reader)
+    opened = Opener(reader)
     texts = ["", "x", "a" * 15, "b" * 16, "c" * 17, "Ünïcode ✓ " * 9, '{"k":1}' * 40]
     for plain in texts:
         for vault in (writer, Vault((new,))):
@@ -160,5 +161,5 @@ def test_the_walks_fernet_opener_agrees_with_the_vault() -> None:
         body = PREFIX + base64.urlsafe_b64encode(bytes(altered)).decode()
         assert opened(body) is None
     for body in (PREFIX + "not base64!", PREFIX + token[:-8], PREFIX, "plain text"):
-        assert opened(body) == record._open(reader, body)
-    assert record._Opener(Vault((generate_key(),)))(sealed) is None  # no key fits
+        assert opened(body) == open_body(reader, body)
+    assert Opener(Vault((generate_key(),)))(sealed) is None  # no key fits
