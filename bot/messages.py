@@ -365,6 +365,9 @@ class Outcome:
     duplicate: bool = False  # a re-delivery of an interaction already acted on: nothing done
     # An answer (USNCB callback) that was already on record: acknowledged, nothing changed.
     already_recorded: bool = False
+    # Person id -> the acting platform's id of each person `private` mentions (when the actor
+    # came as a PlatformUser): what a surface needs to render those mentions itself.
+    mention_ids: dict[str, str] = field(default_factory=dict)
 
 
 MENTION = re.compile(r"<@([A-Za-z0-9._:@-]+)>")
@@ -373,6 +376,13 @@ MENTION = re.compile(r"<@([A-Za-z0-9._:@-]+)>")
 def mentioned(text: str) -> list[str]:
     """The person ids mentioned in core text, in order, each once."""
     return list(dict.fromkeys(MENTION.findall(text)))
+
+
+def mentioned_in(message: Message) -> list[str]:
+    """The person ids mentioned anywhere in a message's texts, in order, each once."""
+    parts = [message.title, message.text, message.preformatted, *message.notes]
+    parts += [value for _, value in message.fields]
+    return mentioned("\n".join(parts))
 
 
 def render_mentions(text: str, render: Callable[[str], str]) -> str:

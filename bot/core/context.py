@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.core import outbox
+from bot.core.identities import Actor, acting_as
 from bot.messages import DestinationKind, Message
 from config.settings import Settings
 from storage import record
@@ -75,11 +76,11 @@ class Ctx:
 
     def flush_records(self) -> None:
         origin = current_origin()
-        for kind, action, case_id, payload in self.pending:
-            if origin is not None:
-                payload = {**payload, "origin": origin}
-            record.append(self.session, at=self.now, actor=self.actor, kind=kind,
-                          action=action, case_id=case_id, payload=payload, vault=self.vault)
+        record.append_many(self.session, [
+            record.NewEntry(at=self.now, actor=self.actor, kind=kind, action=action,
+                            case_id=case_id,
+                            payload=payload if origin is None else {**payload, "origin": origin})
+            for kind, action, case_id, payload in self.pending], vault=self.vault)
         self.pending.clear()
 
     def state(self, action: str, /, *, case_id: str | None = None, **payload: Any) -> None:
@@ -122,10 +123,12 @@ class Ctx:
 
 @contextmanager
 def unit_of_work(
-    engine: Engine, *, clock: Clock, settings: Settings, actor: str
+    engine: Engine, *, clock: Clock, settings: Settings, actor: Actor
 ) -> Iterator[Ctx]:
-    """One transaction for one actor: the change and its record commit together or not at all."""
+    """One transaction for one actor: the change and its record commit together or not at all.
+    A platform's user is resolved to the person they act as in this same transaction."""
     with transaction(engine) as session:
-        ctx = Ctx(session=session, clock=clock, settings=settings, actor=actor, now=clock.now())
+        person = actor if isinstance(actor, str) else acting_as(session, actor)
+        ctx = Ctx(session=session, clock=clock, settings=settings, actor=person, now=clock.now())
         yield ctx
         ctx.flush_records()

@@ -8,11 +8,30 @@ no identity rows at all is still reached on Slack by their id.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
+
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
+from bot.messages import Message, mentioned_in
 from config.platforms import Platform
+from storage.db import reading
 from storage.models import PersonIdentity
+
+
+@dataclass(frozen=True)
+class PlatformUser:
+    """Who sent an inbound request, as the platform names them. The core resolves it to a
+    person inside the interaction's own transaction (`acting_as`), so an adapter never
+    needs a database session of its own to say who is acting."""
+
+    platform: Platform
+    id: str
+
+
+# Who a core verb is called for: a person id (console, CLI, services) or a platform's user.
+Actor = str | PlatformUser
 
 
 def identity(session: Session, platform: Platform, user_id: str) -> str | None:
@@ -36,24 +55,42 @@ def reachable(session: Session, platform: Platform, user_id: str) -> bool:
     return identity(session, platform, user_id) is not None
 
 
-def person_for(engine: Engine, platform: Platform, external_id: str) -> str:
-    """The person id an inbound request from `external_id` on `platform` acts as: every inbound
-    adapter resolves its user through here. An identity no person has acts as an unknown id,
-    refused by the access checks and recorded: on Slack the id itself, as before identities
-    existed (unless a person has that id and other identities: never act as them); elsewhere
-    `<platform>:<id>`."""
+def acting_as(session: Session, user: PlatformUser) -> str:
+    """The person id an inbound request from `user` acts as: every inbound request is resolved
+    through here. An identity no person has acts as an unknown id, refused by the access
+    checks and recorded: on Slack the id itself, as before identities existed (unless a person
+    has that id and other identities: never act as them); elsewhere `<platform>:<id>`."""
+    platform, external_id = user.platform, user.id
     if platform is Platform.console:
         return external_id
-    with Session(engine) as session:
-        found = session.exec(
-            select(PersonIdentity.user_id)
-            .where(PersonIdentity.platform == platform.value,
-                   PersonIdentity.external_id == external_id)
-        ).first()
-        if found is not None:
-            return found
-        if platform is Platform.slack and session.exec(
-                select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)
-                .limit(1)).first() is None:
-            return external_id  # no person, or a person from before identities existed
+    found = session.exec(
+        select(PersonIdentity.user_id)
+        .where(PersonIdentity.platform == platform.value,
+               PersonIdentity.external_id == external_id)
+    ).first()
+    if found is not None:
+        return found
+    if platform is Platform.slack and session.exec(
+            select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)
+            .limit(1)).first() is None:
+        return external_id  # no person, or a person from before identities existed
     return f"{platform.value}:{external_id}"
+
+
+def person_for(engine: Engine, platform: Platform, external_id: str) -> str:
+    """`acting_as` in a session of its own, for adapters that must know the person before
+    they call the core."""
+    with reading(engine) as session:
+        return acting_as(session, PlatformUser(platform, external_id))
+
+
+def mention_ids(session: Session, platform: Platform,
+                messages: Iterable[Message]) -> dict[str, str]:
+    """Person id -> id on `platform` of everyone the messages mention who is on it: how a
+    surface renders mentions in what it shows the actor straight away."""
+    found: dict[str, str] = {}
+    for message in messages:
+        for user_id in mentioned_in(message):
+            if user_id not in found and (external := identity(session, platform, user_id)):
+                found[user_id] = external
+    return found

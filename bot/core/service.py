@@ -29,6 +29,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import open_case_form, validate
+from bot.core.identities import Actor, PlatformUser, mention_ids
 from bot.core.steps import callback, opening, review
 from bot.core.transitions import load_case
 from bot.messages import (
@@ -73,7 +74,7 @@ class Core:
 
     # --- the three verbs -------------------------------------------------------------------
 
-    def command(self, *, actor: str, text: str, channel: str = "console") -> Outcome:
+    def command(self, *, actor: Actor, text: str, channel: str = "console") -> Outcome:
         parsed = commands.parse(text)
         return self._run(
             actor, "command", f"command.{parsed.name}", {"text": text, "channel": channel},
@@ -118,12 +119,12 @@ class Core:
         return deliver_pending(engine=self.engine, clock=self.clock, settings=self.settings,
                                sender=self.usncb_sender)
 
-    def home(self, *, actor: str) -> Outcome:
+    def home(self, *, actor: Actor) -> Outcome:
         """The actor's overview (App Home); the view itself is recorded as a read."""
         return self._run(actor, "event", "event.home_opened", {},
                          lambda ctx: commands.home(ctx), case_id=None)
 
-    def case_thread(self, *, actor: str, case_id: str) -> Outcome:
+    def case_thread(self, *, actor: Actor, case_id: str) -> Outcome:
         """A case's root and thread messages as they stand, with the current step's buttons:
         what a surface shows for a case it has not seen since it started. A recorded read."""
         def handle(ctx: Ctx) -> Outcome:
@@ -136,7 +137,7 @@ class Core:
         return self._run(actor, "command", "command.thread", {"case": case_id}, handle,
                          case_id=None)
 
-    def click(self, *, actor: str, value: ActionValue, delivery_key: str | None = None
+    def click(self, *, actor: Actor, value: ActionValue, delivery_key: str | None = None
               ) -> Outcome:
         """`delivery_key` identifies the platform's delivery of this click (a re-delivery of
         the same key changes nothing and returns `duplicate`)."""
@@ -164,7 +165,7 @@ class Core:
     def submit(
         self,
         *,
-        actor: str,
+        actor: Actor,
         form: FormId,
         values: Mapping[str, object],
         case_id: str | None = None,
@@ -230,7 +231,7 @@ class Core:
 
     def _run(
         self,
-        actor: str,
+        actor: Actor,
         kind: str,
         action: str,
         payload: dict[str, Any],
@@ -241,13 +242,15 @@ class Core:
     ) -> Outcome:
         """One interaction, logged (ids only, never what was typed) and counted in metrics."""
         started = time.perf_counter()
-        shown_actor = actor if inbound.actor_problem(actor) is None else inbound.INVALID_ACTOR
+        given_id = actor.id if isinstance(actor, PlatformUser) else actor
+        actor_issue = inbound.actor_problem(given_id)
         shown_case = case_id if case_id is None or inbound.case_id_problem(case_id) is None \
             else None
-        with log_context(actor=shown_actor, case_id=shown_case):
+        with log_context(actor=given_id if actor_issue is None else inbound.INVALID_ACTOR,
+                         case_id=shown_case):
             try:
-                outcome = self._unit(actor, kind, action, payload, handler, case_id=case_id,
-                                     delivery_key=delivery_key)
+                outcome = self._unit(actor, actor_issue, kind, action, payload, handler,
+                                     case_id=case_id, delivery_key=delivery_key)
             except IntegrityError:
                 if delivery_key is None or not self._processed(delivery_key):
                     raise
@@ -265,7 +268,8 @@ class Core:
 
     def _unit(
         self,
-        actor: str,
+        actor: Actor,
+        actor_issue: str | None,
         kind: str,
         action: str,
         payload: dict[str, Any],
@@ -277,8 +281,10 @@ class Core:
         # Unusable ids and NUL characters are refused before anything is looked up or stored
         # with them; the attempt is recorded with the offending value shown, not used.
         problem, given = None, {}
-        if (actor_issue := inbound.actor_problem(actor)) is not None:
-            problem, given["given_actor"] = actor_issue, inbound.shown(actor)
+        if actor_issue is not None:
+            problem = actor_issue
+            given["given_actor"] = inbound.shown(
+                actor.id if isinstance(actor, PlatformUser) else actor)
             actor = inbound.INVALID_ACTOR
         if case_id is not None and (case_issue := inbound.case_id_problem(case_id)) is not None:
             problem = problem or case_issue.capitalize() + "."
@@ -318,10 +324,12 @@ class Core:
                 outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
             for message in outcome.private:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,
-                           to=actor, message=message.to_dict())
+                           to=ctx.actor, message=message.to_dict())
+            if isinstance(actor, PlatformUser) and outcome.private:
+                outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
             return outcome
 
-    def _refuse_input(self, actor: str, kind: str, action: str, payload: dict[str, Any],
+    def _refuse_input(self, actor: Actor, kind: str, action: str, payload: dict[str, Any],
                       problem: str, given: dict[str, str], *, case_id: str | None) -> Outcome:
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=actor) as ctx:
@@ -329,7 +337,7 @@ class Core:
             ctx.record(kind, action, case_id=case_id, **inbound_payload, **given)
             ctx.record("refusal", action, case_id=case_id, reason=problem, code=BAD_INPUT)
             told = Message(title="Not done", text=problem)
-            ctx.record("outbound", "message.private", case_id=case_id, to=actor,
+            ctx.record("outbound", "message.private", case_id=case_id, to=ctx.actor,
                        message=told.to_dict())
         return Outcome(ok=False, refusal=problem, refusal_code=BAD_INPUT, case_id=case_id,
                        private=[told])
@@ -339,10 +347,13 @@ class Core:
         """A platform request the adapter could not hand on (unreadable, wrong shapes): the
         attempt and its refusal are recorded like any other refusal (R7, R9)."""
         shown = {key: inbound.shown(value) for key, value in details.items()}
-        name = actor if isinstance(actor, str) and inbound.actor_problem(actor) is None \
-            else inbound.INVALID_ACTOR
-        if name != actor:
-            shown["given_actor"] = inbound.shown(actor)
+        given = actor.id if isinstance(actor, PlatformUser) else actor
+        name: Actor
+        if isinstance(actor, PlatformUser | str) and inbound.actor_problem(given) is None:
+            name = actor
+        else:
+            name = inbound.INVALID_ACTOR
+            shown["given_actor"] = inbound.shown(given)
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=name) as ctx:
             ctx.record("refusal", action, reason=reason, code=BAD_INPUT, **shown)

@@ -45,7 +45,7 @@ from bot.delivery.port import Address, Dead, Posted, Retry, Transport
 from bot.messages import DestinationKind, Message
 from bot.ops import metrics
 from storage import record
-from storage.db import transaction
+from storage.db import reading, transaction
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, PlatformMessage, Role
 
 log = logging.getLogger(__name__)
@@ -231,7 +231,7 @@ class Delivery:
             message = Message.from_dict(claim.payload)
         except (KeyError, TypeError, ValueError) as error:
             raise Dead("invalid_payload") from error
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             people = recipients(session, self.platform, message)
         known = self._known(message.key)
         if known is not None:  # a later version: update in place (idempotent)
@@ -269,7 +269,7 @@ class Delivery:
                 raise Retry("root_not_posted", uncertain=claim.verify)
             return Address(conversation=root.channel, thread=root.ts)
         if kind is DestinationKind.dm:
-            with Session(self.engine) as session:
+            with reading(self.engine) as session:
                 person = recipient(session, self.platform, claim.destination)
             if person is None:
                 raise Dead("no_identity")
@@ -289,7 +289,7 @@ class Delivery:
     def _known(self, key: str | None) -> PlatformMessage | None:
         if key is None:
             return None
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return session.exec(
                 select(PlatformMessage).where(PlatformMessage.message_key == key,
                                               PlatformMessage.platform == self.platform.value)

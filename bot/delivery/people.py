@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from bot.core.identities import identity
 from bot.delivery.port import Recipient
-from bot.messages import Message, mentioned, render_mentions
+from bot.messages import Message, mentioned_in, render_mentions
 from config.platforms import Platform
 from storage.models import AorChannel, Person
 
@@ -27,7 +27,7 @@ def recipient(session: Session, platform: Platform, user_id: str) -> Recipient |
 def recipients(session: Session, platform: Platform, message: Message) -> dict[str, Recipient]:
     """Everyone the message mentions, by person id, as `platform` knows them (people who are
     not on the platform are left out: a transport renders them by id)."""
-    ids = mentioned(message_text(message))
+    ids = mentioned_in(message)
     if not ids:
         return {}
     names = dict(session.exec(
@@ -39,13 +39,6 @@ def recipients(session: Session, platform: Platform, message: Message) -> dict[s
             found[user_id] = Recipient(user_id=user_id, identity=external,
                                        name=names.get(user_id, user_id))
     return found
-
-
-def message_text(message: Message) -> str:
-    """Every text of a message that may carry a mention, joined (for finding them)."""
-    parts = [message.title, message.text, message.preformatted, *message.notes]
-    parts += [value for _, value in message.fields]
-    return "\n".join(parts)
 
 
 def rendered(message: Message, render: Callable[[str], str]) -> Message:

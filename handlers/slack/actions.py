@@ -72,14 +72,14 @@ def register(app: App, deps: SlackDeps) -> None:
             problem = str(error)[:200]
             # Refused like any other refusal: on the record, and the user is told (R7).
             recorded = attempt(lambda: deps.core.refuse_request(
-                actor=acting(deps.core, user), action="click.unreadable", reason=BAD_BUTTON,
+                actor=acting(user), action="click.unreadable", reason=BAD_BUTTON,
                 details={"action_id": action.get("action_id"), "value": action.get("value"),
                          "problem": problem}), what="recording an unreadable button",
                 tell=tell)
             if recorded is not None:
                 say(tell, BAD_BUTTON)
             return
-        outcome = attempt(lambda: deps.core.click(actor=acting(deps.core, user), value=value,
+        outcome = attempt(lambda: deps.core.click(actor=acting(user), value=value,
                                                   delivery_key=click_key(body, action)),
                           what=f"click {value.action.value}", tell=tell)
         if outcome is None or outcome.duplicate:
@@ -96,7 +96,7 @@ def register(app: App, deps: SlackDeps) -> None:
         except ValueError as error:
             reason = str(error)
             recorded = attempt(lambda: deps.core.refuse_request(
-                actor=acting(deps.core, user), action="form.unreadable", reason=reason,
+                actor=acting(user), action="form.unreadable", reason=reason,
                 details={"view_id": view.get("id")}), what="recording an unreadable form",
                 tell=lambda text: None)
             ack(response_action="update",
@@ -104,7 +104,7 @@ def register(app: App, deps: SlackDeps) -> None:
             return
         ref = metadata.get("ref")
         outcome = attempt(lambda: deps.core.submit(
-            actor=acting(deps.core, user), form=FormId(metadata["form"]), values=values,
+            actor=acting(user), form=FormId(metadata["form"]), values=values,
             case_id=metadata.get("case_id"), ref=ref, channel=metadata.get("channel") or "",
             submission_key=f"slack-view:{view.get('id')}" if view.get("id") else None,
             delivery_key=view_key(view),

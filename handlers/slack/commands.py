@@ -24,7 +24,7 @@ def register(app: App, deps: SlackDeps) -> None:
             respond(text=text, response_type="ephemeral", replace_original=False)
 
         outcome = attempt(lambda: deps.core.command(
-            actor=acting(deps.core, user), text=command.get("text") or "",
+            actor=acting(user), text=command.get("text") or "",
             channel=command.get("channel_id") or ""),
             what="/notice", tell=tell)
         if outcome is None:

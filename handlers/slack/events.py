@@ -36,12 +36,12 @@ def register(app: App, deps: SlackDeps) -> None:
             client.views_publish(user_id=user, view={"type": "home", "blocks": [
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        outcome = attempt(lambda: deps.core.home(actor=acting(deps.core, user)), what="App Home",
+        outcome = attempt(lambda: deps.core.home(actor=acting(user)), what="App Home",
                           tell=tell)
         if outcome is None:
             return
         blocks: list[dict[str, Any]] = []
-        for message in slack_mentions(deps.core, outcome.private):
+        for message in slack_mentions(outcome):
             blocks += message_blocks(message)
             blocks.append({"type": "divider"})
         def publish(_: str) -> None:

@@ -63,7 +63,7 @@ def show(outcome: Outcome, deps: SlackDeps, *, client: WebClient, user: str,
                               view=form_view(outcome.form, metadata={"channel": channel}))
             modal_used = True
         if outcome.private:
-            show_private(client, slack_mentions(deps.core, outcome.private), user=user,
+            show_private(client, slack_mentions(outcome), user=user,
                          channel=channel,
                          respond=respond, trigger_id=None if modal_used else trigger_id)
     except Exception as error:

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from bot.core.identities import person_for
 from config.platforms import Platform
+from storage.db import reading
 from storage.models import Person
 
 
@@ -33,7 +33,7 @@ class IdentityDirectory:
         self.engine = engine
 
     def _person(self, person_id: str) -> Person | None:
-        with Session(self.engine) as session:
+        with reading(self.engine) as session:
             return session.get(Person, person_id)
 
     def person_for(self, object_id: str) -> str | None:

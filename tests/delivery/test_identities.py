@@ -11,7 +11,7 @@ from sqlmodel import Session, col, select
 
 from bot.app import load_roster_text
 from bot.core.context import unit_of_work
-from bot.core.identities import person_for
+from bot.core.identities import PlatformUser, mention_ids, person_for
 from bot.core.service import Core
 from bot.delivery.port import Address, Platform, Recipient
 from bot.messages import DestinationKind, Message, mention
@@ -170,3 +170,19 @@ def test_console_names_people_whatever_their_id_looks_like(bare_core: Core) -> N
     console = ScriptedConsole(bare_core, [], stdout=io.StringIO(), user="U0OFF1")
     assert console.plain(f"{mention('sam')} and {mention('U0OFF1')}") == (
         "@Sam Supervisor and @Olivia Officer")
+
+
+def test_the_core_resolves_a_platform_user_inside_the_interaction(bare_core: Core) -> None:
+    """An adapter hands the core the platform's user; the person they act as is found in the
+    interaction's own transaction, and what is shown to them names people by their ids there."""
+    load_roster_text(bare_core, MIXED, actor="admin", source="t")
+    outcome = bare_core.command(actor=PlatformUser(Platform.slack, "U0SAMSLACK"), text="list")
+    assert outcome.ok
+    assert entries(bare_core, action="command.list")[-1].actor == "sam"
+    stranger = bare_core.command(actor=PlatformUser(Platform.slack, "sam"), text="list")
+    assert stranger.refusal_code is not None  # "sam" is not Sam's Slack id
+    assert entries(bare_core, action="command.list")[-1].actor == "slack:sam"
+    with Session(bare_core.engine) as session:
+        found = mention_ids(session, Platform.slack, [
+            Message(text=f"{mention('sam')}, {mention('U0OFF1')} and {mention('tina')}")])
+    assert found == {"sam": "U0SAMSLACK", "U0OFF1": "U0OFF1"}  # Tina is not on Slack
