@@ -308,7 +308,9 @@ class OutboxMessage(SQLModel, table=True):
 
     __tablename__ = "outbox"
     __table_args__ = (Index("ix_outbox_status_id", "status", "id"),
-                      Index("ix_outbox_platform_status_id", "platform", "status", "id"))
+                      Index("ix_outbox_platform_status_id", "platform", "status", "id"),
+                      # The latest row of a message key (bot/core/context.py `send`).
+                      Index("ix_outbox_message_key_id", "message_key", "id"))
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     case_id: str | None = Field(default=None, index=True)

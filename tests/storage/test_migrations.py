@@ -35,3 +35,16 @@ def test_replicas_starting_together_migrate_once(database_url: str) -> None:
     finally:
         for engine in engines:
             engine.dispose()
+
+
+def test_the_latest_row_of_a_message_key_is_found_through_an_index(database_url: str) -> None:
+    """Every keyed message an interaction queues reads its key's latest outbox row first; without
+    this index that read walks the whole outbox (migration 0013)."""
+    engine = create_db_engine(database_url)
+    try:
+        upgrade(engine)
+        indexes = {index["name"]: index["column_names"]
+                   for index in inspect(engine).get_indexes("outbox")}
+        assert indexes.get("ix_outbox_message_key_id") == ["message_key", "id"]
+    finally:
+        engine.dispose()
