@@ -24,7 +24,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
 from storage import merkle, tree
-from storage.models import DispositionLog, RecordEntry, RecordPayload
+from storage.models import DispositionLog, RecordEntry, RecordPayload, RecordTreeNode
 from storage.opener import Opener, open_body
 from storage.vault import Vault
 
@@ -106,8 +106,19 @@ def append_many(session: Session, new: list[NewEntry], *,
     would refuse a fork even without the lock."""
     if not new:
         return []
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    # Everything that does not depend on the chain's head is done before its lock is taken.
+    prepared = []
+    for item in new:
+        # What is hashed is exactly what is stored: a value stored as text but hashed as given
+        # (a JSON number as the actor) would break the chain for good (R7).
+        body = canonical_json(item.payload or {})
+        prepared.append((
+            item.at.replace(microsecond=(item.at.microsecond // 1000) * 1000),  # portable
+            _stored(item.actor), _stored(item.kind), _stored(item.action),
+            None if item.case_id is None else _stored(item.case_id),
+            sha256_hex(body), vault.seal(body) if vault else body))
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
     head = session.exec(
         select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).desc()).limit(1)
@@ -115,27 +126,33 @@ def append_many(session: Session, new: list[NewEntry], *,
     seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
     first_seq, first_prev = seq + 1, prev_hash
     entries, payloads = [], []
-    for item in new:
+    for at, actor, kind, action, case_id, digest, stored_body in prepared:
         seq += 1
-        # What is hashed is exactly what is stored: a value stored as text but hashed as given
-        # (a JSON number as the actor) would break the chain for good (R7).
-        actor, kind, action = _stored(item.actor), _stored(item.kind), _stored(item.action)
-        case_id = None if item.case_id is None else _stored(item.case_id)
-        body = canonical_json(item.payload or {})
-        digest = sha256_hex(body)
-        at = item.at.replace(microsecond=(item.at.microsecond // 1000) * 1000)  # portable
         digest_of_entry = _hash(prev_hash, seq, at, actor, kind, action, case_id, digest)
         entries.append(RecordEntry(seq=seq, at=at, actor=actor, kind=kind, action=action,
                                    case_id=case_id, payload_digest=digest,
                                    prev_hash=prev_hash, hash=digest_of_entry))
-        payloads.append(RecordPayload(seq=seq, body=vault.seal(body) if vault else body))
+        payloads.append({"seq": seq, "body": stored_body})
         prev_hash = digest_of_entry
+    nodes = tree.new_nodes(session, first_seq, [entry.hash for entry in entries], first_prev)
+    if postgres:
+        # One statement, one round trip, while every other writer waits on the lock.
+        entry_rows = [{name: getattr(entry, name) for name in _ENTRY_COLUMNS}
+                      for entry in entries]
+        session.execute(
+            sqlalchemy.insert(RecordPayload).values(payloads)
+            .add_cte(sqlalchemy.insert(RecordEntry).values(entry_rows).cte("entries"))
+            .add_cte(sqlalchemy.insert(RecordTreeNode).values(nodes).cte("nodes")))
+        return entries
     session.add_all(entries)
     session.flush()
-    tree.add_leaves(session, first_seq, [entry.hash for entry in entries], first_prev)
-    session.add_all(payloads)
-    session.flush()
+    tree.insert_nodes(session, nodes)
+    session.execute(sqlalchemy.insert(RecordPayload), payloads)
     return entries
+
+
+_ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload_digest",
+                  "prev_hash", "hash")
 
 
 def _stored(value: object) -> str:

@@ -43,8 +43,13 @@ def add_leaves(session: Session, first_seq: int, entry_hashes: list[str],
                prev_hash_hex: str) -> None:
     """`add_leaf` for consecutive entries from `first_seq` on (the first chained to
     `prev_hash_hex`): one INSERT for all their nodes."""
-    if not entry_hashes:
-        return
+    insert_nodes(session, new_nodes(session, first_seq, entry_hashes, prev_hash_hex))
+
+
+def new_nodes(session: Session, first_seq: int, entry_hashes: list[str],
+              prev_hash_hex: str) -> list[dict[str, object]]:
+    """The rows (level, idx, hash) that appending these entries adds to the tree; reads the
+    tree's right edge only when no recent append left it here."""
     size = first_seq - 1
     with _EDGES_LOCK:
         edge = _EDGES.get(prev_hash_hex) if size else []
@@ -57,11 +62,17 @@ def add_leaves(session: Session, first_seq: int, entry_hashes: list[str],
         made, edge = merkle.extend(edge, size + offset, merkle.entry_leaf(entry_hash_hex))
         rows += [{"level": level, "idx": idx, "hash": digest.hex()}
                  for level, idx, digest in made]
-    session.execute(_INSERT, rows)
-    with _EDGES_LOCK:
-        _EDGES[entry_hashes[-1]] = edge
-        while len(_EDGES) > _EDGES_KEPT:
-            _EDGES.popitem(last=False)
+    if entry_hashes:
+        with _EDGES_LOCK:
+            _EDGES[entry_hashes[-1]] = edge
+            while len(_EDGES) > _EDGES_KEPT:
+                _EDGES.popitem(last=False)
+    return rows
+
+
+def insert_nodes(session: Session, rows: list[dict[str, object]]) -> None:
+    if rows:
+        session.execute(_INSERT, rows)
 
 
 def nodes(connection: Connection | Session, wanted: Iterable[Node]) -> dict[Node, bytes]:
