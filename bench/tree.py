@@ -6,7 +6,7 @@
 - T2 full verify (`checkpoints.verify_full`, as `audit verify --full` runs it: chain, payloads
   and the whole tree in one parallel pass) of BIG entries: ≤ 100 s at 10,000,000.
 - T3 append per entry with the tree, in units of work of three, vs the same without the tree
-  (`storage.tree.add_leaf` skipped) in the same run, alternated, best of three rounds each
+  (`storage.tree.new_nodes` giving none) in the same run, alternated, best of three rounds each
   (fresh databases): ≤ 1.3×.
 - T4 inclusion proofs for a 200-entry case spread over BIG entries: ≤ 100 ms in all.
 
@@ -117,7 +117,7 @@ def _append_cost(bench: Bench, kind: str, units: int, *, with_tree: bool) -> flo
             if with_tree:
                 appended = _append_units(bench, engine, url, units)
             else:
-                with mock.patch.object(tree, "add_leaf", lambda *_args: None):
+                with mock.patch.object(tree, "new_nodes", lambda *_args: []):
                     appended = _append_units(bench, engine, url, units)
         finally:
             engine.dispose()

@@ -32,24 +32,12 @@ _EDGES_KEPT = 16
 _EDGES_LOCK = threading.Lock()
 
 
-def add_leaf(session: Session, seq: int, entry_hash_hex: str, prev_hash_hex: str) -> None:
-    """Store the leaf of entry `seq` (chained to `prev_hash_hex`) and the subtrees it
-    completes, in the caller's transaction (which already holds the chain's append lock):
-    one INSERT, and one read of the tree's right edge when no recent append left it here."""
-    add_leaves(session, seq, [entry_hash_hex], prev_hash_hex)
-
-
-def add_leaves(session: Session, first_seq: int, entry_hashes: list[str],
-               prev_hash_hex: str) -> None:
-    """`add_leaf` for consecutive entries from `first_seq` on (the first chained to
-    `prev_hash_hex`): one INSERT for all their nodes."""
-    insert_nodes(session, new_nodes(session, first_seq, entry_hashes, prev_hash_hex))
-
-
 def new_nodes(session: Session, first_seq: int, entry_hashes: list[str],
               prev_hash_hex: str) -> list[dict[str, object]]:
-    """The rows (level, idx, hash) that appending these entries adds to the tree; reads the
-    tree's right edge only when no recent append left it here."""
+    """The rows (level, idx, hash) that appending consecutive entries from `first_seq` on (the
+    first chained to `prev_hash_hex`) adds to the tree: the leaves and the subtrees they
+    complete. The caller holds the chain's append lock and writes them in its transaction. The
+    tree's right edge is read only when no recent append left it here."""
     size = first_seq - 1
     with _EDGES_LOCK:
         edge = _EDGES.get(prev_hash_hex) if size else []
