@@ -135,26 +135,20 @@ def append_many(session: Session, new: list[NewEntry], *,
         payloads.append({"seq": seq, "body": stored_body})
         prev_hash = digest_of_entry
     nodes = tree.new_nodes(session, first_seq, [entry.hash for entry in entries], first_prev)
+    session.add_all(entries)  # through the ORM: the SIEM stream listens for these inserts
+    session.flush()
     if postgres:
-        # One statement, one round trip, while every other writer waits on the lock.
-        entry_rows = [{name: getattr(entry, name) for name in _ENTRY_COLUMNS}
-                      for entry in entries]
-        statement = sqlalchemy.insert(RecordPayload).values(payloads).add_cte(
-            sqlalchemy.insert(RecordEntry).values(entry_rows).cte("entries"))
+        # The payloads and the tree's nodes in one statement, one round trip, while every
+        # other writer waits on the lock.
+        statement = sqlalchemy.insert(RecordPayload).values(payloads)
         if nodes:  # none only when the benchmark measures appends without the tree
             statement = statement.add_cte(
                 sqlalchemy.insert(RecordTreeNode).values(nodes).cte("nodes"))
         session.execute(statement)
         return entries
-    session.add_all(entries)
-    session.flush()
     tree.insert_nodes(session, nodes)
     session.execute(sqlalchemy.insert(RecordPayload), payloads)
     return entries
-
-
-_ENTRY_COLUMNS = ("seq", "at", "actor", "kind", "action", "case_id", "payload_digest",
-                  "prev_hash", "hash")
 
 
 def _stored(value: object) -> str:
