@@ -34,6 +34,12 @@ class PlatformUser:
 Actor = str | PlatformUser
 
 
+def given_id(actor: object) -> object:
+    """The id as the caller gave it (a platform's own id for a PlatformUser): what the
+    inbound shape checks look at and what a refusal shows."""
+    return actor.id if isinstance(actor, PlatformUser) else actor
+
+
 def identity(session: Session, platform: Platform, user_id: str) -> str | None:
     """The person's id on `platform`, or None if they are not on it."""
     if platform is Platform.console:

@@ -29,7 +29,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import open_case_form, validate
-from bot.core.identities import Actor, PlatformUser, mention_ids
+from bot.core.identities import Actor, PlatformUser, given_id, mention_ids
 from bot.core.steps import callback, opening, review
 from bot.core.transitions import load_case
 from bot.messages import (
@@ -242,11 +242,11 @@ class Core:
     ) -> Outcome:
         """One interaction, logged (ids only, never what was typed) and counted in metrics."""
         started = time.perf_counter()
-        given_id = actor.id if isinstance(actor, PlatformUser) else actor
-        actor_issue = inbound.actor_problem(given_id)
+        given = given_id(actor)
+        actor_issue = inbound.actor_problem(given)
         shown_case = case_id if case_id is None or inbound.case_id_problem(case_id) is None \
             else None
-        with log_context(actor=given_id if actor_issue is None else inbound.INVALID_ACTOR,
+        with log_context(actor=str(given) if actor_issue is None else inbound.INVALID_ACTOR,
                          case_id=shown_case):
             try:
                 outcome = self._unit(actor, actor_issue, kind, action, payload, handler,
@@ -283,8 +283,7 @@ class Core:
         problem, given = None, {}
         if actor_issue is not None:
             problem = actor_issue
-            given["given_actor"] = inbound.shown(
-                actor.id if isinstance(actor, PlatformUser) else actor)
+            given["given_actor"] = inbound.shown(given_id(actor))
             actor = inbound.INVALID_ACTOR
         if case_id is not None and (case_issue := inbound.case_id_problem(case_id)) is not None:
             problem = problem or case_issue.capitalize() + "."
@@ -347,7 +346,7 @@ class Core:
         """A platform request the adapter could not hand on (unreadable, wrong shapes): the
         attempt and its refusal are recorded like any other refusal (R7, R9)."""
         shown = {key: inbound.shown(value) for key, value in details.items()}
-        given = actor.id if isinstance(actor, PlatformUser) else actor
+        given = given_id(actor)
         name: Actor
         if isinstance(actor, PlatformUser | str) and inbound.actor_problem(given) is None:
             name = actor
