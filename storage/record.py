@@ -19,20 +19,18 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Connection, create_engine, func, text
+from sqlalchemy import Connection, create_engine, func
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, col, select
 
-from storage import merkle, tree
-from storage.models import DispositionLog, RecordEntry, RecordPayload, RecordTreeNode
+from storage import chain_postgres, merkle, tree
+from storage.models import DispositionLog, RecordEntry, RecordPayload
 from storage.opener import Opener, open_body
 from storage.vault import Vault
 
 GENESIS_HASH = "0" * 64
 # The action of the entry the disposition path appends for each disposition log row.
 DISPOSED_ACTION = "records.disposed"
-# Arbitrary constant: the PostgreSQL advisory lock that serializes appends to the chain.
-CHAIN_LOCK_KEY = 0x6E6F74696365
 
 
 # Built once: json.dumps with these options would build the same encoder on every call.
@@ -99,16 +97,23 @@ def append(
 
 def append_many(session: Session, new: list[NewEntry], *,
                 vault: Vault | None = None) -> list[RecordEntry]:
-    """Append entries, in order, in the caller's transaction: the chain's head is read once
-    and the rows are written together, so an interaction that records many entries holds the
-    append lock briefly. Appends are serialized (advisory lock on PostgreSQL, BEGIN IMMEDIATE
-    on SQLite) so two writers never chain to the same predecessor; the primary key on `seq`
-    would refuse a fork even without the lock."""
+    """Append entries, in order, in the caller's transaction, and return them. Appends are
+    serialized (advisory lock on PostgreSQL, BEGIN IMMEDIATE on SQLite) so two writers never
+    chain to the same predecessor; the primary key on `seq` would refuse a fork even without
+    the lock.
+
+    The lock is held from here to the caller's commit, and every writer waits on it, so as
+    little as possible happens while it is held: payloads are sealed and digested, and the
+    transaction's other changes flushed, before it is taken; on PostgreSQL the lock and the
+    chain's head then take one round trip and the entries, payloads and tree nodes one more.
+    Entries are written as rows, not through the ORM: `appended(session)` lists them for
+    whatever acts on commit (the SIEM stream)."""
     if not new:
         return []
-    # Everything that does not depend on the chain's head is done before its lock is taken.
     prepared = []
     for item in new:
+        if item.at.tzinfo is None:
+            raise ValueError("naive datetime given to the record")
         # What is hashed is exactly what is stored: a value stored as text but hashed as given
         # (a JSON number as the actor) would break the chain for good (R7).
         body = canonical_json(item.payload or {})
@@ -117,37 +122,44 @@ def append_many(session: Session, new: list[NewEntry], *,
             _stored(item.actor), _stored(item.kind), _stored(item.action),
             None if item.case_id is None else _stored(item.case_id),
             sha256_hex(body), vault.seal(body) if vault else body))
+    session.flush()  # the interaction's own changes, before the lock
     postgres = session.get_bind().dialect.name == "postgresql"
-    if postgres:
-        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": CHAIN_LOCK_KEY})
-    head = session.exec(
-        select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).desc()).limit(1)
-    ).first()
-    seq, prev_hash = (head[0], head[1]) if head else (0, GENESIS_HASH)
+    head = chain_postgres.locked_head(session) if postgres else session.execute(_HEAD).first()
+    seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
     first_seq, first_prev = seq + 1, prev_hash
-    entries, payloads = [], []
+    entries: list[RecordEntry] = []
+    rows: list[chain_postgres.Row] = []
     for at, actor, kind, action, case_id, digest, stored_body in prepared:
         seq += 1
         digest_of_entry = _hash(prev_hash, seq, at, actor, kind, action, case_id, digest)
         entries.append(RecordEntry(seq=seq, at=at, actor=actor, kind=kind, action=action,
                                    case_id=case_id, payload_digest=digest,
                                    prev_hash=prev_hash, hash=digest_of_entry))
-        payloads.append({"seq": seq, "body": stored_body})
+        rows.append((seq, at, actor, kind, action, case_id, digest, prev_hash,
+                     digest_of_entry, stored_body))
         prev_hash = digest_of_entry
     nodes = tree.new_nodes(session, first_seq, [entry.hash for entry in entries], first_prev)
-    session.add_all(entries)  # through the ORM: the SIEM stream listens for these inserts
-    session.flush()
     if postgres:
-        # The payloads and the tree's nodes in one statement, one round trip, while every
-        # other writer waits on the lock.
-        statement = sqlalchemy.insert(RecordPayload).values(payloads)
-        if nodes:  # none only when the benchmark measures appends without the tree
-            statement = statement.add_cte(
-                sqlalchemy.insert(RecordTreeNode).values(nodes).cte("nodes"))
-        session.execute(statement)
-        return entries
-    tree.insert_nodes(session, nodes)
-    session.execute(sqlalchemy.insert(RecordPayload), payloads)
+        chain_postgres.insert(session, rows, nodes)
+    else:
+        names = chain_postgres.ROW_NAMES[:-1]
+        session.execute(sqlalchemy.insert(RecordEntry),
+                        [dict(zip(names, row[:-1], strict=True)) for row in rows])
+        session.execute(sqlalchemy.insert(RecordPayload),
+                        [{"seq": row[0], "body": row[-1]} for row in rows])
+        tree.insert_nodes(session, nodes)
+    session.info.setdefault(_APPENDED, []).extend(entries)
+    return entries
+
+
+_APPENDED = "noticebot.record.appended"
+_HEAD = select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).desc()).limit(1)
+
+
+def appended(session: sqlalchemy.orm.Session) -> list[RecordEntry]:
+    """Takes the entries appended in the session's transaction so far (a commit hook streams
+    them; a rollback hook drops them)."""
+    entries: list[RecordEntry] = session.info.pop(_APPENDED, [])
     return entries
 
 

@@ -17,12 +17,12 @@ import threading
 from typing import IO, Any
 
 from sqlalchemy import event
-from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm import Session
 
 from config.settings import Settings, SiemSink
+from storage import record
 from storage.models import RecordEntry
 
-_PENDING = "noticebot_siem_entries"
 TYPE = "noticebot.record"
 
 
@@ -72,14 +72,8 @@ def entry_line(entry: RecordEntry) -> dict[str, Any]:
 _stream: SiemStream | None = None
 
 
-def _inserted(_mapper: Any, _connection: Any, target: RecordEntry) -> None:
-    session = object_session(target)
-    if _stream is not None and session is not None:
-        session.info.setdefault(_PENDING, []).append(entry_line(target))
-
-
 def _committed(session: Session) -> None:
-    entries = session.info.pop(_PENDING, None)
+    entries = [entry_line(entry) for entry in record.appended(session)]
     if _stream is None or not entries:
         return
     for entry in entries:
@@ -91,7 +85,7 @@ def _committed(session: Session) -> None:
 
 
 def _rolled_back(session: Session) -> None:
-    session.info.pop(_PENDING, None)
+    record.appended(session)
 
 
 def install_siem(settings: Settings, *, stream: IO[str] | None = None) -> SiemStream | None:
@@ -101,7 +95,6 @@ def install_siem(settings: Settings, *, stream: IO[str] | None = None) -> SiemSt
     if settings.siem is SiemSink.off:
         return None
     _stream = SiemStream(settings.siem, address=settings.siem_syslog_address, stream=stream)
-    event.listen(RecordEntry, "after_insert", _inserted)
     event.listen(Session, "after_commit", _committed)
     event.listen(Session, "after_rollback", _rolled_back)
     return _stream
@@ -111,7 +104,6 @@ def uninstall_siem() -> None:
     global _stream
     if _stream is None:
         return
-    event.remove(RecordEntry, "after_insert", _inserted)
     event.remove(Session, "after_commit", _committed)
     event.remove(Session, "after_rollback", _rolled_back)
     _stream.close()

@@ -10,13 +10,14 @@ from functools import partial
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine, bindparam, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, func, select
 
 from bot.core.service import Core
 from bot.messages import ActionId
 from storage import record, tree
+from storage.chain_postgres import CHAIN_LOCK_KEY
 from storage.db import transaction
 from storage.models import DispositionLog, RecordEntry
 from storage.vault import Vault
@@ -421,3 +422,34 @@ def test_o32_entries_appended_together_chain_and_tree_like_entries_appended_one_
     assert result.ok and result.head_seq == head.seq + 5
     with Session(engine) as session:
         assert tree.root(session, result.head_seq) == result.root
+
+
+@postgres_only
+def test_r7_postgres_append_holds_the_chain_lock_for_two_round_trips(walked: Core) -> None:
+    """Every writer waits on the chain's lock, so on PostgreSQL an append makes two round trips
+    while holding it: the lock with the chain's head, then one statement for the entries, their
+    payloads and the tree's nodes (however many entries)."""
+    engine = walked.engine
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
+        statements.append(statement)
+
+    new = [record.NewEntry(at=START, actor=OFFICER, kind="read", action="case.viewed",
+                           payload={"n": n}) for n in range(3)]
+    with transaction(engine) as session:
+        session.connection()  # the transaction's start is not the append's business
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            record.append_many(session, new)
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        with engine.connect() as other:  # the lock is held until this transaction ends
+            held = other.execute(text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND objid = :low"), {"low": CHAIN_LOCK_KEY & 0xFFFFFFFF}).scalar_one()
+        assert held == 1
+    assert len(statements) == 2
+    assert "pg_advisory_xact_lock" in statements[0] and "ORDER BY seq DESC" in statements[0]
+    assert "unnest" in statements[1]
+    assert verify(engine).ok
