@@ -148,7 +148,13 @@ def append_many(session: Session, new: list[NewEntry], *,
         session.execute(sqlalchemy.insert(RecordPayload),
                         [{"seq": row[0], "body": row[-1]} for row in rows])
         tree.insert_nodes(session, nodes)
-    session.info.setdefault(_APPENDED, []).extend(entries)
+    # Kept per transaction: a session that lives through many commits with nothing taking
+    # them (no SIEM stream) must not keep every entry it ever appended.
+    transaction = session.get_transaction()
+    kept: tuple[object, list[RecordEntry]] | None = session.info.get(_APPENDED)
+    if kept is None or kept[0] is not transaction:
+        kept = session.info[_APPENDED] = (transaction, [])
+    kept[1].extend(entries)
     return entries
 
 
@@ -159,7 +165,7 @@ _HEAD = select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).
 def appended(session: sqlalchemy.orm.Session) -> list[RecordEntry]:
     """Takes the entries appended in the session's transaction so far (a commit hook streams
     them; a rollback hook drops them)."""
-    entries: list[RecordEntry] = session.info.pop(_APPENDED, [])
+    entries: list[RecordEntry] = session.info.pop(_APPENDED, (None, []))[1]
     return entries
 
 

@@ -453,3 +453,18 @@ def test_r7_postgres_append_holds_the_chain_lock_for_two_round_trips(walked: Cor
     assert "pg_advisory_xact_lock" in statements[0] and "ORDER BY seq DESC" in statements[0]
     assert "unnest" in statements[1]
     assert verify(engine).ok
+
+
+def test_r7_appended_entries_are_kept_for_their_own_transaction_only(walked: Core) -> None:
+    """`appended` hands over what the open transaction appended; a session that commits many
+    times with no one taking them keeps only the newest transaction's entries."""
+    new = [record.NewEntry(at=START, actor=OFFICER, kind="read", action="case.viewed")]
+    with Session(walked.engine) as session:
+        for _ in range(3):
+            with session.begin():
+                first = record.append_many(session, new)
+        with session.begin():
+            second = record.append_many(session, new * 2)
+            assert [entry.seq for entry in record.appended(session)] == [e.seq for e in second]
+            assert record.appended(session) == []
+    assert first[0].seq < second[0].seq
