@@ -67,13 +67,6 @@ class Ctx:
         """Add an entry to the record; it is written in this unit of work's transaction."""
         self.pending.append((kind, action, case_id, payload))
 
-    def mark(self) -> int:
-        return len(self.pending)
-
-    def discard_since(self, mark: int) -> None:
-        """Forget entries of a step that was rolled back (its savepoint)."""
-        del self.pending[mark:]
-
     def flush_records(self) -> None:
         origin = current_origin()
         record.append_many(self.session, [

@@ -12,12 +12,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.messages import Message, mentioned_in
 from config.platforms import Platform
 from storage.db import reading
-from storage.models import PersonIdentity
+from storage.models import Person, PersonIdentity
 
 
 @dataclass(frozen=True)
@@ -69,13 +69,15 @@ def acting_as(session: Session, user: PlatformUser) -> str:
     platform, external_id = user.platform, user.id
     if platform is Platform.console:
         return external_id
+    # The person comes with the identity: the access checks that follow find them in the
+    # session instead of asking the database again.
     found = session.exec(
-        select(PersonIdentity.user_id)
+        select(Person).join(PersonIdentity, col(PersonIdentity.user_id) == col(Person.user_id))
         .where(PersonIdentity.platform == platform.value,
                PersonIdentity.external_id == external_id)
     ).first()
     if found is not None:
-        return found
+        return found.user_id
     if platform is Platform.slack and session.exec(
             select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)
             .limit(1)).first() is None:

@@ -4,8 +4,9 @@
 - `click(actor=, value=)`: a button the core offered earlier;
 - `submit(actor=, form=, values=, ...)`: a filled form.
 
-Each runs in one transaction: the inbound interaction is recorded, the step runs inside a
-savepoint, and a refusal or bad input rolls the step back but keeps the record of the attempt.
+Each runs in one transaction: the inbound interaction is recorded and the step runs. A refusal
+or bad input rolls that transaction back; the attempt and why it was not done are then recorded
+in a transaction of their own.
 Outgoing messages go to the outbox in the same transaction; `Outcome.private` is for the actor.
 """
 
@@ -48,6 +49,7 @@ from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender
 from config.settings import Settings, UsncbChannelKind
+from storage import deliveries
 from storage.db import transaction
 from storage.models import (
     Case,
@@ -294,39 +296,50 @@ class Core:
         if problem is not None:
             return self._refuse_input(actor, kind, action, payload, problem, given,
                                       case_id=case_id)
+        inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
+        try:
+            with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
+                              actor=actor) as ctx:
+                if not self._first_delivery(ctx, delivery_key):
+                    return Outcome(duplicate=True, case_id=case_id)
+                ctx.record(kind, action, case_id=case_id, **inbound_payload)
+                return self._answer(ctx, actor, handler(ctx))
+        except (Refused, FormErrors) as stopped:
+            stop: Refused | FormErrors = stopped
+        # The step's changes went with its transaction; the attempt, and why it was not done,
+        # are recorded in one of their own. (A savepoint around every step would cost two round
+        # trips on every interaction; this costs one more only when a step is not done.)
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=actor) as ctx:
-            if delivery_key is not None:
-                if ctx.session.get(ProcessedDelivery, delivery_key) is not None:
-                    return Outcome(duplicate=True, case_id=case_id)
-                # Flushed first: a concurrent twin waits on this key and then fails (above).
-                ctx.session.add(ProcessedDelivery(key=delivery_key, processed_at=ctx.now))
-                ctx.session.flush()
-            inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
+            if not self._first_delivery(ctx, delivery_key):
+                return Outcome(duplicate=True, case_id=case_id)
             ctx.record(kind, action, case_id=case_id, **inbound_payload)
-            mark = ctx.mark()
-            try:
-                with ctx.session.begin_nested():
-                    outcome = handler(ctx)
-            except Refused as refusal:
-                ctx.discard_since(mark)
-                ctx.record("refusal", action, case_id=case_id, reason=refusal.reason,
-                           code=refusal.code)
-                outcome = Outcome(ok=False, refusal=refusal.reason, refusal_code=refusal.code,
+            if isinstance(stop, Refused):
+                ctx.record("refusal", action, case_id=case_id, reason=stop.reason,
+                           code=stop.code)
+                outcome = Outcome(ok=False, refusal=stop.reason, refusal_code=stop.code,
                                   case_id=case_id,
                                   private=[Message(title=titled(Mark.refused, "Not done"),
-                                                   text=refusal.reason, mark=Mark.refused)])
-            except FormErrors as invalid:
-                ctx.discard_since(mark)
-                ctx.record("refusal", f"{action}.invalid", case_id=case_id,
-                           errors=invalid.errors)
-                outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
-            for message in outcome.private:
-                ctx.record("outbound", "message.private", case_id=outcome.case_id,
-                           to=ctx.actor, message=message.to_dict())
-            if isinstance(actor, PlatformUser) and outcome.private:
-                outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
-            return outcome
+                                                   text=stop.reason, mark=Mark.refused)])
+            else:
+                ctx.record("refusal", f"{action}.invalid", case_id=case_id, errors=stop.errors)
+                outcome = Outcome(ok=False, errors=stop.errors, case_id=case_id)
+            return self._answer(ctx, actor, outcome)
+
+    @staticmethod
+    def _first_delivery(ctx: Ctx, delivery_key: str | None) -> bool:
+        """False when this platform delivery was already acted on (a re-delivery)."""
+        return delivery_key is None or deliveries.take(ctx.session, delivery_key, at=ctx.now)
+
+    @staticmethod
+    def _answer(ctx: Ctx, actor: Actor, outcome: Outcome) -> Outcome:
+        """Records the private replies and resolves the mentions they carry."""
+        for message in outcome.private:
+            ctx.record("outbound", "message.private", case_id=outcome.case_id,
+                       to=ctx.actor, message=message.to_dict())
+        if isinstance(actor, PlatformUser) and outcome.private:
+            outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
+        return outcome
 
     def _refuse_input(self, actor: Actor, kind: str, action: str, payload: dict[str, Any],
                       problem: str, given: dict[str, str], *, case_id: str | None) -> Outcome:

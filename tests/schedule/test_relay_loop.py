@@ -63,7 +63,7 @@ def test_watch_calls_back_after_commits_that_queued_outbox_rows_only(core: Core)
 
 
 def test_watch_calls_back_once_the_rows_are_visible_to_a_relay(core: Core) -> None:
-    # The core runs each step in a savepoint; its release is not yet the commit.
+    # Rows flushed inside the core's transaction are not yet committed.
     seen: list[int] = []
     watch = OutboxWatch(core.engine, lambda: seen.append(_visible(core.engine)))
     watch.start()
