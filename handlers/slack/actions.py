@@ -58,34 +58,38 @@ def register(app: App, deps: SlackDeps) -> None:
     def button(ack: Ack, body: dict[str, Any], client: WebClient,
                respond: Respond | None = None) -> None:
         ack()
-        user = body["user"]["id"]  # its shape was checked before Bolt saw the request
-        channel = _channel_of(body)
-        reply = respond if body.get("response_url") else None
 
-        def tell(text: str) -> None:
-            private(client, [], text, user=user, channel=channel, respond=reply)
+        def work() -> None:
+            user = body["user"]["id"]  # its shape was checked before Bolt saw the request
+            channel = _channel_of(body)
+            reply = respond if body.get("response_url") else None
 
-        action = body["actions"][0]
-        try:
-            value = ActionValue.from_dict(json.loads(action["value"]))
-        except (KeyError, TypeError, ValueError, RecursionError) as error:
-            problem = str(error)[:200]
-            # Refused like any other refusal: on the record, and the user is told (R7).
-            recorded = attempt(lambda: deps.core.refuse_request(
-                actor=acting(user), action="click.unreadable", reason=BAD_BUTTON,
-                details={"action_id": action.get("action_id"), "value": action.get("value"),
-                         "problem": problem}), what="recording an unreadable button",
-                tell=tell)
-            if recorded is not None:
-                say(tell, BAD_BUTTON)
-            return
-        outcome = attempt(lambda: deps.core.click(actor=acting(user), value=value,
-                                                  delivery_key=click_key(body, action)),
-                          what=f"click {value.action.value}", tell=tell)
-        if outcome is None or outcome.duplicate:
-            return
-        show(outcome, deps, client=client, user=user, channel=channel,
-             trigger_id=body.get("trigger_id"), respond=reply)
+            def tell(text: str) -> None:
+                private(client, [], text, user=user, channel=channel, respond=reply)
+
+            action = body["actions"][0]
+            try:
+                value = ActionValue.from_dict(json.loads(action["value"]))
+            except (KeyError, TypeError, ValueError, RecursionError) as error:
+                problem = str(error)[:200]
+                # Refused like any other refusal: on the record, and the user is told (R7).
+                recorded = attempt(lambda: deps.core.refuse_request(
+                    actor=acting(user), action="click.unreadable", reason=BAD_BUTTON,
+                    details={"action_id": action.get("action_id"), "value": action.get("value"),
+                             "problem": problem}), what="recording an unreadable button",
+                    tell=tell)
+                if recorded is not None:
+                    say(tell, BAD_BUTTON)
+                return
+            outcome = attempt(lambda: deps.core.click(actor=acting(user), value=value,
+                                                      delivery_key=click_key(body, action)),
+                              what=f"click {value.action.value}", tell=tell)
+            if outcome is None or outcome.duplicate:
+                return
+            show(outcome, deps, client=client, user=user, channel=channel,
+                 trigger_id=body.get("trigger_id"), respond=reply)
+
+        deps.work.submit(work)
 
     @app.view(f"{ACTION_PREFIX}:form")
     def submit(ack: Ack, body: dict[str, Any], client: WebClient) -> None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import contextvars
 import logging
-import threading
-from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.error import URLError
 
@@ -24,6 +20,7 @@ from bot.core.service import Core
 from config.settings import Settings
 from handlers.slack import actions, commands, events
 from handlers.slack.deps import SlackDeps
+from handlers.slack.work import ContextExecutor, work_pool
 
 
 class SlackSettingsError(Exception):
@@ -83,40 +80,12 @@ _BOLT_LOG = logging.getLogger("handlers.slack.bolt")
 _BOLT_LOG.addFilter(_TokenWarningFilter())
 
 
-class ContextExecutor(ThreadPoolExecutor):
-    """Bolt runs listeners in a pool after acking; each carries the log context (request id,
-    platform) of the request that queued it."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._in_flight = 0
-        self._idle = threading.Condition()
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        context = contextvars.copy_context()
-        with self._idle:
-            self._in_flight += 1
-        future = super().submit(context.run, fn, *args, **kwargs)
-        future.add_done_callback(self._finished)
-        return future
-
-    def _finished(self, _future: Future[Any]) -> None:
-        with self._idle:
-            self._in_flight -= 1
-            self._idle.notify_all()
-
-    def wait_idle(self, timeout: float) -> bool:
-        """Until no listener is queued or running (tests wait on this instead of sleeping)."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._in_flight == 0, timeout)
-
-
-def bolt_options() -> dict[str, Any]:
-    """How noticebot builds its Bolt App (the benchmark's bare app builds it alike)."""
-    return {"process_before_response": False, "token_verification_enabled": False,
-            "logger": _BOLT_LOG,
-            "listener_executor": ContextExecutor(max_workers=5,
-                                                 thread_name_prefix="slack-listener")}
+def bolt_options(work: ContextExecutor | None = None) -> dict[str, Any]:
+    """How noticebot builds its Bolt App (the benchmark's bare app builds it alike). Bolt runs
+    each listener in the request's thread and answers once it returns; the listeners ack and
+    hand their work to `work` (handlers/slack/work.py), which Bolt also keeps as its executor."""
+    return {"process_before_response": True, "token_verification_enabled": False,
+            "logger": _BOLT_LOG, "listener_executor": work or work_pool()}
 
 
 def create_app(settings: Settings, core: Core, *, client: WebClient | None = None,
@@ -126,9 +95,10 @@ def create_app(settings: Settings, core: Core, *, client: WebClient | None = Non
     client = client or web_client(settings)
     if verify_token:
         check_slack(settings, client)
+    work = work_pool()
     app = App(client=client, signing_secret=settings.slack_signing_secret.get_secret_value(),
-              **bolt_options())
-    deps = SlackDeps(core=core)
+              **bolt_options(work))
+    deps = SlackDeps(core=core, work=work)
     for module in (commands, actions, events):
         module.register(app, deps)
 

@@ -18,17 +18,21 @@ def register(app: App, deps: SlackDeps) -> None:
     @app.command("/notice")
     def notice(ack: Ack, command: dict[str, Any], client: WebClient, respond: Respond) -> None:
         ack()
-        user = command["user_id"]  # its shape was checked before Bolt saw the request
 
-        def tell(text: str) -> None:
-            respond(text=text, response_type="ephemeral", replace_original=False)
+        def work() -> None:
+            user = command["user_id"]  # its shape was checked before Bolt saw the request
 
-        outcome = attempt(lambda: deps.core.command(
-            actor=acting(user), text=command.get("text") or "",
-            channel=command.get("channel_id") or ""),
-            what="/notice", tell=tell)
-        if outcome is None:
-            return
-        show(outcome, deps, client=client, user=user,
-             channel=command.get("channel_id"), trigger_id=command.get("trigger_id"),
-             respond=respond)
+            def tell(text: str) -> None:
+                respond(text=text, response_type="ephemeral", replace_original=False)
+
+            outcome = attempt(lambda: deps.core.command(
+                actor=acting(user), text=command.get("text") or "",
+                channel=command.get("channel_id") or ""),
+                what="/notice", tell=tell)
+            if outcome is None:
+                return
+            show(outcome, deps, client=client, user=user,
+                 channel=command.get("channel_id"), trigger_id=command.get("trigger_id"),
+                 respond=respond)
+
+        deps.work.submit(work)

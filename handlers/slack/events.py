@@ -28,24 +28,27 @@ def register(app: App, deps: SlackDeps) -> None:
 
     @app.event("app_home_opened")
     def home(event: dict[str, Any], client: WebClient) -> None:
-        if event.get("tab", "home") != "home":
-            return
-        user = event["user"]
+        def work() -> None:
+            if event.get("tab", "home") != "home":
+                return
+            user = event["user"]
 
-        def tell(text: str) -> None:
-            client.views_publish(user_id=user, view={"type": "home", "blocks": [
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
+            def tell(text: str) -> None:
+                client.views_publish(user_id=user, view={"type": "home", "blocks": [
+                    {"type": "section", "text": {"type": "mrkdwn", "text": text}}]})
 
-        outcome = attempt(lambda: deps.core.home(actor=acting(user)), what="App Home",
-                          tell=tell)
-        if outcome is None:
-            return
-        blocks: list[dict[str, Any]] = []
-        for message in slack_mentions(outcome):
-            blocks += message_blocks(message)
-            blocks.append({"type": "divider"})
-        def publish(_: str) -> None:
-            client.views_publish(user_id=user,
-                                 view={"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]})
+            outcome = attempt(lambda: deps.core.home(actor=acting(user)), what="App Home",
+                              tell=tell)
+            if outcome is None:
+                return
+            blocks: list[dict[str, Any]] = []
+            for message in slack_mentions(outcome):
+                blocks += message_blocks(message)
+                blocks.append({"type": "divider"})
+            def publish(_: str) -> None:
+                client.views_publish(user_id=user,
+                                     view={"type": "home", "blocks": blocks[:MAX_VIEW_BLOCKS]})
 
-        say(publish, "App Home")
+            say(publish, "App Home")
+
+        deps.work.submit(work)  # Bolt acks the event when this returns

@@ -21,9 +21,10 @@ from sqlmodel import Session, select
 from bot.core.service import Core
 from bot.schedule.relay_loop import RelayLoop
 from config.settings import Settings
-from handlers.slack.app import ContextExecutor, create_app
+from handlers.slack.app import create_app
 from handlers.slack.relay import SlackRelay
 from handlers.slack.server import WSGIApp, wsgi_app
+from handlers.slack.work import ContextExecutor
 from storage.models import OutboxMessage, OutboxStatus
 from tests.handlers.slack.fake_slack import FakeSlack, start_fake_slack
 from tests.handlers.slack.slack_requests import (
