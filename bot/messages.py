@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from storage.enums import DestinationKind as DestinationKind
+
 
 class ActionId(StrEnum):
     """Every button the core can offer. Values are stable: they travel in button payloads."""
@@ -156,13 +158,6 @@ MARK_SYMBOLS: dict[Mark, str] = {
     Mark.skipped: "▫️",
     Mark.reopened: "↩",
 }
-
-
-class DestinationKind(StrEnum):
-    channel = "channel"  # a channel (the case's root message)
-    thread = "thread"  # the case's thread, under its root message
-    dm = "dm"  # a direct message to one user
-    private = "private"  # only the acting user sees it (ephemeral / modal / console "only you")
 
 
 @dataclass(frozen=True)

@@ -101,6 +101,13 @@ class ApprovalStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class DestinationKind(StrEnum):
+    channel = "channel"  # a channel (the case's root message)
+    thread = "thread"  # the case's thread, under its root message
+    dm = "dm"  # a direct message to one user
+    private = "private"  # only the acting user sees it (ephemeral / modal / console "only you")
+
+
 class OutboxStatus(StrEnum):
     pending = "pending"
     sending = "sending"  # claimed by a relay; a stale claim is checked and taken over

@@ -23,6 +23,7 @@ from storage.enums import (
     ApprovalStatus,
     CloseReason,
     Delivery,
+    DestinationKind,
     IntendedUse,
     NoticeType,
     OutboxStatus,
@@ -314,7 +315,7 @@ class OutboxMessage(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     case_id: str | None = Field(default=None, index=True)
-    destination_kind: str  # channel | thread | dm
+    destination_kind: DestinationKind = Field(sa_type=EnumText(DestinationKind))
     destination: str  # channel id, case id (its thread) or user id
     message_key: str | None = None  # same key = update of the earlier message in place
     payload: dict[str, Any] = Field(sa_type=JSON)

@@ -38,7 +38,7 @@ def queue(session: Session, *, now: datetime, platforms: Iterable[Platform],
         where = destination_on(session, platform, kind, destination)
         if where is None:
             continue
-        row = OutboxMessage(created_at=now, case_id=case_id, destination_kind=kind.value,
+        row = OutboxMessage(created_at=now, case_id=case_id, destination_kind=kind,
                             destination=where, message_key=message.key, payload=payload,
                             platform=platform)
         session.add(row)

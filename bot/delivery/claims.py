@@ -46,7 +46,7 @@ class Claim:
     id: int
     attempts: int  # including this one: also the claim's version
     claimed_at: datetime
-    kind: str
+    kind: DestinationKind
     destination: str
     case_id: str | None
     payload: dict[str, Any]
@@ -82,7 +82,7 @@ def claim(engine: Engine, platform: Platform, *, now: datetime, lease: timedelta
         roots = root_channels(session, platform, [r.destination for r in rows
                                                   if r.destination_kind == DestinationKind.thread])
 
-        def lane(kind: str, destination: str) -> str:
+        def lane(kind: DestinationKind, destination: str) -> str:
             """The conversation the row posts into (one message in flight each)."""
             if kind == DestinationKind.thread:
                 return f"C:{roots.get(destination, '?' + destination)}"

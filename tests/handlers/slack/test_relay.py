@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import SystemClock
 from bot.core.service import Core
-from bot.messages import Message
+from bot.messages import DestinationKind, Message
 from config.settings import Settings
 from handlers.slack.app import web_client
 from handlers.slack.relay import EVENT_TYPE, SlackRelay, backoff
@@ -64,7 +64,7 @@ def relay(core: Core, bare_client: WebClient) -> SlackRelay:
 def queue(engine: Engine, kind: str, destination: str, text: str, *, key: str | None = None,
           case_id: str | None = None, at: datetime = START) -> int:
     with transaction(engine) as session:
-        row = OutboxMessage(created_at=at, case_id=case_id, destination_kind=kind,
+        row = OutboxMessage(created_at=at, case_id=case_id, destination_kind=DestinationKind(kind),
                             destination=destination, message_key=key,
                             payload=Message(text=text, key=key).to_dict())
         session.add(row)

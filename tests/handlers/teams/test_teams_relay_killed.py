@@ -17,7 +17,7 @@ from bot.clock import ManualClock
 from bot.core.service import Core
 from bot.delivery.loop import LEASE
 from bot.delivery.port import Address, Posted, Recipient
-from bot.messages import Message
+from bot.messages import DestinationKind, Message
 from config.platforms import Platform
 from handlers.teams.relay import TeamsRelay
 from handlers.teams.transport import TeamsTransport
@@ -67,7 +67,8 @@ def add(core: Core, kind: str, destination: str, number: int, *,
         key: str | None = None) -> None:
     with transaction(core.engine) as session:
         session.add(OutboxMessage(
-            created_at=core.clock.now(), destination_kind=kind, destination=destination,
+            created_at=core.clock.now(), destination_kind=DestinationKind(kind),
+            destination=destination,
             message_key=key, platform=Platform.teams,
             payload=Message(title="Notice", text=f"step [m{number:03d}]", key=key).to_dict()))
 
