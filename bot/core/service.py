@@ -20,7 +20,6 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, delete
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
@@ -250,14 +249,10 @@ class Core:
             else None
         with log_context(actor=str(given) if actor_issue is None else inbound.INVALID_ACTOR,
                          case_id=shown_case):
-            try:
-                outcome = self._unit(actor, actor_issue, kind, action, payload, handler,
-                                     case_id=case_id, delivery_key=delivery_key)
-            except IntegrityError:
-                if delivery_key is None or not self._processed(delivery_key):
-                    raise
-                # The same delivery raced itself (PostgreSQL): the other one did the work.
-                outcome = Outcome(duplicate=True, case_id=case_id)
+            # A delivery racing its twin waits on the twin's key and finds it taken
+            # (`deliveries.take`), so no unique-key error needs catching here.
+            outcome = self._unit(actor, actor_issue, kind, action, payload, handler,
+                                 case_id=case_id, delivery_key=delivery_key)
             result = ("duplicate" if outcome.duplicate else "ok" if outcome.ok
                       else "refused" if outcome.refusal else "invalid")
             metrics.interaction(kind, result, outcome.refusal_code)
@@ -308,7 +303,8 @@ class Core:
             stop: Refused | FormErrors = stopped
         # The step's changes went with its transaction; the attempt, and why it was not done,
         # are recorded in one of their own. (A savepoint around every step would cost two round
-        # trips on every interaction; this costs one more only when a step is not done.)
+        # trips on every interaction; this costs a second transaction only when a step is not
+        # done.)
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=actor) as ctx:
             if not self._first_delivery(ctx, delivery_key):
@@ -384,10 +380,6 @@ class Core:
         with transaction(self.engine) as session:
             result = session.execute(delete(ProcessedDelivery).where(old))
             return int(getattr(result, "rowcount", 0) or 0)
-
-    def _processed(self, key: str) -> bool:
-        with Session(self.engine) as session:
-            return session.get(ProcessedDelivery, key) is not None
 
     # --- delivery ----------------------------------------------------------------------------
 
