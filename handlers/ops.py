@@ -17,6 +17,11 @@ from bot.ops.probes import Readiness
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 PATHS = ("/livez", "/readyz", "/healthz", "/metrics")
+# How long an idle kept-alive connection stays open. It must outlast the idle timeout of
+# whatever sends the requests (a load balancer's, often 60 s; a client pool's, httpx's is 5 s):
+# when the server closes first, a request sent at that moment finds the connection gone and is
+# lost. Idle connections cost the threaded servers a file descriptor, not a thread.
+KEEPALIVE_SECONDS = 75
 log = logging.getLogger(__name__)
 
 

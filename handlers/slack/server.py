@@ -30,7 +30,7 @@ from bot.ops import metrics
 from bot.ops.logs import log_context
 from bot.ops.probes import Readiness
 from handlers import usncb_callback
-from handlers.ops import ops_response
+from handlers.ops import KEEPALIVE_SECONDS, ops_response
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
@@ -309,7 +309,8 @@ class GunicornServer(BaseApplication):  # type: ignore[misc]
         self.on_exit = on_exit
         self.options = {"bind": f"0.0.0.0:{port}", "workers": workers, "threads": threads,
                         "worker_class": "gthread", "timeout": 30,
-                        "graceful_timeout": graceful_timeout, "keepalive": 2,
+                        "graceful_timeout": graceful_timeout,
+                        "keepalive": KEEPALIVE_SECONDS,
                         "accesslog": "-", "errorlog": "-", "logger_class": GunicornLogger,
                         "worker_exit": self._worker_exit, "child_exit": _child_exit}
         super().__init__()

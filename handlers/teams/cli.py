@@ -95,6 +95,7 @@ def teams(ctx: click.Context, workers: int) -> None:
         return
     import uvicorn
 
+    from handlers.ops import KEEPALIVE_SECONDS
     from storage.db import create_db_engine, upgrade
 
     settings = _settings()
@@ -105,7 +106,7 @@ def teams(ctx: click.Context, workers: int) -> None:
         engine.dispose()
     uvicorn.run("handlers.teams.cli:asgi", factory=True, host="0.0.0.0",
                 port=settings.teams.port, workers=workers, proxy_headers=True,
-                access_log=False)
+                access_log=False, timeout_keep_alive=KEEPALIVE_SECONDS)
 
 
 @teams.command("package")
