@@ -15,7 +15,7 @@ from slack_sdk import WebClient
 
 from bot.messages import ActionValue, FormId
 from handlers.slack.blocks import ACTION_PREFIX, notice_view, read_view_state
-from handlers.slack.people import acting
+from handlers.slack.people import acting, slack_refusal
 from handlers.slack.render import FAILED, attempt, private, say, show
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def register(app: App, deps: SlackDeps) -> None:
             ack(response_action="update", view=notice_view("Not done", text))
             return
         if outcome.refusal:
-            ack(response_action="update", view=notice_view("Not done", outcome.refusal))
+            ack(response_action="update", view=notice_view("Not done", slack_refusal(outcome)))
             return
         ack()
         show(outcome, deps, client=client, user=user, channel=metadata.get("channel"),

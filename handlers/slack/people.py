@@ -6,9 +6,11 @@ mention, so neither needs a database session here."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bot.core.identities import PlatformUser
 from bot.delivery.people import rendered
-from bot.messages import Message, Outcome, mention
+from bot.messages import Message, Outcome, mention, render_mentions
 from config.platforms import Platform
 
 
@@ -18,12 +20,21 @@ def acting(slack_id: str) -> PlatformUser:
     return PlatformUser(Platform.slack, slack_id)
 
 
-def slack_mentions(outcome: Outcome) -> list[Message]:
-    """The outcome's private messages (shown as ephemeral messages, modals or App Home), with
-    each mention naming the person's Slack id, as the delivery loop renders outbox messages."""
+def _slack_ids(outcome: Outcome) -> Callable[[str], str]:
     ids = outcome.mention_ids
 
     def slack_id(user_id: str) -> str:
         return mention(ids.get(user_id, user_id))
 
-    return [rendered(message, slack_id) for message in outcome.private]
+    return slack_id
+
+
+def slack_mentions(outcome: Outcome) -> list[Message]:
+    """The outcome's private messages (shown as ephemeral messages, modals or App Home), with
+    each mention naming the person's Slack id, as the delivery loop renders outbox messages."""
+    return [rendered(message, _slack_ids(outcome)) for message in outcome.private]
+
+
+def slack_refusal(outcome: Outcome) -> str:
+    """Why the core refused, with the people it names as Slack mentions."""
+    return render_mentions(outcome.refusal or "", _slack_ids(outcome))

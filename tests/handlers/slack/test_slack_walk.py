@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.app import load_roster_text
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue, FormId
 from handlers.slack.blocks import form_view, message_blocks
@@ -158,3 +160,44 @@ def test_issue16_5_notice_list_carries_each_cases_current_buttons(
                 for element in block["elements"]]
     slack.fake.wait_for(lambda: any(b["action"] == "validity_sent" for b in listed()))
     assert {"action": "validity_sent", "case_id": case_id, "ref": None} in listed()
+
+
+OWN_IDS_ROSTER = """
+[[aor]]
+id = "HOU"
+name = "Houston ERO"
+supervisors = ["sam"]
+channel = "C0HOUCASES"
+
+[[person]]
+user = "olivia"
+slack = "U0OLIVIA"
+name = "Olivia Officer"
+email = "olivia@example.gov"
+roles = ["officer"]
+aor = "HOU"
+training_completed = RECENT_DATE
+
+[[person]]
+user = "sam"
+slack = "U0SAMSLACK"
+name = "Sam Supervisor"
+email = "sam@example.gov"
+roles = ["supervisor"]
+aor = "HOU"
+"""
+
+
+def test_a_refused_submit_names_people_by_their_slack_ids(slack: SlackUser, core: Core) -> None:
+    # A roster with noticebot's own person ids: a refusal's mention must become the person's
+    # Slack id, or Slack shows "<@olivia>" raw.
+    recent = (core.clock.now().date() - timedelta(days=30)).isoformat()
+    load_roster_text(core, OWN_IDS_ROSTER.replace("RECENT_DATE", recent), actor="admin",
+                     source="test")
+    case_id = core_open_case(core, actor="olivia")
+    form = core.click(actor="olivia", value=ActionValue(ActionId.validity_sent, case_id)).form
+    assert form is not None
+    view = form_view(form, metadata={"channel": "C0HOUCASES"})
+    answer = slack.submit("U0SAMSLACK", view, {"sent_on": TODAY, "method": "e-mail"}).json()
+    shown = json.dumps(answer["view"])
+    assert "Not done" in shown and "<@U0OLIVIA>" in shown and "<@olivia>" not in shown
