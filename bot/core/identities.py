@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from bot.messages import Message, mentioned_in
 from config.platforms import Platform
-from storage.db import reading
 from storage.models import Person, PersonIdentity
 
 
@@ -83,13 +81,6 @@ def acting_as(session: Session, user: PlatformUser) -> str:
             .limit(1)).first() is None:
         return external_id  # no person, or a person from before identities existed
     return f"{platform.value}:{external_id}"
-
-
-def person_for(engine: Engine, platform: Platform, external_id: str) -> str:
-    """`acting_as` in a session of its own, for adapters that must know the person before
-    they call the core."""
-    with reading(engine) as session:
-        return acting_as(session, PlatformUser(platform, external_id))
 
 
 def mention_ids(session: Session, platform: Platform,

@@ -19,8 +19,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.identities import PlatformUser
 from bot.core.service import Core
-from bot.messages import ActionValue, Form, FormId, Message, Outcome
+from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
+from config.platforms import Platform
 from handlers.teams import cards
 from handlers.teams.directory import TeamsDirectory
 
@@ -83,12 +85,16 @@ class Interactions:
     def name(self, person_id: str) -> str:
         return self.directory.name_of(person_id)
 
-    def _actor(self, object_id: str | None, teams_id: str | None, what: str) -> str | Reply:
-        person = self.directory.person_for(object_id) if object_id else None
-        if person is not None:
-            return person
+    def _actor(self, object_id: str | None, teams_id: str | None, what: str
+               ) -> PlatformUser | Reply:
+        """Who acts: the Entra object id, which the core resolves to a person inside the
+        interaction's own transaction (an id no active person has is refused there and
+        recorded). A request without one comes from no user of the tenant."""
+        if object_id:
+            return PlatformUser(Platform.teams, object_id)
         self._attempt(lambda: self.core.refuse_request(
-            actor=object_id or teams_id, action=f"{what}.unknown_user", reason=NOT_ON_ROSTER,
+            actor=PlatformUser(Platform.teams, teams_id or "unknown"),
+            action=f"{what}.unknown_user", reason=NOT_ON_ROSTER,
             details={"teams_user": teams_id}))
         return Reply(text=not_done(NOT_ON_ROSTER))
 
@@ -119,8 +125,8 @@ class Interactions:
         """An outcome as the actor sees it: a refusal, a form, private messages or "Done"."""
         if outcome is None:
             return Reply(text=FAILED)
-        if outcome.refusal:
-            return Reply(text=not_done(outcome.refusal))
+        if outcome.refusal:  # it may name people (mentions): by name, as in cards
+            return Reply(text=not_done(render_mentions(outcome.refusal, self.name)))
         if outcome.duplicate:
             return Reply(text="Already done.")
         if outcome.form is not None:
@@ -136,7 +142,7 @@ class Interactions:
                 body += cards.message_body(message, self.name)
             return Reply(title=outcome.private[0].title or "noticebot", dialog=cards.card(body))
         return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
-                     text=_first_line(outcome.private))
+                     text=cards.summary(outcome.private[0], self.name).split("\n", 1)[0])
 
     def open_button(self, label: str, text: str, origin: Mapping[str, Any]) -> cards.Card:
         data = {"msteams": {"type": "task/fetch"}, "dialog_id": cards.DIALOG, **origin}
@@ -162,7 +168,7 @@ class Interactions:
         return self._shown(self._command(actor, command, channel),
                            origin={"command": command}, in_dialog=False)
 
-    def _command(self, actor: str, command: str, channel: str) -> Outcome | None:
+    def _command(self, actor: PlatformUser, command: str, channel: str) -> Outcome | None:
         if command.strip().lower() == "home":
             return self._attempt(lambda: self.core.home(actor=actor))
         return self._attempt(lambda: self.core.command(actor=actor, text=command,
@@ -179,7 +185,7 @@ class Interactions:
             value = _value(data)
         except (KeyError, TypeError, ValueError) as error:
             return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
-        key = delivery_key("click", actor, activity_id) if activity_id else None
+        key = delivery_key("click", actor.id, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
         if outcome is not None and outcome.form is not None:
@@ -190,7 +196,7 @@ class Interactions:
             return Reply(text=reply.text or "Done.")
         return reply
 
-    def _unreadable(self, actor: str, action: str, reason: str, data: object,
+    def _unreadable(self, actor: PlatformUser, action: str, reason: str, data: object,
                     error: Exception) -> Reply:
         recorded = self._attempt(lambda: self.core.refuse_request(
             actor=actor, action=action, reason=reason,
@@ -221,7 +227,7 @@ class Interactions:
         confirm = data.get("confirm")
         if isinstance(confirm, dict) and value.action.value not in FormId.__members__:
             return self._confirm(value, confirm)
-        key = delivery_key("fetch", actor, activity_id) if activity_id else None
+        key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
         return self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=True)
@@ -255,7 +261,7 @@ class Interactions:
             except (KeyError, TypeError, ValueError) as error:
                 return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
             outcome = self._attempt(lambda: self.core.click(
-                actor=actor, value=value, delivery_key=delivery_key("confirm", actor, nonce)))
+                actor=actor, value=value, delivery_key=delivery_key("confirm", actor.id, nonce)))
             reply = self._shown(outcome, origin={}, in_dialog=True)
             return Reply(text=reply.text) if reply.dialog is None else reply
         try:
@@ -273,15 +279,15 @@ class Interactions:
             actor=actor, form=form_id, values=values, case_id=case_id, ref=ref, channel=channel,
             # The nonce comes back from the client: bound to the actor, another user's
             # nonce cannot reach the case it opened.
-            submission_key=delivery_key("dialog", actor, nonce),
-            delivery_key=delivery_key("submit", actor, nonce, values)))
+            submission_key=delivery_key("dialog", actor.id, nonce),
+            delivery_key=delivery_key("submit", actor.id, nonce, values)))
         if outcome is not None and outcome.errors and not outcome.duplicate:
             return Reply(title=form.title, dialog=cards.form_card(
                 form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name,
                 values=values, errors=outcome.errors))
         return self._shown(outcome, origin={}, in_dialog=False)
 
-    def _form(self, nonce: str, actor: str, form_id: FormId, meta: Mapping[str, Any],
+    def _form(self, nonce: str, actor: PlatformUser, form_id: FormId, meta: Mapping[str, Any],
               channel: str) -> Form:
         """The form a dialog showed: remembered, or (another process served it) asked again
         of the core the way it was first opened."""
@@ -299,9 +305,3 @@ class Interactions:
         if outcome is None or outcome.form is None or outcome.form.form_id is not form_id:
             raise ValueError("the form cannot be shown again")
         return outcome.form
-
-
-def _first_line(messages: list[Message]) -> str:
-    first = messages[0]
-    return first.title or first.text.split("\n", 1)[0][:200]
-

@@ -11,12 +11,13 @@ from sqlmodel import Session, col, select
 
 from bot.app import load_roster_text
 from bot.core.context import unit_of_work
-from bot.core.identities import PlatformUser, mention_ids, person_for
+from bot.core.identities import PlatformUser, acting_as, mention_ids
 from bot.core.service import Core
 from bot.delivery.port import Address, Platform, Recipient
 from bot.messages import DestinationKind, Message, mention
 from bot.roster import RosterError, parse_roster
 from handlers.slack.transport import SlackTransport
+from storage.db import reading
 from storage.models import AorChannel, OutboxMessage, PersonIdentity
 from tests.helpers import entries
 
@@ -135,15 +136,19 @@ def test_rows_go_to_each_platform_the_destination_is_on(bare_core: Core) -> None
 
 def test_inbound_users_act_as_the_person_whose_identity_they_are(bare_core: Core) -> None:
     load_roster_text(bare_core, MIXED, actor="admin", source="t")
-    engine = bare_core.engine
-    assert person_for(engine, Platform.slack, "U0SAMSLACK") == "sam"
-    assert person_for(engine, Platform.teams, GUID) == "sam"
-    assert person_for(engine, Platform.slack, "U0OFF1") == "U0OFF1"
+
+    def person_for(platform: Platform, external_id: str) -> str:
+        with reading(bare_core.engine) as session:
+            return acting_as(session, PlatformUser(platform, external_id))
+
+    assert person_for(Platform.slack, "U0SAMSLACK") == "sam"
+    assert person_for(Platform.teams, GUID) == "sam"
+    assert person_for(Platform.slack, "U0OFF1") == "U0OFF1"
     # Unknown ids act as nobody on the roster; a Slack user whose id is some person's id
     # but not their Slack identity never acts as that person.
-    assert person_for(engine, Platform.slack, "U0NOBODY") == "U0NOBODY"
-    assert person_for(engine, Platform.slack, "sam") == "slack:sam"
-    assert person_for(engine, Platform.teams, "U0OFF1") == "teams:U0OFF1"
+    assert person_for(Platform.slack, "U0NOBODY") == "U0NOBODY"
+    assert person_for(Platform.slack, "sam") == "slack:sam"
+    assert person_for(Platform.teams, "U0OFF1") == "teams:U0OFF1"
 
 
 def test_slack_renders_a_mention_with_the_persons_slack_id() -> None:

@@ -61,6 +61,10 @@ def test_a_full_message_is_a_valid_card_with_names_for_mentions() -> None:
     assert ActionValue.from_dict(execute["data"]) == ActionValue(ActionId.request_approval,
                                                                  "RN-1")
     assert kinds["Approve"]["style"] == "positive" and kinds["Deny"]["style"] == "destructive"
+    # The activity's plain text (and an invoke's one-line answer) names people too.
+    assert cards.summary(message, name) == "Approval for Sam Supervisor"
+    assert cards.summary(Message(text=f"{mention('U0SUP1')} now has it."), name) == \
+        "Sam Supervisor now has it."
 
 
 def test_every_button_that_can_open_a_form_opens_a_dialog() -> None:

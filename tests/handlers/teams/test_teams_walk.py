@@ -101,7 +101,9 @@ def open_case(teams: TeamsUser, core: Core) -> str:
 
 
 def refusals(core: Core, actor: str) -> list[RecordEntry]:
-    return entries(core, kind="refusal", actor=actor)
+    # A Teams user no person has is recorded under their platform-qualified id.
+    recorded_as = f"teams:{actor}" if actor == STRANGER else actor
+    return entries(core, kind="refusal", actor=recorded_as)
 
 
 def test_o21_canonical_case_walked_through_teams(teams: TeamsUser, core: Core) -> None:
@@ -239,6 +241,9 @@ def test_a_stranger_pressing_a_plain_button_is_refused_and_recorded(
     button = buttons(teams)["request_approval"]
     response = teams.execute(STRANGER, button["data"])
     assert response.json()["value"].startswith("Not done")
+    # The reason names the case's officer as a card would, not in a mention's raw form.
+    assert response.json()["value"] == ("Not done: Only the case officer (Olivia Officer) can "
+                                        "do this step of RN-2026-0001.")
     assert len(refusals(core, STRANGER)) == 1
 
 
