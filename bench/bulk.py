@@ -15,13 +15,12 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from bench.harness import BENCH_KEY
 from bench.seed import bulk_load
-from bench.verify import ENTRY_COLUMNS, NODE_COLUMNS, PAYLOAD_COLUMNS, _entry
+from bench.verify import ENTRY_COLUMNS, NODE_COLUMNS, PAYLOAD_COLUMNS, _entry, last_entry
 from storage import merkle, record, tree
-from storage.models import RecordEntry
 from storage.vault import Vault
 
 POOL = 4096  # distinct sealed payloads
@@ -32,7 +31,7 @@ def extend(engine: Engine, total: int) -> None:
     """Chain synthetic entries onto the record's head, with their tree nodes, until it holds
     `total` (the record must hold at least one entry: its head's time and hash start it)."""
     with Session(engine) as session:
-        head = session.exec(select(RecordEntry).order_by(col(RecordEntry.seq).desc())).first()
+        head = session.exec(last_entry()).first()
         assert head is not None, "append one unit first"
         builder = merkle.TreeBuilder.at(head.seq, lambda wanted: tree.nodes(session, wanted))
     seq, prev_hash, base = head.seq, head.hash, head.at + timedelta(seconds=1)

@@ -35,6 +35,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bench.harness import BENCH_KEY, Bench, Result, stopwatch
 from bench.seed import bulk_load, migrated_engine
@@ -201,10 +202,16 @@ def _append_batched(engine: Engine, entries: int) -> Appended:
     return Appended(entries=entries, transactions=transactions, seconds=took[0])
 
 
+def last_entry() -> SelectOfScalar[RecordEntry]:
+    """The record's newest entry. LIMIT 1, not just `.first()`: an ORM result buffers every
+    row it matches, which at 10,000,000 entries is more memory than the machine has."""
+    return select(RecordEntry).order_by(col(RecordEntry.seq).desc()).limit(1)
+
+
 def _head(engine: Engine) -> tuple[int, datetime]:
     """How many entries there are (the next entry's index) and a time after the last one."""
     with Session(engine) as session:
-        last = session.exec(select(RecordEntry).order_by(col(RecordEntry.seq).desc())).first()
+        last = session.exec(last_entry()).first()
     assert last is not None
     return last.seq, last.at + timedelta(seconds=1)
 
@@ -216,7 +223,7 @@ def _seed(engine: Engine, total: int) -> None:
     """Chain entries onto the head until the record holds `total`. Sealing (Fernet, the bulk of
     the work, and independent per entry) runs in worker processes; the hashes chain here."""
     with Session(engine) as session:
-        head = session.exec(select(RecordEntry).order_by(col(RecordEntry.seq).desc())).first()
+        head = session.exec(last_entry()).first()
     assert head is not None
     seq, prev_hash = head.seq, head.hash
     base = head.at + timedelta(seconds=1)

@@ -237,6 +237,7 @@ def review_notes(ctx: Ctx, case: Case) -> list[str]:
     review = ctx.session.exec(
         select(RiskReview).where(RiskReview.case_id == case.id)
         .order_by(col(RiskReview.id).desc())
+        .limit(1)
     ).first()
     if review is None or review.id is None:
         return []

@@ -45,6 +45,7 @@ def doubt_step(ctx: Ctx, case: Case, values: dict[str, Any], ref: int | None) ->
         latest = ctx.session.exec(
             select(RiskReview).where(RiskReview.case_id == case.id)
             .order_by(col(RiskReview.id).desc())
+            .limit(1)
         ).first()
         answer = None if latest is None or latest.id is None else ctx.session.get(
             RiskAnswer, (latest.id, "protected_status"))
