@@ -247,6 +247,19 @@ def test_a_stranger_pressing_a_plain_button_is_refused_and_recorded(
     assert len(refusals(core, STRANGER)) == 1
 
 
+def test_a_click_from_no_user_of_the_tenant_is_refused_and_recorded(
+        teams: TeamsUser, core: Core) -> None:
+    # No Entra object id on the activity (not a member of the tenant): nobody to act as.
+    case_id = to_approval(teams, core)
+    teams.relay()
+    button = buttons(teams)["request_approval"]
+    response = teams.execute("", button["data"])
+    assert response.json()["value"].startswith("Not done")
+    refused = entries(core, kind="refusal", actor="teams:29:nobody")
+    assert [e.action for e in refused] == ["click.unknown_user"]
+    assert case_row(core, case_id).stage == Stage.approval
+
+
 def test_a_forged_button_is_refused_and_recorded(teams: TeamsUser, core: Core) -> None:
     response = teams.execute(OFFICER, {"action": "approve", "case_id": 7, "ref": "x"})
     assert response.json()["value"].startswith("Not done")
