@@ -1,5 +1,5 @@
-"""The checklist's steps in order, with their titles and sections, and the labels the core's
-messages use for stored values. Data only: every other core module may read it."""
+"""The labels the core's messages use for stored values (stages, close reasons, decisions).
+Data only: every other core module may read it."""
 
 from __future__ import annotations
 
@@ -14,21 +14,19 @@ from storage.models import (
     Stage,
 )
 
-STEPS: tuple[tuple[Stage, str, str], ...] = (
-    (Stage.validity, "1. Verify validity", "§5.1(1)"),
-    (Stage.review, "2. Preliminary review", "§5.1(2), §5.2, §2.3"),
-    (Stage.doubt, "2b. Doubt: confer, research, seek context", "§5.2"),
-    (Stage.approval, "3. Supervisory approval", "§5.1(3), §2.1"),
-    (Stage.documents, "4. Underlying documentation", "§5.1(4), §2.1, §4.2(3)"),
-    (Stage.use_authorization, "5. Use authorization", "§5.1(5), §2.2, §4.4"),
-    (Stage.disclosure, "6. Disclosure to the person", "§5.1(6), §4.3(8)"),
-    (Stage.awaiting_response, "6b. Waiting for the person's response", "§5.1(6), §4.3(8)"),
-    (Stage.representations, "7. Representations and records", "§5.1(7), §4.3(6)"),
-)
+# Each stage's name, as the checklist, the digest and refusals say it.
 STAGE_LABELS: dict[str, str] = {
-    **{stage.value: title.split(". ", 1)[1] for stage, title, _ in STEPS},
-    Stage.ready.value: "Ready for use",
-    Stage.closed.value: "Closed",
+    Stage.validity: "Verify validity",
+    Stage.review: "Preliminary review",
+    Stage.doubt: "Doubt: confer, research, seek context",
+    Stage.approval: "Supervisory approval",
+    Stage.documents: "Underlying documentation",
+    Stage.use_authorization: "Use authorization",
+    Stage.disclosure: "Disclosure to the person",
+    Stage.awaiting_response: "Waiting for the person's response",
+    Stage.representations: "Representations and records",
+    Stage.ready: "Ready for use",
+    Stage.closed: "Closed",
 }
 CLOSE_LABELS: dict[str, str] = {
     CloseReason.notice_inactive: "notice not active (suspended, withdrawn or expired): "

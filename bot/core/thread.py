@@ -17,11 +17,10 @@ from bot.core.labels import (
     DECISION_STEPS,
     OUTCOME_LABELS,
     STAGE_LABELS,
-    STEPS,
     TYPE_LABELS,
     USE_LABELS,
 )
-from bot.core.workflow import step_at
+from bot.core.workflow import checklist, step_at
 from bot.messages import (
     Action,
     ActionId,
@@ -80,7 +79,7 @@ def done_text(stage: str, item: ChecklistItem) -> str:
 
 def current_step(ctx: Ctx, case: Case) -> Message | None:
     """The message of the step the case is at, with its buttons; None when it has none."""
-    for stage, title, section in STEPS:
+    for stage, title, section in checklist():
         if case.stage == stage.value:
             step = step_at(stage)
             if step is None or step.prompt is None:
@@ -96,7 +95,7 @@ def current_step(ctx: Ctx, case: Case) -> Message | None:
 def step_messages(ctx: Ctx, case: Case) -> list[Message]:
     items = queries.checklist(ctx, case.id)
     messages: list[Message] = []
-    for stage, title, section in STEPS:
+    for stage, title, section in checklist():
         item = items.get(stage.value)
         key = step_key(case.id, stage)
         if item is not None and item.done:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 
 from bot.core.context import Ctx
+from bot.core.labels import STAGE_LABELS
 from bot.core.steps import (
     any_stage,
     approval,
@@ -48,6 +49,21 @@ STEPS: tuple[Step, ...] = (
     usncb.STEP,
     reminder_actions.STEP,
 )
+
+
+class ChecklistLine(NamedTuple):
+    """One line of a case's checklist, as its thread shows it."""
+
+    stage: Stage
+    title: str
+    sections: str
+
+
+def checklist() -> tuple[ChecklistLine, ...]:
+    """The checklist's lines, in the order of `STEPS`: each step that declares one."""
+    return tuple(ChecklistLine(step.stage, f"{step.checklist.number}. {STAGE_LABELS[step.stage]}",
+                               step.checklist.sections)
+                 for step in STEPS if step.stage is not None and step.checklist is not None)
 
 
 def acts() -> tuple[Act, ...]:

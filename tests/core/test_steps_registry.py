@@ -49,12 +49,21 @@ def test_each_button_and_form_is_declared_exactly_once() -> None:
 
 
 def test_every_checklist_line_has_a_step_with_a_prompt() -> None:
-    for stage, _, _ in labels.STEPS:
+    for stage, _, _ in workflow.checklist():
         step = workflow.step_at(stage)
         assert step is not None and step.prompt is not None and step.waiting is not None, stage
     # ...and every step with a stage is a checklist line (ready ends the checklist).
     declared = {step.stage for step in workflow.STEPS if step.stage is not None}
-    assert declared - {stage for stage, _, _ in labels.STEPS} == {Stage.ready}
+    assert declared - {line.stage for line in workflow.checklist()} == {Stage.ready}
+
+
+def test_the_checklist_follows_the_stages_order_and_every_stage_has_a_label() -> None:
+    lines = workflow.checklist()
+    stages = [line.stage for line in lines]
+    assert stages == sorted(stages, key=list(Stage).index)
+    assert len({line.title.split(". ", 1)[0] for line in lines}) == len(lines)  # numbers unique
+    assert set(labels.STAGE_LABELS) == set(Stage)
+    assert lines[2] == ("doubt", "2b. Doubt: confer, research, seek context", "§5.2")
 
 
 def test_who_may_act_is_an_enum_on_every_declaration() -> None:

@@ -12,7 +12,7 @@ from bot.core.context import Ctx
 from bot.core.errors import Refused
 from bot.core.forms import justification
 from bot.core.steps.approvals import decide, route
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.transitions import close, complete, resume_after, resumes, send_back
 from bot.messages import Action, ActionId, Form, FormId, RefusalCode, Style, mention
 from storage.models import ApprovalKind, ApprovalStatus, Case, CloseReason, Stage
@@ -107,6 +107,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Supervisory approval",
     stage=Stage.approval,
+    checklist=Line("3", "§5.1(3), §2.1"),
     prompt=prompt,
     waiting=waiting,
     acts=(

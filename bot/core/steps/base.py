@@ -82,13 +82,24 @@ class Act:
 
 
 @dataclass(frozen=True)
+class Line:
+    """A step's line in the case's checklist: its number there ("2b") and the directive's
+    sections it carries out. The line's title is the number and the stage's label."""
+
+    number: str
+    sections: str
+
+
+@dataclass(frozen=True)
 class Step:
     """One step: the stage it is the checklist line of (None: actions open at any stage), its
-    prompt and whether it waits on someone else while at that stage, and its actions."""
+    line in the checklist (None: a stage past the checklist, such as ready), its prompt and
+    whether it waits on someone else while at that stage, and its actions."""
 
     name: str
     acts: tuple[Act, ...]
     stage: Stage | None = None
+    checklist: Line | None = None
     prompt: Prompt | None = None
     waiting: Waiting | None = None
 

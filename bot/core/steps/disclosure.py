@@ -12,7 +12,7 @@ from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import DATE_HINT, DOCUMENT_KINDS, date_field, justification
 from bot.core.steps.approvals import decide, route
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.transitions import advance, complete, not_future
 from bot.messages import (
     Action,
@@ -122,6 +122,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Disclosure to the person",
     stage=Stage.disclosure,
+    checklist=Line("6", "§5.1(6), §4.3(8)"),
     prompt=prompt,
     waiting=waiting,
     acts=(

@@ -12,7 +12,7 @@ from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import DOCUMENT_KINDS, YES_NO, date_field, justification, options
 from bot.core.queries import add_no_response
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.steps.usncb import open_request, record_answer, record_request, sent_fields
 from bot.core.transitions import advance, complete
 from bot.messages import (
@@ -211,6 +211,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Underlying documentation",
     stage=Stage.documents,
+    checklist=Line("4", "§5.1(4), §2.1, §4.2(3)"),
     prompt=prompt,
     waiting=waiting,
     acts=(

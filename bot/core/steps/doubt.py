@@ -13,7 +13,7 @@ from bot.core.buttons import button
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors
 from bot.core.forms import DOUBT_KINDS, DOUBT_PARTNERS, justification, options
-from bot.core.steps.base import Act, FormInputs, Step, Who, never_waiting
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who, never_waiting
 from bot.core.transitions import advance, close, complete, notify_do_not_use
 from bot.messages import (
     Action,
@@ -132,6 +132,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
 STEP = Step(
     name="Doubt",
     stage=Stage.doubt,
+    checklist=Line("2b", "§5.2"),
     prompt=prompt,
     waiting=never_waiting,
     acts=(

@@ -9,7 +9,7 @@ from bot.core.buttons import button
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors
 from bot.core.forms import YES_NO
-from bot.core.steps.base import Act, FormInputs, Step, Who, never_waiting
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who, never_waiting
 from bot.core.transitions import complete, resume_after, resumes, training
 from bot.messages import Action, ActionId, FieldKind, Form, FormField, FormId, Style
 from storage.models import Case, Stage
@@ -54,6 +54,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
 STEP = Step(
     name="Representations and records",
     stage=Stage.representations,
+    checklist=Line("7", "§5.1(7), §4.3(6)"),
     prompt=prompt,
     waiting=never_waiting,
     acts=(

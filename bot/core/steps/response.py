@@ -11,7 +11,7 @@ from bot.core.buttons import button
 from bot.core.context import Ctx
 from bot.core.errors import FormErrors
 from bot.core.forms import PERSON_RESPONSES, YES_NO, options
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.transitions import complete, resume_after, resumes, send_back
 from bot.messages import Action, ActionId, FieldKind, Form, FormField, FormId, ShownWhen, Style
 from storage.models import Case, PersonResponse, ReminderKind, Stage
@@ -87,6 +87,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Waiting for the person's response",
     stage=Stage.awaiting_response,
+    checklist=Line("6b", "§5.1(6), §4.3(8)"),
     prompt=prompt,
     waiting=waiting,
     acts=(

@@ -25,7 +25,7 @@ from bot.core.forms import (
     justification,
     options,
 )
-from bot.core.steps.base import Act, FormInputs, Step, Who, never_waiting
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who, never_waiting
 from bot.core.steps.usncb import refuse_requesting_ncb
 from bot.core.transitions import advance, close, complete, notify_do_not_use
 from bot.messages import (
@@ -179,6 +179,7 @@ def prompt(ctx: Ctx, case: Case) -> tuple[str, tuple[Action, ...]]:
 STEP = Step(
     name="Preliminary review",
     stage=Stage.review,
+    checklist=Line("2", "§5.1(2), §5.2, §2.3"),
     prompt=prompt,
     waiting=never_waiting,
     acts=(

@@ -12,7 +12,7 @@ from bot.core.context import Ctx
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import INTENDED_USES, date_field, justification
 from bot.core.queries import add_no_response
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.steps.usncb import open_request, record_answer, record_request, sent_fields
 from bot.core.transitions import close, complete, people_with_role, resume_after, resumes
 from bot.messages import (
@@ -177,6 +177,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Use authorization",
     stage=Stage.use_authorization,
+    checklist=Line("5", "§5.1(5), §2.2, §4.4"),
     prompt=prompt,
     waiting=waiting,
     acts=(

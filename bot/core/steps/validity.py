@@ -10,7 +10,7 @@ from bot.core.buttons import button, delivery
 from bot.core.context import Ctx
 from bot.core.errors import Refused
 from bot.core.forms import NOTICE_STATUSES, date_field, options
-from bot.core.steps.base import Act, FormInputs, Step, Who
+from bot.core.steps.base import Act, FormInputs, Line, Step, Who
 from bot.core.steps.usncb import open_request, record_answer, record_request, sent_fields
 from bot.core.transitions import advance, close, complete
 from bot.messages import Action, ActionId, FieldKind, Form, FormField, FormId, RefusalCode, Style
@@ -89,6 +89,7 @@ def waiting(ctx: Ctx, case: Case) -> bool:
 STEP = Step(
     name="Verify validity",
     stage=Stage.validity,
+    checklist=Line("1", "§5.1(1)"),
     prompt=prompt,
     waiting=waiting,
     acts=(
