@@ -1,16 +1,19 @@
 """Tables of platform-neutral delivery: which platforms a person and an AOR are reachable on.
 
 A person's noticebot id (`person.user_id`) is not any platform's id: each platform's id for the
-person is an identity here. An AOR's channel on each platform is an `aor_channel` row.
+person is an identity here. An AOR's channel on each platform is an `aor_channel` row, and the
+1:1 conversation a platform opened for a person is a `dm_conversation` row.
 """
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from config.platforms import Platform as Platform
-from storage.types import EnumText
+from storage.types import EnumText, UTCDateTime
 
 
 class PersonIdentity(SQLModel, table=True):
@@ -34,3 +37,14 @@ class AorChannel(SQLModel, table=True):
     conversation: str = Field(max_length=256)  # Slack channel id, Teams channel conversation
     team: str | None = Field(default=None, max_length=256)
     service_url: str | None = Field(default=None, max_length=512)
+
+
+class DmConversation(SQLModel, table=True):
+    """The 1:1 conversation a platform gave for a person (by their id there), kept so that it is
+    asked for once, not once per process and restart (Teams: a create-conversation call)."""
+
+    __tablename__ = "dm_conversation"
+    platform: Platform = Field(primary_key=True, sa_type=EnumText(Platform, length=16))
+    identity: str = Field(primary_key=True, max_length=128)
+    conversation: str = Field(max_length=256)
+    opened_at: datetime = Field(sa_type=UTCDateTime)

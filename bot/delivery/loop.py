@@ -44,7 +44,7 @@ from bot.delivery.people import recipient, recipients
 from bot.delivery.port import Address, Dead, Posted, Retry, Transport
 from bot.messages import DestinationKind, Message
 from bot.ops import metrics
-from storage import record
+from storage import dm_conversations, record
 from storage.db import reading, transaction
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, PlatformMessage, Role
 
@@ -240,7 +240,7 @@ class Delivery:
                 self.transport.update(posted=posted, message=message, people=people)
             return posted, False
         try:
-            to = self._where(claim)
+            to, kept = self._where(claim)
             found = self._find(claim, to) if claim.verify else None
         except Retry as retry:  # the row may already be out there if it was before
             raise Retry(retry.code, uncertain=retry.uncertain or claim.verify,
@@ -250,13 +250,23 @@ class Delivery:
                         claim.id, PLATFORM_NAMES[self.platform.value], found)
             return Posted(conversation=to.conversation, ref=found), True
         self._renew(claim)
-        with self._posting(claim):
-            posted = self.transport.post(to=to, message=message, outbox_id=claim.id,
-                                         people=people)
+        try:
+            with self._posting(claim):
+                posted = self.transport.post(to=to, message=message, outbox_id=claim.id,
+                                             people=people)
+        except Dead as dead:
+            if kept is None:
+                raise
+            # A kept 1:1 conversation the platform refuses may be stale: forget it and try
+            # once more through a newly opened one (a refused post was not delivered).
+            with transaction(self.engine) as session:
+                dm_conversations.forget(session, self.platform, kept, to.conversation)
+            raise Retry(f"dm_refused:{dead.code}", uncertain=False, delay=timedelta(0)) from dead
         return posted, True
 
-    def _where(self, claim: Claim) -> Address:
-        """Where a new post goes."""
+    def _where(self, claim: Claim) -> tuple[Address, str | None]:
+        """Where a new post goes; for a DM through a conversation kept from before, also the
+        recipient's platform id it is kept under."""
         try:
             kind = DestinationKind(claim.kind)
         except ValueError:
@@ -264,18 +274,31 @@ class Delivery:
         if kind is DestinationKind.thread:
             root = self._known(f"{claim.destination}:root")
             if root is None and not self.need_root:
-                return Address(conversation=claim.destination, thread=claim.destination)
+                return Address(conversation=claim.destination, thread=claim.destination), None
             if root is None:  # claims wait for the root; only a vanished root gets here
                 raise Retry("root_not_posted", uncertain=claim.verify)
-            return Address(conversation=root.channel, thread=root.ts)
+            return Address(conversation=root.channel, thread=root.ts), None
         if kind is DestinationKind.dm:
-            with reading(self.engine) as session:
-                person = recipient(session, self.platform, claim.destination)
-            if person is None:
-                raise Dead("no_identity")
-            self._bucket.take()
-            return Address(conversation=self.transport.open_dm(recipient=person))
-        return Address(conversation=claim.destination)
+            return self._dm(claim.destination)
+        return Address(conversation=claim.destination), None
+
+    def _dm(self, user_id: str) -> tuple[Address, str | None]:
+        """The person's 1:1 conversation: the one kept from before, or one the platform opens
+        now (then kept, so other loops and later processes do not ask again)."""
+        with reading(self.engine) as session:
+            person = recipient(session, self.platform, user_id)
+            kept = None if person is None else dm_conversations.known(
+                session, self.platform, person.identity)
+        if person is None:
+            raise Dead("no_identity")
+        if kept is not None:
+            return Address(conversation=kept), person.identity
+        self._bucket.take()
+        conversation = self.transport.open_dm(recipient=person)
+        with transaction(self.engine) as session:
+            dm_conversations.remember(session, self.platform, person.identity, conversation,
+                                      at=self.clock.now())
+        return Address(conversation=conversation), None
 
     def _find(self, claim: Claim, to: Address) -> str | None:
         if not self.transport.can_find:

@@ -2,7 +2,7 @@
 transport (handlers/teams/transport.py), with the addresses Teams needs: an AOR channel's
 conversation and its `serviceUrl` from `aor_channel`, a person's Entra object id from
 `person_identity` (the loop's `recipient`), and each 1:1 conversation asked for once per person
-and process (the transport's cache; Teams answers the same conversation if asked again)."""
+(the loop keeps it in `dm_conversation`; Teams answers the same conversation if asked again)."""
 
 from __future__ import annotations
 

@@ -96,8 +96,6 @@ class TeamsTransport:
         self.token = token
         self.client = client or httpx.Client(timeout=httpx.Timeout(15.0, connect=5.0))
         self.service_url_for = service_url_for
-        self._dms: dict[str, str] = {}
-        self._lock = threading.Lock()
 
     def _base(self, conversation: str) -> str:
         found = self.service_url_for(conversation) if self.service_url_for else None
@@ -159,12 +157,8 @@ class TeamsTransport:
         self._call("PUT", url, {**self._activity(message, people), "id": posted.ref})
 
     def open_dm(self, *, recipient: Recipient) -> str:
-        """Teams answers the same 1:1 conversation for the same person, so asking twice is
-        harmless; it is asked once per person and process all the same."""
-        with self._lock:
-            known = self._dms.get(recipient.identity)
-        if known is not None:
-            return known
+        """Teams answers the same 1:1 conversation for the same person; the delivery loop keeps
+        it (`dm_conversation`), so this is asked once per person."""
         body = {"bot": {"id": f"28:{self.bot_id}"}, "members": [{"id": recipient.identity}],
                 "isGroup": False, "tenantId": self.tenant_id,
                 "channelData": {"tenant": {"id": self.tenant_id}}}
@@ -172,8 +166,6 @@ class TeamsTransport:
         conversation = answer.get("id")
         if not isinstance(conversation, str) or not conversation:
             raise Retry("Teams gave no conversation id", uncertain=False)
-        with self._lock:
-            self._dms[recipient.identity] = conversation
         return conversation
 
     def find(self, *, to: Address, outbox_id: int) -> str | None:

@@ -37,6 +37,7 @@ class FakeTransport:
         self.pacing = pacing or Pacing(per_conversation=0.0)
         self.calls: list[Call] = []
         self.posts: dict[int, str] = {}  # outbox id -> ref, for `find`
+        self.opened: list[str] = []  # whose 1:1 conversations were asked for
         self._failures: dict[str, list[tuple[Exception, bool]]] = {}
         self._refs = itertools.count(1)
         self._lock = threading.Lock()
@@ -76,6 +77,8 @@ class FakeTransport:
         failure = self._fail("open_dm")
         if failure is not None:
             raise failure[0]
+        with self._lock:
+            self.opened.append(recipient.identity)
         return f"D-{recipient.identity}"
 
     def find(self, *, to: Address, outbox_id: int) -> str | None:
