@@ -3,6 +3,7 @@ loop and later process, and forgotten when the platform refuses it."""
 
 from __future__ import annotations
 
+import pytest
 from sqlmodel import Session
 
 from bot.core.service import Core
@@ -12,8 +13,10 @@ from bot.messages import DestinationKind, Message
 from storage import dm_conversations
 from storage.db import transaction
 from storage.models import OutboxStatus
+from tests.conftest import on_postgres
 from tests.delivery.fake_transport import FakeTransport
 from tests.delivery.test_delivery import loop, rows, send
+from tests.helpers import run_together
 
 OFFICER, FRO = "U0OFF1", "U0SUP1"
 
@@ -78,3 +81,20 @@ def test_remembering_the_same_persons_conversation_twice_keeps_the_newest(core: 
     with transaction(core.engine) as session:
         dm_conversations.forget(session, Platform.slack, FRO, "D-1")
     assert kept(core, FRO) == "D-2"
+
+
+@pytest.mark.skipif(not on_postgres(), reason="replicas need PostgreSQL")
+def test_loops_running_at_once_open_each_persons_conversation_once(core: Core) -> None:
+    people = ["U0OFF1", "U0OFF2", "U0SUP1", "U0SUP2", "U0MGR1"]
+    for n in range(6):
+        for person in people:
+            send(core, DestinationKind.dm, person, Message(text=f"{person} #{n}"))
+    transports = [FakeTransport(Platform.slack) for _ in range(3)]
+    loops = [loop(core, transport, concurrency=2, linger=0.5) for transport in transports]
+    delivered = run_together(*[each.drain for each in loops])
+    assert sum(delivered) == 30
+    assert sorted(p for t in transports for p in t.opened) == sorted(people)
+    assert {r.status for r in rows(core)} == {OutboxStatus.sent}
+    for person in people:  # every message went through the one conversation kept for them
+        assert {c.conversation for t in transports for c in t.posted()
+                if c.text.startswith(person)} == {f"D-{person}"}
