@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col
 
 from config.platforms import Platform
+from storage.db import insert_into
 from storage.delivery_models import DmConversation
 
 
@@ -20,8 +20,7 @@ def known(session: Session, platform: Platform, identity: str) -> str | None:
 
 def remember(session: Session, platform: Platform, identity: str, conversation: str, *,
              at: datetime) -> None:
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(DmConversation).values(
+    insert = insert_into(session, DmConversation).values(
         platform=platform.value, identity=identity, conversation=conversation, opened_at=at)
     session.execute(insert.on_conflict_do_update(
         index_elements=[col(DmConversation.platform), col(DmConversation.identity)],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
 from typing import Any, NamedTuple
 
 from bot.core.context import Ctx
@@ -59,6 +60,7 @@ class ChecklistLine(NamedTuple):
     sections: str
 
 
+@cache
 def checklist() -> tuple[ChecklistLine, ...]:
     """The checklist's lines, in the order of `STEPS`: each step that declares one."""
     return tuple(ChecklistLine(step.stage, f"{step.checklist.number}. {STAGE_LABELS[step.stage]}",

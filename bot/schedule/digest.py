@@ -11,8 +11,6 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Engine, or_, true
 from sqlalchemy import select as sa_select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, func, select
 
 from bot.clock import Clock
@@ -21,6 +19,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.reminders import calendar, zone_of
 from bot.messages import DestinationKind, Message, mention
 from config.settings import Settings
+from storage.db import insert_into
 from storage.models import (
     AorManager,
     Approval,
@@ -238,11 +237,9 @@ def sweep_digests(*, engine: Engine, clock: Clock, settings: Settings) -> int:
     facts: DigestFacts | None = None
     for manager, iso_year, iso_week in due:
         with unit_of_work(engine, clock=clock, settings=settings, actor=SYSTEM_ACTOR) as ctx:
-            insert = (postgresql_insert if ctx.session.get_bind().dialect.name == "postgresql"
-                      else sqlite_insert)
             claimed = ctx.session.execute(
-                insert(DigestSent).values(manager=manager, iso_year=iso_year,
-                                          iso_week=iso_week, sent_at=ctx.now)
+                insert_into(ctx.session, DigestSent)
+                .values(manager=manager, iso_year=iso_year, iso_week=iso_week, sent_at=ctx.now)
                 .on_conflict_do_nothing().returning(col(DigestSent.manager))
             ).first()
             if claimed is None:

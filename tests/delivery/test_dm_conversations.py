@@ -7,7 +7,6 @@ import pytest
 from sqlmodel import Session
 
 from bot.core.service import Core
-from bot.delivery.loop import Delivery
 from bot.delivery.port import Dead, Platform
 from bot.messages import DestinationKind, Message
 from storage import dm_conversations
@@ -49,8 +48,7 @@ def test_a_kept_dm_conversation_the_platform_refuses_is_forgotten_and_reopened(
     send(core, DestinationKind.dm, FRO, Message(text="approval request"))
     transport = FakeTransport(Platform.slack)
     transport.fail_next("post", Dead("channel_not_found"))
-    delivery: Delivery = loop(core, transport)
-    assert delivery.drain() == 1
+    assert loop(core, transport).drain() == 1
     # Refused through the kept conversation, then sent through a newly opened one.
     assert transport.opened == [FRO]
     assert [(c.conversation, c.text) for c in transport.posted()] == [

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
 from bot.core import access
@@ -16,6 +14,7 @@ from bot.core.errors import Refused
 from bot.core.forms import check_country
 from bot.core.transitions import not_future, training
 from bot.messages import RefusalCode
+from storage.db import insert_into
 from storage.models import (
     Aor,
     Case,
@@ -46,10 +45,9 @@ def check_may_open(ctx: Ctx) -> Person:
 def _locked_counter(ctx: Ctx) -> CaseCounter:
     """This year's case counter, row-locked: concurrent openings serialize here."""
     year = ctx.now.year
-    dialect = ctx.session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
     # The first case of a year creates the row; racing creators must not collide on it.
-    ctx.session.execute(insert(CaseCounter).values(year=year, last=0).on_conflict_do_nothing())
+    ctx.session.execute(insert_into(ctx.session, CaseCounter).values(year=year, last=0)
+                        .on_conflict_do_nothing())
     counter = ctx.session.get(CaseCounter, year, with_for_update=True, populate_existing=True)
     assert counter is not None
     return counter
