@@ -48,6 +48,8 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
     from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
     from microsoft_teams.apps import App, FastAPIAdapter
 
+    from handlers.process import freeze_startup_heap
+
     cloud = with_overrides(PUBLIC, openid_metadata_url=openid_url)
     web = FastAPI()
     token = FakeTeams().mint  # outbound is never called by these requests
@@ -83,6 +85,7 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
             return TaskModuleResponse(task=TaskModuleMessageResponse(value="ok"))
 
     asyncio.run(app.initialize())
+    freeze_startup_heap()  # as `noticebot teams` does once started (the bare app too: fair)
     uvicorn.run(web, host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 

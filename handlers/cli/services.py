@@ -24,6 +24,7 @@ from handlers.cli.root import (
     main,
     service_settings,
 )
+from handlers.process import freeze_startup_heap
 from handlers.slack.relay import SlackRelay
 from storage.db import upgrade
 
@@ -90,7 +91,9 @@ def serve(workers: int, threads: int) -> None:
         # Per worker, after the fork.
         schedulers.append(start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
                                           readiness=readiness))
-        return wsgi_app(app, core.engine, core, readiness)
+        served = wsgi_app(app, core.engine, core, readiness)
+        freeze_startup_heap()
+        return served
 
     def stop_background() -> None:
         for relay in relays:

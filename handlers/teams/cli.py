@@ -51,6 +51,7 @@ def asgi() -> FastAPI:
     from bot.ops.logs import configure_logging
     from bot.ops.probes import Readiness
     from bot.schedule.runner import start_scheduler
+    from handlers.process import freeze_startup_heap
     from handlers.teams.app import add_ops, create_app
     from handlers.teams.directory import IdentityDirectory
     from handlers.teams.relay import teams_relay
@@ -69,6 +70,7 @@ def asgi() -> FastAPI:
         await app.initialize()
         scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
                                     readiness=readiness)
+        freeze_startup_heap()
         log.info("Teams app listening (cloud %s)", settings.teams.cloud.value)
         try:
             yield
