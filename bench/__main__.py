@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     postgres = args.postgres if args.postgres and args.postgres.startswith("postgresql") else None
 
     report: dict[str, Any] = _previous(args.out, quick=args.quick)
-    report.update(quick=args.quick, machine=machine(),
-                  postgres=bool(postgres), written=datetime.now(UTC).isoformat(timespec="seconds"))
+    # Each entry says where and when it was measured: a partial run (`--only`) keeps the
+    # other entries, which another machine or commit may have measured. The top level
+    # describes the latest run.
+    run = {"machine": machine(), "postgres": bool(postgres),
+           "written": datetime.now(UTC).isoformat(timespec="seconds")}
+    report.update(quick=args.quick, **run)
     failed = []
     with tempfile.TemporaryDirectory(prefix="noticebot-bench-") as scratch:
         bench = Bench(quick=args.quick, workdir=Path(scratch), postgres_url=postgres)
@@ -64,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             except Exception:
                 traceback.print_exc()
                 failed.append(name)
-                report["benchmarks"][name] = {"error": traceback.format_exc(limit=3)}
+                report["benchmarks"][name] = {"error": traceback.format_exc(limit=3),
+                                              "run": run}
                 continue
             seconds = round(time.perf_counter() - started, 1)
-            report["benchmarks"][name] = {"seconds": seconds,
+            report["benchmarks"][name] = {"seconds": seconds, "run": run,
                                           "results": [asdict(r) for r in results]}
             print(table(results), file=sys.stderr, flush=True)
 
