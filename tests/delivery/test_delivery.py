@@ -140,14 +140,16 @@ def test_thread_replies_wait_for_their_root_on_their_platform(core: Core) -> Non
 
 
 def test_tenant_pacing_spaces_requests_across_conversations(core: Core) -> None:
-    transport = FakeTransport(pacing=Pacing(per_conversation=0.0, per_second=20.0))
+    transport = FakeTransport(pacing=Pacing(per_conversation=0.0, per_second=10.0))
     for n in range(5):
         send(core, DestinationKind.channel, f"C{n}", Message(text=str(n)))
     started = time.monotonic()
     assert loop(core, transport, concurrency=3).drain() == 5
-    assert time.monotonic() - started >= 4 / 20.0 - 0.01
+    assert time.monotonic() - started >= 4 / 10.0 - 0.01
+    # A post's stamp is taken in its own thread after its turn: allow a loaded host 40 ms of
+    # jitter per gap (unpaced, the three threads post within a few ms of each other).
     stamps = sorted(c.at for c in transport.posted())
-    assert all(b - a >= 1 / 20.0 - 0.01 for a, b in itertools.pairwise(stamps))
+    assert all(b - a >= 1 / 10.0 - 0.04 for a, b in itertools.pairwise(stamps))
 
 
 def test_mentions_reach_the_transport_as_the_platform_knows_people(core: Core) -> None:
