@@ -4,18 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlmodel import Session, col
+from sqlalchemy import bindparam, text
+from sqlmodel import Session
 
-from storage.db import insert_into
-from storage.models import ProcessedDelivery
+from storage.types import UTCDateTime
+
+# Written out rather than built with the dialects' `insert().on_conflict_do_nothing()`: those
+# constructs opt out of SQLAlchemy's statement cache, so every interaction compiled the INSERT
+# afresh. Both databases spell this statement the same way.
+_TAKE = text(
+    'INSERT INTO processed_delivery ("key", processed_at) VALUES (:key, :at) '
+    'ON CONFLICT ("key") DO NOTHING RETURNING "key"'
+).bindparams(bindparam("at", type_=UTCDateTime))  # the column's type: stored in UTC
 
 
 def take(session: Session, key: str, *, at: datetime) -> bool:
     """Marks the delivery `key` as acted on in the caller's transaction; False when it already
     was. One round trip (INSERT … ON CONFLICT DO NOTHING): a twin of the same delivery that is
     still in flight on PostgreSQL waits for it here, and finds the key once it has committed."""
-    taken = session.execute(
-        insert_into(session, ProcessedDelivery).values(key=key, processed_at=at)
-        .on_conflict_do_nothing(index_elements=[col(ProcessedDelivery.key)])
-        .returning(col(ProcessedDelivery.key))).first()
+    taken = session.execute(_TAKE, {"key": key, "at": at}).first()
     return taken is not None
