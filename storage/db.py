@@ -71,7 +71,9 @@ def transaction(engine: Engine) -> Iterator[Session]:
 
 def insert_into(session: Session, table: Any) -> postgresql.Insert | sqlite.Insert:
     """An INSERT into `table` in the session's dialect, which can say what to do ON CONFLICT
-    (both databases spell it the same way; SQLAlchemy's generic INSERT cannot)."""
+    (both databases spell it the same way; SQLAlchemy's generic INSERT cannot). SQLAlchemy
+    compiles these afresh every time (they opt out of its statement cache): a statement run on
+    every interaction is written out instead (`deliveries.take`)."""
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)
