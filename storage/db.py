@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,33 +27,97 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
     """An engine for `url`. On SQLite every transaction starts with BEGIN IMMEDIATE, so that
     writers serialize at the start instead of failing when they upgrade a read lock; with
     `reads_only` (a long read such as `audit verify`) it does not, so the bot's writers are
-    not held up meanwhile (in WAL mode readers and a writer go side by side)."""
+    not held up meanwhile (in WAL mode readers and a writer go side by side). The engine's
+    own writers take turns in this process (`WriterTurns`) before they ask SQLite."""
     parsed = make_url(url)
     # A database error's message must not carry the statement's values (subject details) into
     # a log line or a traceback.
     kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() != "sqlite":
         return create_engine(url, pool_pre_ping=True, **kwargs)
-    engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+    on_file = parsed.database not in (None, "", ":memory:")
+    connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_SECONDS}
+    if on_file and not reads_only:
+        connect_args["factory"] = WriterTurns().connection_class()
+    engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # let SQLAlchemy emit BEGIN itself
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
-        if parsed.database not in (None, "", ":memory:"):
+        if on_file:
             cursor.execute("PRAGMA journal_mode=WAL")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        read = reads_only or connection.get_execution_options().get(_READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
+        if reads_only or connection.get_execution_options().get(_READ_ONLY, False):
+            connection.exec_driver_sql("BEGIN")
+            return
+        raw = connection.connection.dbapi_connection
+        if isinstance(raw, TurnTaking):
+            raw.take_turn()  # given back by the rollback that follows, should BEGIN fail
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
 
 _READ_ONLY = "noticebot_read_only"
+SQLITE_BUSY_SECONDS = 30  # how long a writer waits for another process's writer
+TURN_SECONDS = SQLITE_BUSY_SECONDS  # and for one of its own process
+
+
+class TurnTaking(sqlite3.Connection):
+    """A SQLite connection that takes its engine's turn before it begins a write and gives it
+    back when the transaction ends (commit, rollback or close), whichever way it ends."""
+
+    turns: threading.Lock  # set on each engine's own subclass
+    holding = False
+
+    def take_turn(self) -> None:
+        if not self.holding:
+            # Past SQLite's own wait, go on without the turn: SQLite then decides, as it would
+            # have without turns (a writer of this same thread that never ends, say).
+            self.holding = self.turns.acquire(timeout=TURN_SECONDS)
+
+    def end_turn(self) -> None:
+        if self.holding:
+            self.holding = False
+            self.turns.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.end_turn()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.end_turn()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.end_turn()
+
+
+class WriterTurns:
+    """One engine's writers queue on a lock in this process before they ask SQLite for its
+    write lock. SQLite makes a writer that finds the lock taken sleep and retry, for ever
+    longer sleeps (1, 2, 5, 10 ... 100 ms), and a newcomer can take the lock meanwhile: under
+    load a few interactions waited for hundreds of milliseconds while each transaction takes
+    a few. A thread waiting on this lock wakes as soon as the writer before it ends. Writers in
+    other processes (a worker) still meet SQLite's own wait."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+
+    def connection_class(self) -> type[TurnTaking]:
+        return type("EngineTurnTaking", (TurnTaking,), {"turns": self.lock})
 
 
 def reading(engine: Engine) -> Session:
