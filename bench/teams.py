@@ -6,7 +6,12 @@ Both apps check every request's token against OpenID keys served by the loopback
 same fake the tests use, in this process); the clicks press real buttons of seeded cases as
 several roster users (so some act, many are refused and recorded), the submits open cases
 through dialogs fetched beforehand (a fetch per submit, not measured). Latency is from the
-request's planned send to its response; the ratio of the p50s is the target's measure."""
+request's planned send to its response; the ratio of the p50s is the target's measure.
+
+A third server, the Teams app with a core that answers at once (`instant`), is driven with the
+same plan in the same run: what it adds over the bare app is the adapter and the call off the
+event loop, so the target's budget left for the core's recorded unit of work is measured, not
+argued."""
 
 from __future__ import annotations
 
@@ -19,13 +24,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from bench.harness import Bench, Result, percentile
 from tests.handlers.teams.fake_teams import APP_ID, TENANT, FakeTeams, activity
 from tests.helpers import DESIGNEE, FRO, MANAGER, OFFICER, OFFICER_LAPSED
+
+if TYPE_CHECKING:
+    from bot.core.service import Core
 
 CLICKERS = (OFFICER, FRO, DESIGNEE, MANAGER, OFFICER_LAPSED)
 OIDS = {p: f"{i:08d}-0000-4000-8000-{i:012d}" for i, p in enumerate(CLICKERS, start=1)}
@@ -39,7 +47,8 @@ def _free_port() -> int:
 
 
 def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
-    """One server process: the noticebot app (`bot`) or the bare SDK app (`bare`)."""
+    """One server process: the noticebot app (`bot`), the same app with a core that answers at
+    once (`instant`), or the bare SDK app (`bare`)."""
     import warnings
 
     warnings.simplefilter("ignore")
@@ -53,7 +62,7 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
     cloud = with_overrides(PUBLIC, openid_metadata_url=openid_url)
     web = FastAPI()
     token = FakeTeams().mint  # outbound is never called by these requests
-    if kind == "bot":
+    if kind in ("bot", "instant"):
         from bench.harness import BENCH_KEY
         from bot.app import build_core
         from config.settings import Settings
@@ -64,6 +73,8 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
         settings = Settings(_env_file=None, database_url=database_url,
                             encryption_keys=(BENCH_KEY,), teams=teams_settings())
         core = build_core(settings, migrate=False)
+        if kind == "instant":
+            core = _instant(core)
         app = create_app(settings, core, IdentityDirectory(core.engine), tokens=token,
                          cloud=cloud, fastapi=web)
     else:
@@ -87,6 +98,32 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
     asyncio.run(app.initialize())
     freeze_startup_heap()  # as `noticebot teams` does once started (the bare app too: fair)
     uvicorn.run(web, host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+def _instant(core: Core) -> Core:
+    """`core`'s settings and database, but clicks and submits are answered at once without
+    either: with what a click mostly gets in this plan (a refusal) and what a submit gets (the
+    opened case's private message)."""
+    from bot.core.identities import Actor
+    from bot.core.service import Core
+    from bot.messages import ActionValue, FormId, Mark, Message, Outcome, RefusalCode
+
+    class InstantCore(Core):
+        def click(self, *, actor: Actor, value: ActionValue, delivery_key: str | None = None
+                  ) -> Outcome:
+            reason = "Only the routed approver may decide this step."
+            return Outcome(ok=False, refusal=reason, refusal_code=RefusalCode.not_approver,
+                           case_id=value.case_id,
+                           private=[Message(title="Not done", text=reason, mark=Mark.refused)])
+
+        def submit(self, *, actor: Actor, form: FormId, values: Any, **given: Any) -> Outcome:
+            opened = "HOU-2026-0001"
+            return Outcome(case_id=opened, private=[Message(
+                title=f"Case {opened} opened",
+                text=f"Your case {opened} is open. Follow the checklist in its thread.")])
+
+    return InstantCore(engine=core.engine, settings=core.settings, clock=core.clock,
+                       usncb_sender=core.usncb_sender)
 
 
 def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
@@ -210,7 +247,7 @@ def run(bench: Bench) -> list[Result]:
         with bench.database("sqlite") as url:
             clicks = _seed(url, 4 if bench.quick else 12)
             token = fake.mint(expires_in=3600)
-            for kind in ("bare", "bot"):
+            for kind in ("bare", "instant", "bot"):
                 port = _free_port()
                 server = context.Process(target=_serve, args=(kind, url, fake.openid_url,
                                                               port), daemon=True)
@@ -218,7 +255,7 @@ def run(bench: Bench) -> list[Result]:
                 try:
                     _wait_up(port)
                     submits = (_fetch_forms(port, fake, int(rate * seconds / 5))
-                               if kind == "bot" else
+                               if kind != "bare" else
                                [{"action": "nb_submit", "nb": {}}] * int(rate * seconds / 5))
                     plan = _plan(fake, port, clicks, list(submits), rate=rate, seconds=seconds)
                     _drive(port, token, plan[: max(5, len(plan) // 10)])  # warm up
@@ -228,17 +265,26 @@ def run(bench: Bench) -> list[Result]:
                     server.join(timeout=10)
     finally:
         fake.stop()
-    bot = results["bot"]["click"] + results["bot"]["submit"]
-    bare = results["bare"]["click"] + results["bare"]["submit"]
+    bot, instant, bare = (results[kind]["click"] + results[kind]["submit"]
+                          for kind in ("bot", "instant", "bare"))
     ratio = percentile(bot, 50) / percentile(bare, 50)
+    # What 1.5x leaves for the core once the adapter and the call off the loop are paid for,
+    # beside what the core's recorded unit of work took (both p50s, this run).
+    budget = 1.5 * percentile(bare, 50) - percentile(instant, 50)
+    core_took = percentile(bot, 50) - percentile(instant, 50)
     details = {f"{k}_{n}_p{q}_ms": round(percentile(v[n], q), 1)
                for k, v in results.items() for n in ("click", "submit") for q in (50, 95, 99)
                if v[n]}
-    details |= {"rate_per_s": rate, "seconds": seconds, "requests": len(bot)}
+    details |= {"rate_per_s": rate, "seconds": seconds, "requests": len(bot),
+                "core_budget_at_1_5x_ms": round(budget, 1), "core_p50_share_ms": round(
+                    core_took, 1)}
     judged = None if bench.quick else True
     return [
         Result("TP1", "Teams invoke p50, noticebot ÷ bare SDK app", round(ratio, 2), "×",
                "≤ 1.5×", None if judged is None else ratio <= 1.5, details),
+        # Not a target: where the ratio's time goes (see the module's docstring).
+        Result("TP1", "Teams invoke p50, app with an instant core ÷ bare SDK app", round(
+            percentile(instant, 50) / percentile(bare, 50), 2), "×", "no target", None),
         Result("TP1", "Teams invoke p99, noticebot", round(percentile(bot, 99), 1), "ms",
                "≤ 150 ms", None if judged is None else percentile(bot, 99) <= 150),
     ]
