@@ -28,7 +28,7 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
     writers serialize at the start instead of failing when they upgrade a read lock; with
     `reads_only` (a long read such as `audit verify`) it does not, so the bot's writers are
     not held up meanwhile (in WAL mode readers and a writer go side by side). The engine's
-    own writers take turns in this process (`WriterTurns`) before they ask SQLite."""
+    own writers take turns in this process (`TurnTaking`) before they ask SQLite."""
     parsed = make_url(url)
     # A database error's message must not carry the statement's values (subject details) into
     # a log line or a traceback.
@@ -38,7 +38,7 @@ def create_db_engine(url: str, *, reads_only: bool = False, **kwargs: Any) -> En
     on_file = parsed.database not in (None, "", ":memory:")
     connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_SECONDS}
     if on_file and not reads_only:
-        connect_args["factory"] = WriterTurns().connection_class()
+        connect_args["factory"] = TurnTaking.for_engine()
     engine = create_engine(url, connect_args=connect_args, **kwargs)
 
     @event.listens_for(engine, "connect")
@@ -70,10 +70,22 @@ TURN_SECONDS = SQLITE_BUSY_SECONDS  # and for one of its own process
 
 class TurnTaking(sqlite3.Connection):
     """A SQLite connection that takes its engine's turn before it begins a write and gives it
-    back when the transaction ends (commit, rollback or close), whichever way it ends."""
+    back when the transaction ends (commit, rollback or close), whichever way it ends.
 
-    turns: threading.Lock  # set on each engine's own subclass
+    One engine's writers queue on a lock in this process before they ask SQLite for its write
+    lock. SQLite makes a writer that finds the lock taken sleep and retry, for ever longer
+    sleeps (1, 2, 5, 10 ... 100 ms), and a newcomer can take the lock meanwhile: under load a
+    few interactions waited for hundreds of milliseconds while each transaction takes a few.
+    A thread waiting on this lock wakes as soon as the writer before it ends. Writers in other
+    processes (a worker) still meet SQLite's own wait."""
+
+    turns: threading.Lock  # set on each engine's own subclass (`for_engine`)
     holding = False
+
+    @classmethod
+    def for_engine(cls) -> type[TurnTaking]:
+        """A connection class with a lock of its own, for one engine's connections."""
+        return type("EngineTurnTaking", (cls,), {"turns": threading.Lock()})
 
     def take_turn(self) -> None:
         if not self.holding:
@@ -103,21 +115,6 @@ class TurnTaking(sqlite3.Connection):
             super().close()
         finally:
             self.end_turn()
-
-
-class WriterTurns:
-    """One engine's writers queue on a lock in this process before they ask SQLite for its
-    write lock. SQLite makes a writer that finds the lock taken sleep and retry, for ever
-    longer sleeps (1, 2, 5, 10 ... 100 ms), and a newcomer can take the lock meanwhile: under
-    load a few interactions waited for hundreds of milliseconds while each transaction takes
-    a few. A thread waiting on this lock wakes as soon as the writer before it ends. Writers in
-    other processes (a worker) still meet SQLite's own wait."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-
-    def connection_class(self) -> type[TurnTaking]:
-        return type("EngineTurnTaking", (TurnTaking,), {"turns": self.lock})
 
 
 def reading(engine: Engine) -> Session:

@@ -114,9 +114,8 @@ def test_a_writer_gives_its_turn_back_however_its_transaction_ends(
                 with pytest.raises(OperationalError, match="locked"), \
                         transaction(refused) as session:
                     session.connection()  # its BEGIN IMMEDIATE fails at once
-            with transaction(refused) as session:  # the failed BEGIN gave the turn back
-                session.add(DigestSent(manager="U1", iso_year=2026, iso_week=1,
-                                       sent_at=START))
+            with refused.connect() as connection:  # the failed BEGIN gave the turn back
+                assert not connection.connection.dbapi_connection.turns.locked()
         finally:
             refused.dispose()
     finally:
