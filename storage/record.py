@@ -244,7 +244,13 @@ def verify(
     if workers < 2:
         return _join(map(_verify_range, jobs))
     with multiprocessing.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
-        return _join(pool.imap(_verify_range, jobs))  # stops at the first broken range
+        result = _join(pool.imap(_verify_range, jobs))  # stops at the first broken range
+        # The ranges still running finish before the pool goes: leaving the block terminates
+        # the workers, and one killed while it sends its result keeps the result queue's lock
+        # for good, so the pool's teardown waited for ever (seen once in the test suite).
+        pool.close()
+        pool.join()
+        return result
 
 
 def verify_after(session: Session, vault: Vault | None, *, seq: int, hash: str,
