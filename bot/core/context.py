@@ -14,6 +14,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.core import outbox
+from bot.core.errors import FormErrors, Refused
 from bot.core.identities import Actor, acting_as
 from bot.messages import DestinationKind, Message
 from config.settings import Settings
@@ -75,6 +76,23 @@ class Ctx:
                             payload=payload if origin is None else {**payload, "origin": origin})
             for kind, action, case_id, payload in self.pending], vault=self.vault)
         self.pending.clear()
+
+    @contextmanager
+    def undone_if_stopped(self) -> Iterator[None]:
+        """Run a step so that a refusal or invalid input (`Refused`, `FormErrors`) undoes what
+        it changed and recorded, and the rest of the interaction goes on in the same
+        transaction to record the attempt and why it was not done. A savepoint does it: one
+        transaction an interaction, where a second one to record a refusal would resolve the
+        actor, take the delivery key and wait for the write lock again."""
+        kept = len(self.pending)
+        savepoint = self.session.begin_nested()
+        try:
+            yield
+        except (Refused, FormErrors):
+            savepoint.rollback()
+            del self.pending[kept:]
+            raise
+        savepoint.commit()
 
     def state(self, action: str, /, *, case_id: str | None = None, **payload: Any) -> None:
         """Record a state change (same transaction as the change)."""

@@ -5,8 +5,8 @@
 - `submit(actor=, form=, values=, ...)`: a filled form.
 
 Each runs in one transaction: the inbound interaction is recorded and the step runs. A refusal
-or bad input rolls that transaction back; the attempt and why it was not done are then recorded
-in a transaction of their own.
+or bad input undoes what the step changed (a savepoint) and records, in the same transaction,
+the attempt and why it was not done.
 Outgoing messages go to the outbox in the same transaction; `Outcome.private` is for the actor.
 """
 
@@ -292,34 +292,25 @@ class Core:
             return self._refuse_input(actor, kind, action, payload, problem, given,
                                       case_id=case_id)
         inbound_payload = {k: v for k, v in payload.items() if k != "case_id"}
-        try:
-            with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
-                              actor=actor) as ctx:
-                if not self._first_delivery(ctx, delivery_key):
-                    return Outcome(duplicate=True, case_id=case_id)
-                ctx.record(kind, action, case_id=case_id, **inbound_payload)
-                return self._answer(ctx, actor, handler(ctx))
-        except (Refused, FormErrors) as stopped:
-            stop: Refused | FormErrors = stopped
-        # The step's changes went with its transaction; the attempt, and why it was not done,
-        # are recorded in one of their own. (A savepoint around every step would cost two round
-        # trips on every interaction; this costs a second transaction only when a step is not
-        # done.)
         with unit_of_work(self.engine, clock=self.clock, settings=self.settings,
                           actor=actor) as ctx:
             if not self._first_delivery(ctx, delivery_key):
                 return Outcome(duplicate=True, case_id=case_id)
             ctx.record(kind, action, case_id=case_id, **inbound_payload)
-            if isinstance(stop, Refused):
-                ctx.record("refusal", action, case_id=case_id, reason=stop.reason,
-                           code=stop.code)
-                outcome = Outcome(ok=False, refusal=stop.reason, refusal_code=stop.code,
+            try:
+                with ctx.undone_if_stopped():
+                    outcome = handler(ctx)
+            except Refused as refused:
+                ctx.record("refusal", action, case_id=case_id, reason=refused.reason,
+                           code=refused.code)
+                outcome = Outcome(ok=False, refusal=refused.reason, refusal_code=refused.code,
                                   case_id=case_id,
                                   private=[Message(title=titled(Mark.refused, "Not done"),
-                                                   text=stop.reason, mark=Mark.refused)])
-            else:
-                ctx.record("refusal", f"{action}.invalid", case_id=case_id, errors=stop.errors)
-                outcome = Outcome(ok=False, errors=stop.errors, case_id=case_id)
+                                                   text=refused.reason, mark=Mark.refused)])
+            except FormErrors as invalid:
+                ctx.record("refusal", f"{action}.invalid", case_id=case_id,
+                           errors=invalid.errors)
+                outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
             return self._answer(ctx, actor, outcome)
 
     @staticmethod
