@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from sqlalchemy.orm import aliased
 from sqlmodel import Session, col, func, select
 
 from bot.core.context import Ctx, current_origin
@@ -109,14 +108,14 @@ def approver_chain(session: Session, aor_id: str) -> list[str]:
 def active_delegations(session: Session, aor_id: str, *, today: date) -> list[Delegation]:
     """Delegations in force: not past their end, and both the delegator and the delegate still
     active on the roster (a delegation ends when either leaves it, §4.2)."""
-    delegator, delegate = aliased(Person), aliased(Person)
+    # People still active, as a subquery: two aliased joins to `person` say the same, but
+    # building the aliases costs more than the query itself, on every approver check.
+    active = select(Person.user_id).where(col(Person.active).is_(True))
     return list(
         session.exec(
             select(Delegation)
-            .join(delegator, col(delegator.user_id) == col(Delegation.delegator))
-            .join(delegate, col(delegate.user_id) == col(Delegation.delegate))
             .where(Delegation.aor_id == aor_id, col(Delegation.until) >= today,
-                   col(delegator.active).is_(True), col(delegate.active).is_(True))
+                   col(Delegation.delegator).in_(active), col(Delegation.delegate).in_(active))
             .order_by(col(Delegation.id))
         ).all()
     )
