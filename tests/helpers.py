@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from click.testing import CliRunner, Result
+from sqlalchemy import Engine, event
 from sqlmodel import Session, col, select
 
 from bot.core.service import Core
@@ -113,6 +115,21 @@ def to_documents(core: Core, case_id: str, actor: str = OFFICER, approver: str =
 
 def to_use_authorization(core: Core, case_id: str) -> None:
     walk_core(core, case_id, walk_until(ActionId.use_auth_sent))
+
+
+@contextmanager
+def transactions(engine: Engine) -> Iterator[list[object]]:
+    """The transactions begun on `engine` inside the block, one item each."""
+    begun: list[object] = []
+
+    def count(connection: object) -> None:
+        begun.append(connection)
+
+    event.listen(engine, "begin", count)
+    try:
+        yield begun
+    finally:
+        event.remove(engine, "begin", count)
 
 
 def run_together(*contenders: Callable[[], T]) -> list[T]:

@@ -3,11 +3,10 @@ reason are recorded, in the interaction's one transaction (R7)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Engine, event, func
+from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from bot.core.context import Ctx
@@ -15,22 +14,7 @@ from bot.core.errors import FormErrors, Refused
 from bot.core.service import Core
 from bot.messages import DestinationKind, Message, Outcome, RefusalCode
 from storage.models import OutboxMessage
-from tests.helpers import OFFICER, entries
-
-
-@contextmanager
-def transactions(engine: Engine) -> Iterator[list[object]]:
-    """The transactions begun on `engine` inside the block."""
-    begun: list[object] = []
-
-    def count(connection: object) -> None:
-        begun.append(connection)
-
-    event.listen(engine, "begin", count)
-    try:
-        yield begun
-    finally:
-        event.remove(engine, "begin", count)
+from tests.helpers import OFFICER, entries, transactions
 
 
 def queue_then(stop: Exception | None) -> Callable[[Ctx], Outcome]:
@@ -50,8 +34,7 @@ def outbox_rows(engine: Engine) -> int:
         return session.exec(select(func.count()).select_from(OutboxMessage)).one()
 
 
-def test_a_refused_step_is_undone_and_recorded_in_one_transaction(
-        core: Core) -> None:
+def test_a_refused_step_is_undone_and_recorded_in_one_transaction(core: Core) -> None:
     before = outbox_rows(core.engine)
     with transactions(core.engine) as begun:
         outcome = core.act(actor=OFFICER, action="test.step", handler=queue_then(
@@ -66,8 +49,7 @@ def test_a_refused_step_is_undone_and_recorded_in_one_transaction(
     assert len(begun) == 1
 
 
-def test_invalid_input_is_undone_and_recorded_in_one_transaction(
-        core: Core) -> None:
+def test_invalid_input_is_undone_and_recorded_in_one_transaction(core: Core) -> None:
     before = outbox_rows(core.engine)
     with transactions(core.engine) as begun:
         outcome = core.act(actor=OFFICER, action="test.step",

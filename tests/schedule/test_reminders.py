@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.calendar import BusinessCalendar
@@ -26,6 +25,7 @@ from tests.helpers import (
     press,
     to_approval,
     to_documents,
+    transactions,
 )
 
 
@@ -188,17 +188,9 @@ def test_digest_week_boundary_and_empty_week(core: Core, clock: ManualClock) -> 
 def test_a_sweep_with_no_digest_due_writes_nothing(core: Core, clock: ManualClock) -> None:
     clock.set(datetime(2026, 11, 30, 14, 5, tzinfo=UTC))
     assert sweep_digests(engine=core.engine, clock=clock, settings=core.settings) == 1
-    began: list[object] = []
-
-    def count(connection: object) -> None:
-        began.append(connection)
-
-    event.listen(core.engine, "begin", count)
-    try:
+    with transactions(core.engine) as began:
         clock.advance(timedelta(hours=1))  # sent already: one read, no write transaction
         assert sweep_digests(engine=core.engine, clock=clock, settings=core.settings) == 0
-    finally:
-        event.remove(core.engine, "begin", count)
     assert len(began) == 1
     assert len(entries(core, action="digest.sent")) == 1
 
