@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 CLICKERS = (OFFICER, FRO, DESIGNEE, MANAGER, OFFICER_LAPSED)
 OIDS = {p: f"{i:08d}-0000-4000-8000-{i:012d}" for i, p in enumerate(CLICKERS, start=1)}
 CHANNEL = "19:houcases@thread.tacv2"
+# Requests to send: (seconds from the run's start, "click" or "submit", activity).
+Plan = list[tuple[float, str, dict[str, Any]]]
 
 
 def _free_port() -> int:
@@ -163,11 +165,10 @@ def _wait_up(port: int) -> None:
     raise RuntimeError(f"server on {port} did not start")
 
 
-def _plan(fake: FakeTeams, port: int, clicks: list[dict[str, Any]], submits: list[
-        dict[str, Any]], *, rate: float, seconds: float) -> list[tuple[float, str, dict[str,
-                                                                                   Any]]]:
+def _plan(fake: FakeTeams, port: int, clicks: list[dict[str, Any]],
+          submits: list[dict[str, Any]], *, rate: float, seconds: float) -> Plan:
     rng = random.Random(15)
-    plan = []
+    plan: Plan = []
     for n in range(int(rate * seconds)):
         at = n / rate
         if submits and n % 5 == 4:
@@ -210,13 +211,30 @@ def _fetch_forms(port: int, fake: FakeTeams, count: int) -> list[dict[str, Any]]
     return forms
 
 
-def _drive(port: int, token: str, plan: list[tuple[float, str, dict[str, Any]]]
-           ) -> dict[str, list[float]]:
+def _warm_up_apart(plan: Plan, *, measured: int) -> tuple[Plan, Plan]:
+    """The plan's first requests as the warm-up and the last `measured` as the measured run,
+    timed from its own start. Never the same requests twice: sent again, a request is a
+    re-delivery, which noticebot answers at once without acting (a tenth of the measured
+    run was, before)."""
+    warm = len(plan) - measured
+    if warm < 1:
+        raise ValueError("the plan leaves no request for the warm-up")
+    start = plan[warm][0]
+    return plan[:warm], [(at - start, sort, body) for at, sort, body in plan[warm:]]
+
+
+def _drive(port: int, token: str, plan: Plan) -> tuple[dict[str, list[float]], int]:
+    """Sends the plan on time; the latencies by kind, and how many answers said the request
+    failed (a server whose core fails answers fast: such a run measures nothing)."""
+    from handlers.teams.inbound import FAILED
+
     took: dict[str, list[float]] = {"click": [], "submit": []}
+    failed = 0
     lock = threading.Lock()
     local = threading.local()
 
     def send(at: float, kind: str, body: dict[str, Any], start: float) -> None:
+        nonlocal failed
         if not hasattr(local, "client"):
             local.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
         delay = start + at - time.perf_counter()
@@ -228,12 +246,30 @@ def _drive(port: int, token: str, plan: list[tuple[float, str, dict[str, Any]]]
         assert response.status_code == 200, response.text[:200]
         with lock:
             took[kind].append(elapsed * 1000)
+            failed += FAILED in response.text
 
     start = time.perf_counter() + 0.5
     with ThreadPoolExecutor(max_workers=32) as pool:
         for future in [pool.submit(send, at, kind, body, start) for at, kind, body in plan]:
             future.result()
-    return took
+    return took, failed
+
+
+def _recorded(database_url: str) -> int:
+    """Inbound clicks and dialog submits on the record: one per request the core acted on."""
+    from sqlalchemy import create_engine, func, select
+    from sqlmodel import col
+
+    from storage.models import RecordEntry
+
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(
+                select(func.count()).select_from(RecordEntry)
+                .where(col(RecordEntry.kind).in_(("click", "form")))).scalar_one())
+    finally:
+        engine.dispose()
 
 
 def run(bench: Bench) -> list[Result]:
@@ -243,6 +279,8 @@ def run(bench: Bench) -> list[Result]:
     fake = FakeTeams().start()
     context = multiprocessing.get_context("spawn")
     results: dict[str, dict[str, list[float]]] = {}
+    failed: dict[str, int] = {}
+    unrecorded = 0
     try:
         with bench.database("sqlite") as url:
             clicks = _seed(url, 4 if bench.quick else 12)
@@ -254,12 +292,19 @@ def run(bench: Bench) -> list[Result]:
                 server.start()
                 try:
                     _wait_up(port)
-                    submits = (_fetch_forms(port, fake, int(rate * seconds / 5))
+                    # A warm-up of a tenth more requests, of its own (`_warm_up_apart`).
+                    total = seconds * 1.1
+                    submits = (_fetch_forms(port, fake, int(rate * total / 5))
                                if kind != "bare" else
-                               [{"action": "nb_submit", "nb": {}}] * int(rate * seconds / 5))
-                    plan = _plan(fake, port, clicks, list(submits), rate=rate, seconds=seconds)
-                    _drive(port, token, plan[: max(5, len(plan) // 10)])  # warm up
-                    results[kind] = _drive(port, token, plan)
+                               [{"action": "nb_submit", "nb": {}}] * int(rate * total / 5))
+                    warm_up, plan = _warm_up_apart(_plan(
+                        fake, port, clicks, list(submits), rate=rate, seconds=total),
+                        measured=int(rate * seconds))
+                    _drive(port, token, warm_up)
+                    before = _recorded(url) if kind == "bot" else 0
+                    results[kind], failed[kind] = _drive(port, token, plan)
+                    if kind == "bot":
+                        unrecorded = len(plan) - (_recorded(url) - before)
                 finally:
                     server.terminate()
                     server.join(timeout=10)
@@ -272,20 +317,24 @@ def run(bench: Bench) -> list[Result]:
     # beside what the core's recorded unit of work took (both p50s, this run).
     budget = 1.5 * percentile(bare, 50) - percentile(instant, 50)
     core_took = percentile(bot, 50) - percentile(instant, 50)
-    details = {f"{k}_{n}_p{q}_ms": round(percentile(v[n], q), 1)
+    details: dict[str, Any] = {f"{k}_{n}_p{q}_ms": round(percentile(v[n], q), 1)
                for k, v in results.items() for n in ("click", "submit") for q in (50, 95, 99)
                if v[n]}
+    details |= {"failed_replies": failed, "requests_not_recorded": unrecorded}
     details |= {"rate_per_s": rate, "seconds": seconds, "requests": len(bot),
                 "core_budget_at_1_5x_ms": round(budget, 1), "core_p50_share_ms": round(
                     core_took, 1)}
-    judged = None if bench.quick else True
+    # Every server must have answered every request for real, and noticebot's core recorded
+    # each one: otherwise the latencies are those of a failure, and no target is met.
+    sound = not any(failed.values()) and unrecorded == 0
+    judged = False if not sound else None if bench.quick else True
     return [
         Result("TP1", "Teams invoke p50, noticebot ÷ bare SDK app", round(ratio, 2), "×",
-               "≤ 1.5×", None if judged is None else ratio <= 1.5, details),
+               "≤ 1.5×", None if judged is None else judged and ratio <= 1.5, details),
         # Not a target: where the ratio's time goes (see the module's docstring).
         Result("TP1", "Teams invoke p50, app with an instant core ÷ bare SDK app", round(
             percentile(instant, 50) / percentile(bare, 50), 2), "×", "no target", None),
         Result("TP1", "Teams invoke p99, noticebot", round(percentile(bot, 99), 1), "ms",
-               "≤ 150 ms", None if judged is None else percentile(bot, 99) <= 150),
+               "≤ 150 ms", None if judged is None else judged and percentile(bot, 99) <= 150),
     ]
 
