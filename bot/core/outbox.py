@@ -7,7 +7,8 @@ deployment delivers to (`Settings.platforms`) on which the destination exists:
   on Slack a person with no identity rows at all is reached by their id, which was their Slack
   user id before identities existed);
 - a channel: the channel is known on the platform (on Slack and the console the core's channel
-  id is the channel; elsewhere through the AOR whose Slack channel it is: `aor_channel`);
+  id is the channel; elsewhere through the AOR whose Slack channel or id it is: `aor_channel`;
+  an AOR with no Slack channel is named by its id, which is on no Slack channel);
 - a thread: the case's root message is on the platform (it is queued first, in the same
   transaction).
 """
@@ -64,8 +65,23 @@ def destination_on(session: Session, platform: Platform, kind: DestinationKind,
     return destination if root is not None or platform in _NATIVE_CHANNELS else None
 
 
+def case_channel(session: Session, aor: Aor | None, *, origin_channel: str) -> str:
+    """The core's channel id for a new case's root message: its AOR's Slack channel; the AOR's
+    own id if the AOR has channels elsewhere only (a Teams-only AOR: `channel_on` finds them
+    by it); where the case was opened if the AOR has no channel at all."""
+    if aor is None:
+        return origin_channel
+    if aor.channel:
+        return aor.channel
+    elsewhere = session.exec(
+        select(AorChannel.platform).where(AorChannel.aor_id == aor.id).limit(1)).first()
+    return aor.id if elsewhere is not None else origin_channel
+
+
 def channel_on(session: Session, platform: Platform, channel: str) -> str | None:
     """The conversation of the core's channel id on `platform`."""
+    if platform is Platform.slack and _aor_without_slack_channel(session, channel):
+        return None  # an AOR's id stands for its channels elsewhere: none is on Slack
     if platform in _NATIVE_CHANNELS:
         return channel
     return session.exec(
@@ -75,3 +91,9 @@ def channel_on(session: Session, platform: Platform, channel: str) -> str | None
                (col(Aor.channel) == channel) | (col(Aor.id) == channel))
         .limit(1)
     ).first()
+
+
+def _aor_without_slack_channel(session: Session, channel: str) -> bool:
+    return session.exec(
+        select(Aor.id).where(Aor.id == channel, col(Aor.channel).is_(None)).limit(1)
+    ).first() is not None

@@ -12,6 +12,7 @@ from bot.core.context import Ctx
 from bot.core.details import seal_case
 from bot.core.errors import Refused
 from bot.core.forms import check_country
+from bot.core.outbox import case_channel
 from bot.core.transitions import not_future, training
 from bot.messages import RefusalCode
 from storage.db import insert_into
@@ -93,7 +94,7 @@ def open_case(
         update={
             "id": _next_case_id(ctx, counter, data.notice_type),
             "officer": ctx.actor,
-            "channel": (aor.channel if aor and aor.channel else origin_channel),
+            "channel": case_channel(ctx.session, aor, origin_channel=origin_channel),
             "opened_at": ctx.now,
             "submission_key": submission_key,
             "stage": START.value,

@@ -1,0 +1,75 @@
+"""An AOR whose only channel is on Teams (its roster entry has `[aor.teams]` and no Slack
+`channel`): a case opened from the channel or from a 1:1 chat gets its root card in the AOR's
+Teams channel and its prompts in that card's thread, and no Slack row is queued for it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+from sqlmodel import Session, col, delete, select
+
+from bot.core.service import Core
+from config.platforms import Platform
+from storage.db import transaction
+from storage.models import Aor, AorChannel, OutboxMessage
+from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, TeamsUser
+from tests.handlers.teams.fake_teams import activity
+from tests.handlers.teams.test_teams_walk import OPEN_VALUES, as_strings, cases, dialog, submit_data
+from tests.helpers import OFFICER
+
+
+def _teams_only(core: Core) -> None:
+    with transaction(core.engine) as session:
+        aor = session.get(Aor, "HOU")
+        assert aor is not None
+        aor.channel = None
+        session.execute(delete(AorChannel).where(col(AorChannel.aor_id) == "HOU",
+                                                 col(AorChannel.platform) == Platform.slack))
+
+
+def _invoke(teams: TeamsUser, name: str, data: dict[str, Any], *, in_chat: bool
+            ) -> httpx.Response:
+    where = ({"conversation": f"a:dm-{OIDS[OFFICER]}", "conversation_type": "personal"}
+             if in_chat else {"conversation": CASES_CHANNEL, "conversation_type": "channel"})
+    return teams.post(activity("invoke", object_id=OIDS[OFFICER], name=name,
+                               value={"data": data}, service_url=teams.fake.url, **where))
+
+
+@pytest.mark.parametrize("in_chat", [True, False], ids=["from_1to1_chat", "from_channel"])
+def test_a_teams_only_aor_gets_the_root_card_and_its_thread(teams: TeamsUser, core: Core,
+                                                            in_chat: bool) -> None:
+    _teams_only(core)
+    text = "notice open" if in_chat else "<at>noticebot</at> notice open"
+    assert teams.say(OFFICER, text, channel=not in_chat).status_code == 200
+    offer = teams.fake.cards(f"a:dm-{OIDS[OFFICER]}" if in_chat else CASES_CHANNEL)[-1]
+    form = dialog(_invoke(teams, "task/fetch", offer["actions"][0]["data"], in_chat=in_chat))
+    assert isinstance(form, dict)
+    done = dialog(_invoke(teams, "task/submit",
+                          {**submit_data(form), **as_strings(OPEN_VALUES)}, in_chat=in_chat))
+    assert isinstance(done, str) and "opened" in done
+    (case,) = cases(core)
+    assert case.channel == "HOU"  # the AOR stands for its channels
+    teams.relay()
+    assert case.id in teams.roots
+    root = f"/v3/conversations/{CASES_CHANNEL}/activities"
+    assert any(call.path == root for call in teams.fake.posts())
+    # The first prompt is a reply in the root card's thread.
+    assert any(call.path == f"/v3/conversations/{CASES_CHANNEL};messageid="
+               f"{teams.roots[case.id]}/activities" for call in teams.fake.posts())
+
+
+def test_no_slack_row_is_queued_for_a_teams_only_aor(teams: TeamsUser, core: Core) -> None:
+    """In a deployment on both platforms, the AOR's id is no Slack channel: nothing is queued
+    there to fail and be dead-lettered."""
+    from tests.helpers import open_case
+
+    _teams_only(core)
+    both = core.settings.model_copy(update={"platforms": (Platform.slack, Platform.teams)})
+    case_id = open_case(Core(engine=core.engine, settings=both, clock=core.clock))
+    with Session(core.engine) as session:
+        rows = session.exec(select(OutboxMessage.platform, OutboxMessage.destination).where(
+            OutboxMessage.case_id == case_id,
+            OutboxMessage.message_key == f"{case_id}:root")).all()
+    assert rows == [(Platform.teams.value, CASES_CHANNEL)]
