@@ -21,9 +21,11 @@ from bot.core.forms import (
     RISK_INDICATORS,
     open_case_form,
 )
+from bot.core.identities import PlatformUser, acting_as
 from bot.core.steps import any_stage, opening
 from bot.core.transitions import load_case
 from bot.messages import Action, ActionId, ActionValue, Message, Outcome, RefusalCode, mention
+from config.platforms import Platform
 from storage.models import (
     Approval,
     ApprovalKind,
@@ -55,7 +57,9 @@ HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusio
 
 APPROVAL_LABELS: dict[str, str] = {ApprovalKind.use: "supervisory approval",
                    ApprovalKind.disclosure_exception: "footnote 2 exception sign-off"}
-USER_MENTION = re.compile(r"^<?@?([UW][A-Z0-9]{2,})(?:\|[^>]*)?>?$")
+# A person named in a command: a platform's mention (`<@id>`, `<@id|name>`) or a typed roster
+# id (`@id`, `id`).
+USER_MENTION = re.compile(r"^(?:<@([^|<>\s]+)(?:\|[^>]*)?>|@?([^\s<>@|]+))$")
 MAX_DELEGATION_DAYS = 365
 
 
@@ -152,11 +156,11 @@ def reassign(ctx: Ctx, command: Command) -> Outcome:
     usage = "Usage: /notice reassign CASE-ID @officer"
     if len(command.args) != 2:
         raise Refused(usage, code=RefusalCode.usage)
-    match = USER_MENTION.match(command.args[1])
-    if match is None:
+    named = named_person(ctx, command.args[1])
+    if named is None:
         raise Refused(f"'{command.args[1]}' is not a user. {usage}", code=RefusalCode.usage)
     case = load_case(ctx, command.case_id)
-    any_stage.reassign(ctx, case, match.group(1))
+    any_stage.reassign(ctx, case, named)
     thread.sync(ctx, case)
     return Outcome(case_id=case.id, private=[Message(
         title=f"{case.id} reassigned",
@@ -313,19 +317,33 @@ def training(ctx: Ctx) -> Outcome:
     return Outcome(private=[Message(title="Training (§5.3)", text=text, section="§4.2(1), §5.3")])
 
 
+def named_person(ctx: Ctx, given: str) -> str | None:
+    """The person id a command's argument names: a mention of a user of the actor's platform is
+    resolved through their identity there; otherwise the id is taken as given (a roster id,
+    or a Slack user id from before identities existed). None if it names no one at all."""
+    match = USER_MENTION.match(given)
+    if match is None:
+        return None
+    named = match.group(1) or match.group(2)
+    if ctx.platform is not None and ctx.platform is not Platform.console:
+        resolved = acting_as(ctx.session, PlatformUser(ctx.platform, named))
+        if access.person(ctx.session, resolved) is not None:
+            return resolved
+    return named
+
+
 def delegate(ctx: Ctx, args: tuple[str, ...]) -> Outcome:
     me = access.require_person(ctx.session, ctx.actor)
     usage = "Usage: /notice delegate @user until YYYY-MM-DD"
     if len(args) != 3 or args[1].lower() != "until":
         raise Refused(usage, code=RefusalCode.usage)
-    match = USER_MENTION.match(args[0])
-    if match is None:
+    delegate_id = named_person(ctx, args[0])
+    if delegate_id is None:
         raise Refused(f"'{args[0]}' is not a user. {usage}", code=RefusalCode.usage)
     try:
         until = date.fromisoformat(args[2])
     except ValueError:
         raise Refused(f"'{args[2]}' is not a date (YYYY-MM-DD).", code=RefusalCode.usage) from None
-    delegate_id = match.group(1)
     if me.aor_id is None or ctx.actor not in access.approver_chain(ctx.session, me.aor_id):
         raise Refused("Only an FRO or designee in an AOR's approver chain can delegate.",
                       code=RefusalCode.not_approver)

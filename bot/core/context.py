@@ -17,6 +17,7 @@ from bot.core import outbox
 from bot.core.errors import FormErrors, Refused
 from bot.core.identities import Actor, acting_as
 from bot.messages import DestinationKind, Message
+from config.platforms import Platform
 from config.settings import Settings
 from storage import record
 from storage.db import transaction
@@ -53,6 +54,9 @@ class Ctx:
     # Entries wait here and are chained at the end of the unit of work, so the chain's lock
     # is held only for the append and the commit, not for the whole interaction.
     pending: list[tuple[str, str, str | None, dict[str, Any]]] = field(default_factory=list)
+    # The chat platform the actor came from (None: console, command line, services): how the
+    # people they name by a mention are resolved (`commands.named_person`).
+    platform: Platform | None = None
     vault: Vault = field(init=False)
 
     def __post_init__(self) -> None:
@@ -140,6 +144,7 @@ def unit_of_work(
     A platform's user is resolved to the person they act as in this same transaction."""
     with transaction(engine) as session:
         person = actor if isinstance(actor, str) else acting_as(session, actor)
-        ctx = Ctx(session=session, clock=clock, settings=settings, actor=person, now=clock.now())
+        ctx = Ctx(session=session, clock=clock, settings=settings, actor=person, now=clock.now(),
+                  platform=None if isinstance(actor, str) else actor.platform)
         yield ctx
         ctx.flush_records()

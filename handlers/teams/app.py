@@ -62,6 +62,19 @@ def _sender(activity: Any) -> tuple[str | None, str | None]:
     return getattr(sender, "aad_object_id", None), getattr(sender, "id", None)
 
 
+def _mentioned_users(activity: Any) -> dict[str, str]:
+    """Each user mention's text (`<at>Dee Designee</at>`) -> their Entra object id, where Teams
+    gives one; the bot's own mention and any without an object id are left out."""
+    bot_id = getattr(activity.recipient, "id", None)
+    found = {}
+    for entity in activity.entities or ():
+        mentioned = getattr(entity, "mentioned", None)
+        object_id = getattr(mentioned, "aad_object_id", None)
+        if entity.type == "mention" and object_id and getattr(mentioned, "id", None) != bot_id:
+            found[str(entity.text)] = str(object_id)
+    return found
+
+
 def _post(reply: Reply) -> list[MessageActivityInput]:
     out = [MessageActivityInput(text=reply.text or "noticebot").add_attachments(
         Attachment(content_type=cards.CONTENT_TYPE, content=card)) for card in reply.cards]
@@ -136,7 +149,8 @@ def register(app: App, act: Interactions) -> None:
         reply = await asyncio.to_thread(
             act.message, text=activity.text or "", object_id=object_id, teams_id=teams_id,
             conversation=conversation.id,
-            personal=conversation.conversation_type == "personal")
+            personal=conversation.conversation_type == "personal",
+            mentions=_mentioned_users(activity))
         if reply is None:
             return
         try:

@@ -51,13 +51,18 @@ def not_done(reason: str) -> str:
     return f"Not done: {reason}"
 
 
-def command_text(raw: str) -> str | None:
-    """`@noticebot notice list` (the mention removed) or `notice list` -> "list"; None when the
-    message is not a `notice` command."""
-    text = re.sub(r"<at>.*?</at>", " ", raw or "", flags=re.S)
-    text = html.unescape(re.sub(r"<[^>]+>", " ", text)).strip()
+def command_text(raw: str, mentions: Mapping[str, str] | None = None) -> str | None:
+    """`@noticebot notice list` (the mention removed), `notice list` or `/notice list` ->
+    "list"; None when the message is not a `notice` command. A mention of a user, `<at>Dee
+    Designee</at>`, becomes `<@object id>` as `mentions` (mention text -> Entra object id)
+    gives it, for the core to resolve; any other mention (the bot's own) is removed."""
+    text = raw or ""
+    for shown, object_id in (mentions or {}).items():
+        text = text.replace(shown, f" <@{object_id}> ")
+    text = re.sub(r"<at>.*?</at>", " ", text, flags=re.S)
+    text = html.unescape(re.sub(r"<(?!@)[^>]+>", " ", text)).strip()
     parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention
-    if not parts or parts[0].lower() != "notice":
+    if not parts or parts[0].lower().removeprefix("/") != "notice":
         return None
     return " ".join(parts[1].split()) if len(parts) > 1 else ""
 
@@ -152,8 +157,9 @@ class Interactions:
     # --- messages: `notice <command>` ---------------------------------------------------------
 
     def message(self, *, text: str, object_id: str | None, teams_id: str | None,
-                conversation: str, personal: bool) -> Reply | None:
-        command = command_text(text)
+                conversation: str, personal: bool,
+                mentions: Mapping[str, str] | None = None) -> Reply | None:
+        command = command_text(text, mentions)
         if command is None:
             return Reply(text="Try `notice help`.") if personal else None
         channel = conversation.split(";", 1)[0]

@@ -27,7 +27,9 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("notice list", "Your open cases"),
     ("notice show", "A case's checklist: notice show RN-2026-0001"),
     ("notice training", "Your training status"),
-    ("notice delegate", "Delegate your approvals while away"),
+    ("notice delegate", "Delegate your approvals while away: notice delegate @someone until "
+                        "YYYY-MM-DD"),
+    ("notice reassign", "Hand a departed officer's case on: notice reassign ID @officer"),
     ("notice hold", "Litigation holds (records officers)"),
     ("notice digest", "The weekly digest now (managers)"),
     ("notice help", "What noticebot can do"),

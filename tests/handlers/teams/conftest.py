@@ -118,11 +118,13 @@ class TeamsUser:
             headers["Authorization"] = f"Bearer {token or self.fake.mint()}"
         return self.client.post("/api/messages", json=body, headers=headers)
 
-    def say(self, person: str, text: str, *, channel: bool = False) -> httpx.Response:
+    def say(self, person: str, text: str, *, channel: bool = False,
+            entities: list[dict[str, Any]] | None = None) -> httpx.Response:
         where = {"conversation": CASES_CHANNEL, "conversation_type": "channel"} if channel \
             else {"conversation": f"a:dm-{OIDS[person]}"}
         return self.post(activity("message", object_id=OIDS.get(person, person),
-                                  service_url=self.fake.url, text=text, **where))
+                                  service_url=self.fake.url, text=text, entities=entities,
+                                  **where))
 
     def invoke(self, person: str, name: str, value: object,
                activity_id: str | None = None) -> httpx.Response:

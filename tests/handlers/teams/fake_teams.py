@@ -133,7 +133,8 @@ class FakeTeams:
 def activity(kind: str, *, object_id: str | None, service_url: str,
              conversation: str = "a:personal", conversation_type: str = "personal",
              name: str | None = None, value: object = None, text: str | None = None,
-             activity_id: str | None = None) -> dict[str, Any]:
+             activity_id: str | None = None,
+             entities: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A Teams activity as the Bot Connector posts it to /api/messages."""
     body: dict[str, Any] = {
         "type": kind, "id": activity_id or uuid.uuid4().hex, "channelId": "msteams",
@@ -151,4 +152,6 @@ def activity(kind: str, *, object_id: str | None, service_url: str,
         body["value"] = value
     if text is not None:
         body["text"] = text
+    if entities is not None:
+        body["entities"] = entities
     return body

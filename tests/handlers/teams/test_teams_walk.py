@@ -187,7 +187,8 @@ def test_every_notice_command_has_its_teams_twin(teams: TeamsUser, core: Core) -
     def asked() -> int:
         return len([e for e in entries(core, actor=OFFICER) if e.kind in ("command", "event")])
 
-    for command in ("help", "list", "show", "training", "delegate", "hold", "digest", "home"):
+    for command in ("help", "list", "show", "training", "delegate", "reassign", "hold", "digest",
+                    "home"):
         before, posts = asked(), len(teams.fake.posts())
         assert teams.say(OFFICER, f"notice {command}").status_code == 200
         assert len(teams.fake.posts()) > posts, command  # answered in the 1:1 chat

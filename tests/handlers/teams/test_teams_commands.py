@@ -1,0 +1,68 @@
+"""`notice ...` commands that name a person, in Teams: an @mention is resolved through the
+mentioned user's Entra object id (the roster's `teams` identity), a typed roster id is taken as
+it is, and `/notice` is understood as well as `notice`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from bot.core.service import Core
+from handlers.teams.inbound import command_text
+from storage.models import Delegation
+from tests.handlers.teams.conftest import OIDS, TeamsUser
+from tests.helpers import DESIGNEE, FRO, OFFICER
+
+
+def _mention(person: str, name: str) -> dict[str, Any]:
+    return {"type": "mention", "text": f"<at>{name}</at>",
+            "mentioned": {"id": f"29:{OIDS[person]}", "name": name,
+                          "aadObjectId": OIDS[person]}}
+
+
+def _delegations(core: Core) -> list[tuple[str, str]]:
+    with Session(core.engine) as session:
+        return [(d.delegator, d.delegate) for d in session.exec(select(Delegation))]
+
+
+def _last_answer(teams: TeamsUser, person: str) -> str:
+    return str(teams.fake.posts()[-1].body) if teams.fake.posts() else ""
+
+
+def test_delegate_names_the_designee_by_an_at_mention(teams: TeamsUser, core: Core) -> None:
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    bot = {"type": "mention", "text": "<at>noticebot</at>",
+           "mentioned": {"id": "28:noticebot", "name": "noticebot"}}
+    text = f"<at>noticebot</at> notice delegate <at>Dee Designee</at> until {until}"
+    assert teams.say(FRO, text, entities=[bot, _mention(DESIGNEE, "Dee Designee")]
+                     ).status_code == 200
+    assert _delegations(core) == [(FRO, DESIGNEE)]
+    assert "Not done" not in _last_answer(teams, FRO)
+
+
+def test_a_mention_of_someone_not_on_the_roster_is_refused(teams: TeamsUser,
+                                                           core: Core) -> None:
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    stranger = {"type": "mention", "text": "<at>Stan</at>",
+                "mentioned": {"id": "29:stan", "name": "Stan",
+                              "aadObjectId": "99999999-0000-4000-8000-999999999999"}}
+    teams.say(FRO, f"notice delegate <at>Stan</at> until {until}", entities=[stranger])
+    assert _delegations(core) == []
+    assert "not on the roster" in _last_answer(teams, FRO)
+
+
+def test_delegate_takes_a_typed_roster_id(teams: TeamsUser, core: Core) -> None:
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    teams.say(FRO, f"notice delegate {DESIGNEE} until {until}")
+    assert _delegations(core) == [(FRO, DESIGNEE)]
+
+
+def test_slash_notice_is_a_command_too(teams: TeamsUser, core: Core) -> None:
+    teams.say(OFFICER, "/notice help")
+    assert "Try `notice help`" not in _last_answer(teams, OFFICER)
+    assert command_text("/notice list") == "list"
+    assert command_text("notice delegate <at>Dee</at> until 2026-12-31",
+                        {"<at>Dee</at>": "oid-dee"}) == "delegate <@oid-dee> until 2026-12-31"
+    assert command_text("<at>noticebot</at> notices") is None
