@@ -44,6 +44,7 @@ from bot.delivery.people import recipient, recipients
 from bot.delivery.port import Address, Dead, Posted, Retry, Transport
 from bot.messages import DestinationKind, Message
 from bot.ops import metrics
+from config.platforms import Platform
 from storage import dm_conversations, record
 from storage.db import reading, transaction
 from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, PlatformMessage, Role
@@ -108,8 +109,12 @@ class Delivery:
     def __init__(self, *, engine: Engine, transport: Transport, clock: Clock,
                  lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF,
                  pace: float | None = None, concurrency: int = CONCURRENCY,
-                 linger: float = LINGER, need_root: bool = True) -> None:
+                 linger: float = LINGER, need_root: bool = True,
+                 alert_on: tuple[Platform, ...] = ()) -> None:
         self.engine = engine
+        # Where admins hear of a dead letter: every platform the deployment delivers to (an
+        # admin on Slack only must hear of a Teams failure); this loop's own by default.
+        self.alert_on = alert_on or (transport.platform,)
         # Whether a thread reply waits for its root's post (the console's threads are named by
         # their case, so a console on a shared database prints replies to Slack-opened cases).
         self.need_root = need_root
@@ -378,17 +383,26 @@ class Delivery:
             # An alert that itself dies alerts no one: no loop of alerts about alerts.
             admins = [] if claim.alert else _admins(session)
             alert = dead_letter_alert(claim.id, claim.case_id, code, self.platform.value)
+            alerted = []  # only those a row was queued for: the record says who was told
             for admin in admins:
-                for row in outbox.queue(session, now=now, platforms=[self.platform],
-                                        kind=DestinationKind.dm, destination=admin,
-                                        message=alert, case_id=claim.case_id):
+                rows = outbox.queue(session, now=now, platforms=self.alert_on,
+                                    kind=DestinationKind.dm, destination=admin,
+                                    message=alert, case_id=claim.case_id)
+                for row in rows:
                     row.alert = True
+                if rows:
+                    alerted.append(admin)
+            if admins and not alerted:
+                log.error("no admin can be told of dead letter %s: none is reachable on %s",
+                          claim.id, ", ".join(p.value for p in self.alert_on))
             record.append(
                 session, at=now, actor=ACTOR, kind="state", action="outbox.dead_letter",
                 case_id=claim.case_id,
                 payload={"outbox_id": claim.id, "error": code, "attempts": claim.attempts,
                          "destination_kind": claim.kind, "alert": claim.alert,
-                         "alerted": admins},
+                         "alerted": alerted,
+                         **({"not_reachable": [a for a in admins if a not in alerted]}
+                            if len(alerted) < len(admins) else {})},
             )
 
 

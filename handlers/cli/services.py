@@ -85,7 +85,8 @@ def serve(workers: int, threads: int) -> None:
         sys.setswitchinterval(GIL_TURN_SECONDS)
         core = build_core(settings, migrate=False)
         app = create_app(settings, core, verify_token=False)
-        relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
+        relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock,
+                           alert_on=settings.platforms)
         relays.append(relay)
         readiness = Readiness(core.engine)
         # Per worker, after the fork.
@@ -120,7 +121,8 @@ def socket() -> None:
         app = create_app(settings, core)
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
-    relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock)
+    relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock,
+                           alert_on=settings.platforms)
     scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
         SocketModeHandler(  # type: ignore[no-untyped-call]
@@ -151,11 +153,13 @@ def worker(metrics_port: int) -> None:
             check_slack(settings, client)
         except SlackSettingsError as exc:
             raise click.ClickException(str(exc)) from None
-        loops.append(SlackRelay(engine=core.engine, client=client, clock=core.clock))
+        loops.append(SlackRelay(engine=core.engine, client=client, clock=core.clock,
+                                alert_on=settings.platforms))
     if teams:
         from handlers.teams.relay import teams_relay
 
-        loops.append(teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock))
+        loops.append(teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock,
+                                 alert_on=settings.platforms))
     if loops:  # one relay thread drives every platform's loop, each in its own thread
         relay = Together(loops)
         deliver, nudge = relay.drain, relay.nudge

@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 
 from bot.clock import Clock
 from bot.delivery.loop import CONCURRENCY, LEASE, LINGER, MAX_BACKOFF, Delivery, backoff
+from config.platforms import Platform
 from handlers.slack.transport import EVENT_TYPE, PACE, SlackTransport, relay_client
 
 __all__ = ["EVENT_TYPE", "SlackRelay", "backoff", "relay_client"]
@@ -22,10 +23,11 @@ class SlackRelay(Delivery):
     def __init__(self, *, engine: Engine, client: WebClient, clock: Clock,
                  lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF,
                  pace: float = PACE, concurrency: int = CONCURRENCY,
-                 linger: float = LINGER) -> None:
+                 linger: float = LINGER, alert_on: tuple[Platform, ...] = ()) -> None:
         self.slack = SlackTransport(client, pace=pace)
         super().__init__(engine=engine, transport=self.slack, clock=clock, lease=lease,
-                         max_backoff=max_backoff, concurrency=concurrency, linger=linger)
+                         max_backoff=max_backoff, concurrency=concurrency, linger=linger,
+                         alert_on=alert_on)
 
     @property
     def api(self) -> WebClient:

@@ -62,7 +62,8 @@ def asgi() -> FastAPI:
     readiness = Readiness(core.engine)
     # The Teams rows of the outbox go out from here (and from `noticebot worker`), woken by
     # this process's commits like `serve`'s Slack relay.
-    relay = teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock)
+    relay = teams_relay(engine=core.engine, settings=settings.teams, clock=core.clock,
+                        alert_on=settings.platforms)
     transport = relay.teams
 
     @asynccontextmanager

@@ -31,13 +31,13 @@ class TeamsRelay(Delivery):
     def __init__(self, *, engine: Engine, transport: TeamsTransport, clock: Clock,
                  lease: timedelta = LEASE, max_backoff: timedelta = MAX_BACKOFF,
                  pace: float | None = None, concurrency: int = CONCURRENCY,
-                 linger: float = LINGER) -> None:
+                 linger: float = LINGER, alert_on: tuple[Platform, ...] = ()) -> None:
         if transport.service_url_for is None:
             transport.service_url_for = lambda conversation: _service_url(engine, conversation)
         self.teams = transport
         super().__init__(engine=engine, transport=transport, clock=clock, lease=lease,
                          max_backoff=max_backoff, pace=pace, concurrency=concurrency,
-                         linger=linger)
+                         linger=linger, alert_on=alert_on)
 
 
 def _service_url(engine: Engine, conversation: str) -> str | None:
@@ -46,8 +46,9 @@ def _service_url(engine: Engine, conversation: str) -> str | None:
 
 
 def teams_relay(*, engine: Engine, settings: TeamsSettings, clock: Clock,
-                token: TokenSource | None = None,
+                alert_on: tuple[Platform, ...] = (), token: TokenSource | None = None,
                 client: httpx.Client | None = None) -> TeamsRelay:
-    """The relay a `noticebot teams` or `noticebot worker` process runs."""
-    return TeamsRelay(engine=engine, clock=clock,
+    """The relay a `noticebot teams` or `noticebot worker` process runs; `alert_on`: the
+    deployment's platforms (`Settings.platforms`), where admins hear of dead letters."""
+    return TeamsRelay(engine=engine, clock=clock, alert_on=alert_on,
                       transport=transport_from(settings, token=token, client=client))
