@@ -67,13 +67,16 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
     if kind in ("bot", "instant"):
         from bench.harness import BENCH_KEY
         from bot.app import build_core
+        from config.platforms import Platform
         from config.settings import Settings
         from handlers.teams.app import create_app
         from handlers.teams.directory import IdentityDirectory
         from tests.handlers.teams.conftest import teams_settings
 
+        # As `noticebot teams` must run: its messages are queued for Teams.
         settings = Settings(_env_file=None, database_url=database_url,
-                            encryption_keys=(BENCH_KEY,), teams=teams_settings())
+                            encryption_keys=(BENCH_KEY,), teams=teams_settings(),
+                            platforms=(Platform.teams,))
         core = build_core(settings, migrate=False)
         if kind == "instant":
             core = _instant(core)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from config.platforms import Platform
 from config.settings import Settings, SettingsError, load_settings
 from handlers.teams.package import manifest, write_package
 
@@ -39,6 +40,12 @@ def _settings() -> Settings:
         check_settings(settings)
     except (SettingsError, TeamsSettingsError) as exc:
         raise click.ClickException(str(exc)) from None
+    if Platform.teams not in settings.platforms:
+        # It would answer in Teams, but no root card, prompt or 1:1 card would be queued there.
+        listed = ",".join(p.value for p in settings.platforms)
+        raise click.ClickException(
+            f"NOTICEBOT_PLATFORMS is '{listed}': add teams (e.g. teams, or slack,teams), or "
+            "nothing the bot posts would reach Teams; see README 'Connect to Teams'")
     return settings
 
 

@@ -31,10 +31,11 @@ def _teams_only(core: Core) -> None:
 
 def _invoke(teams: TeamsUser, name: str, data: dict[str, Any], *, in_chat: bool
             ) -> httpx.Response:
-    where = ({"conversation": f"a:dm-{OIDS[OFFICER]}", "conversation_type": "personal"}
-             if in_chat else {"conversation": CASES_CHANNEL, "conversation_type": "channel"})
+    conversation, kind = ((f"a:dm-{OIDS[OFFICER]}", "personal") if in_chat
+                          else (CASES_CHANNEL, "channel"))
     return teams.post(activity("invoke", object_id=OIDS[OFFICER], name=name,
-                               value={"data": data}, service_url=teams.fake.url, **where))
+                               value={"data": data}, service_url=teams.fake.url,
+                               conversation=conversation, conversation_type=kind))
 
 
 @pytest.mark.parametrize("in_chat", [True, False], ids=["from_1to1_chat", "from_channel"])

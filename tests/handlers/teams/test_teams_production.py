@@ -9,13 +9,15 @@ import click
 import pytest
 from click.testing import CliRunner
 
+from config.platforms import Platform
 from handlers.cli import main
 from handlers.teams import cli as teams_cli
 from tests.conftest import TEST_KEY
 from tests.handlers.teams.fake_teams import APP_ID, TENANT
 
 TEAMS = {"NOTICEBOT_TEAMS_CLIENT_ID": APP_ID, "NOTICEBOT_TEAMS_TENANT_ID": TENANT,
-         "NOTICEBOT_TEAMS_CLIENT_SECRET": "Qx8~aV3.kLm9_Tz2pR7sW4yB6nC1dF5gH0jE"}
+         "NOTICEBOT_TEAMS_CLIENT_SECRET": "Qx8~aV3.kLm9_Tz2pR7sW4yB6nC1dF5gH0jE",
+         "NOTICEBOT_PLATFORMS": "teams"}
 
 
 @pytest.fixture
@@ -58,3 +60,14 @@ def test_a_worker_delivering_to_teams_demands_the_teams_secrets(
     result = CliRunner().invoke(main, ["worker", "--metrics-port", "0"])
     assert result.exit_code != 0
     assert "NOTICEBOT_TEAMS_CLIENT_ID" in result.output and "SLACK" not in result.output
+
+
+def test_teams_refuses_to_start_when_no_message_would_be_queued_for_teams(
+        production: pytest.MonkeyPatch) -> None:
+    for name, value in TEAMS.items():
+        production.setenv(name, value)
+    production.setenv("NOTICEBOT_PLATFORMS", "slack")
+    with pytest.raises(click.ClickException, match="NOTICEBOT_PLATFORMS is 'slack': add teams"):
+        teams_cli._settings()
+    production.setenv("NOTICEBOT_PLATFORMS", "slack,teams")
+    assert teams_cli._settings().platforms == (Platform.slack, Platform.teams)
