@@ -100,6 +100,12 @@ class PersonEntry(BaseModel):
     training_completed: date | None = None
     timezone: str = "America/New_York"
 
+    @field_validator("teams")
+    @classmethod
+    def _teams(cls, value: str | None) -> str | None:
+        # An Entra object id is a GUID, the same in any case; Teams sends it in lower case.
+        return None if value is None else value.lower()
+
     @field_validator("user")
     @classmethod
     def _user(cls, value: str, info: ValidationInfo) -> str:

@@ -67,12 +67,14 @@ def acting_as(session: Session, user: PlatformUser) -> str:
     platform, external_id = user.platform, user.id
     if platform is Platform.console:
         return external_id
+    # Teams' ids are GUIDs, the same in any case, stored in lower case (bot/roster.py).
+    stored_as = external_id.lower() if platform is Platform.teams else external_id
     # The person comes with the identity: the access checks that follow find them in the
     # session instead of asking the database again.
     found = session.exec(
         select(Person).join(PersonIdentity, col(PersonIdentity.user_id) == col(Person.user_id))
         .where(PersonIdentity.platform == platform.value,
-               PersonIdentity.external_id == external_id)
+               PersonIdentity.external_id == stored_as)
     ).first()
     if found is not None:
         return found.user_id

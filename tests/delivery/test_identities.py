@@ -87,6 +87,9 @@ def test_roster_names_slack_and_teams_identities_and_an_aor_teams_channel(
     assert channels == {("slack", "C0HOUCASES"), ("teams", TEAMS_CHANNEL)}
     again = load_roster_text(bare_core, MIXED, actor="admin", source="t")
     assert not again.changed
+    # An object id written in upper case is the same identity (Teams sends lower case).
+    assert not load_roster_text(bare_core, MIXED.replace(GUID, GUID.upper()), actor="admin",
+                                source="t").changed
     moved = MIXED.replace(f'teams = "{GUID2}"', 'slack = "U0TINA"')
     changes = load_roster_text(bare_core, moved, actor="admin", source="t").changes
     assert len(changes) == 1 and "identities_changed" in changes[0]
@@ -97,6 +100,8 @@ def test_roster_names_slack_and_teams_identities_and_an_aor_teams_channel(
     (MIXED.replace('user = "sam"\nslack = "U0SAMSLACK"\nteams', 'user = "sam"\nteams')
      .replace(f'teams = "{GUID}"', f'teams = "{GUID2}"'), "teams id"),
     (MIXED.replace(f'teams = "{GUID}"', 'teams = "not-a-guid"'), "key 'teams'"),
+    # The same object id in another case is the same person's.
+    (MIXED.replace(f'teams = "{GUID2}"', f'teams = "{GUID.upper()}"'), "teams id"),
     (MIXED.replace('slack = "U0SAMSLACK"', 'slack = "sam"'), "key 'slack'"),
     (MIXED.replace(f'channel = "{TEAMS_CHANNEL}"', 'channel = "C0HOU"'), "key 'teams.channel'"),
     (MIXED.replace('user = "U0OFF1"', 'user = "olivia"'), "not a Slack user id"),
@@ -143,6 +148,7 @@ def test_inbound_users_act_as_the_person_whose_identity_they_are(bare_core: Core
 
     assert person_for(Platform.slack, "U0SAMSLACK") == "sam"
     assert person_for(Platform.teams, GUID) == "sam"
+    assert person_for(Platform.teams, GUID.upper()) == "sam"  # a GUID in any case
     assert person_for(Platform.slack, "U0OFF1") == "U0OFF1"
     # Unknown ids act as nobody on the roster; a Slack user whose id is some person's id
     # but not their Slack identity never acts as that person.
