@@ -88,6 +88,13 @@ class Command:
 
 # Subcommands whose first argument is a case id.
 TAKES_CASE = frozenset({CommandName.show, CommandName.hold, CommandName.reassign})
+# Subcommands that change something (a delegation, a reassignment, a hold): a surface that may
+# hand the same request on twice gives it a delivery key, so that it is acted on once.
+CHANGES_STATE = frozenset({CommandName.delegate, CommandName.reassign, CommandName.hold})
+
+
+def changes_state(text: str) -> bool:
+    return parse(text).name in CHANGES_STATE
 
 
 def parse(text: str) -> Command:

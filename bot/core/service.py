@@ -75,12 +75,15 @@ class Core:
 
     # --- the three verbs -------------------------------------------------------------------
 
-    def command(self, *, actor: Actor, text: str, channel: str = "console") -> Outcome:
+    def command(self, *, actor: Actor, text: str, channel: str = "console",
+                delivery_key: str | None = None) -> Outcome:
+        """`delivery_key`: the platform's request, for a command acted on at most once (a
+        re-delivery of the same key changes nothing and returns `duplicate`)."""
         parsed = commands.parse(text)
         return self._run(
             actor, "command", f"command.{parsed.name}", {"text": text, "channel": channel},
             lambda ctx: commands.run(ctx, parsed, channel=channel),
-            case_id=parsed.case_id,
+            case_id=parsed.case_id, delivery_key=delivery_key,
         )
 
     def usncb_answer(self, *, body: dict[str, Any], signature: str) -> Outcome:

@@ -150,7 +150,7 @@ def register(app: App, act: Interactions) -> None:
             act.message, text=activity.text or "", object_id=object_id, teams_id=teams_id,
             conversation=conversation.id,
             personal=conversation.conversation_type == "personal",
-            mentions=_mentioned_users(activity))
+            mentions=_mentioned_users(activity), activity_id=activity.id)
         if reply is None:
             return
         try:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from bot.core.commands import changes_state
 from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
@@ -32,7 +33,9 @@ FAILED = "That could not be done, and nothing was changed. Please try again."
 NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your records officer."
 BAD_BUTTON = "That button is not valid any more. Open the case again with `notice show ID`."
 BAD_DIALOG = "That form could not be read. Open it again from its button."
-PRIVATE_HERE = "The answer is for you only: open it here."
+PRIVATE_HERE = "The answer is only for the person who typed this: open it here."
+NOT_AUTHOR = ("This button answers the person who typed the command. Type it yourself, here "
+              "or in your 1:1 chat with noticebot.")
 FORMS_KEPT = 500  # open dialogs remembered for re-rendering inline errors (per process)
 
 
@@ -158,27 +161,35 @@ class Interactions:
 
     def message(self, *, text: str, object_id: str | None, teams_id: str | None,
                 conversation: str, personal: bool,
-                mentions: Mapping[str, str] | None = None) -> Reply | None:
+                mentions: Mapping[str, str] | None = None,
+                activity_id: str | None = None) -> Reply | None:
         command = command_text(text, mentions)
         if command is None:
             return Reply(text="Try `notice help`.") if personal else None
         channel = conversation.split(";", 1)[0]
         if not personal:
-            # A channel sees only a button: the answer runs and shows in the clicker's dialog.
+            # A channel sees only a button: the answer runs and shows in a dialog, for the
+            # person who typed the command (`dialog_open`).
             word = command.split(" ", 1)[0] or "help"
+            origin = {"command": command, "by": object_id, "message": activity_id}
             return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
-                                                 {"command": command})])
+                                                 origin)])
         actor = self._actor(object_id, teams_id, "message")
         if isinstance(actor, Reply):
             return actor
-        return self._shown(self._command(actor, command, channel),
+        return self._shown(self._command(actor, command, channel, activity_id),
                            origin={"command": command}, in_dialog=False)
 
-    def _command(self, actor: PlatformUser, command: str, channel: str) -> Outcome | None:
+    def _command(self, actor: PlatformUser, command: str, channel: str,
+                 message_id: object) -> Outcome | None:
+        """`message_id`: the message that asked; a command that changes something is acted on
+        once for it, however often it is handed on (a re-delivery, a second press of Open)."""
         if command.strip().lower() == "home":
             return self._attempt(lambda: self.core.home(actor=actor))
+        key = (delivery_key("command", actor.id, message_id)
+               if message_id and changes_state(command) else None)
         return self._attempt(lambda: self.core.command(actor=actor, text=command,
-                                                       channel=channel))
+                                                       channel=channel, delivery_key=key))
 
     # --- Action.Execute clicks ----------------------------------------------------------------
 
@@ -224,7 +235,13 @@ class Interactions:
         channel = conversation.split(";", 1)[0]
         if isinstance(data.get("command"), str):
             command = str(data["command"])[:500]
-            return self._shown(self._command(actor, command, channel),
+            author = data.get("by")
+            if isinstance(author, str) and author.lower() != actor.id.lower():
+                # Run as the presser, another's `notice delegate ...` would delegate the
+                # presser's authority: the button is its author's (the core still checks).
+                return self._unreadable(actor, "command.not_author", NOT_AUTHOR, data,
+                                        ValueError("pressed by another"))
+            return self._shown(self._command(actor, command, channel, data.get("message")),
                                origin={"command": command}, in_dialog=True)
         try:
             value = _value(data.get("value"))
@@ -304,7 +321,7 @@ class Interactions:
         found = meta.get("origin")
         origin: dict[str, Any] = found if isinstance(found, dict) else {}
         if isinstance(origin.get("command"), str):
-            outcome = self._command(actor, str(origin["command"]), channel)
+            outcome = self._command(actor, str(origin["command"]), channel, None)
         else:
             value = _value(origin.get("value"))
             outcome = self._attempt(lambda: self.core.click(actor=actor, value=value))

@@ -4,6 +4,7 @@ it is, and `/notice` is understood as well as `notice`."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -12,8 +13,9 @@ from sqlmodel import Session, select
 from bot.core.service import Core
 from handlers.teams.inbound import command_text
 from storage.models import Delegation
-from tests.handlers.teams.conftest import OIDS, TeamsUser
-from tests.helpers import DESIGNEE, FRO, OFFICER
+from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, TeamsUser
+from tests.handlers.teams.test_teams_walk import dialog
+from tests.helpers import DESIGNEE, FRO, OFFICER, entries
 
 
 def _mention(person: str, name: str) -> dict[str, Any]:
@@ -66,3 +68,41 @@ def test_slash_notice_is_a_command_too(teams: TeamsUser, core: Core) -> None:
     assert command_text("notice delegate <at>Dee</at> until 2026-12-31",
                         {"<at>Dee</at>": "oid-dee"}) == "delegate <@oid-dee> until 2026-12-31"
     assert command_text("<at>noticebot</at> notices") is None
+
+
+def _channel_command(teams: TeamsUser, person: str, text: str) -> dict[str, Any]:
+    assert teams.say(person, f"<at>noticebot</at> {text}", channel=True).status_code == 200
+    offer = teams.fake.cards(CASES_CHANNEL)[-1]
+    data: dict[str, Any] = offer["actions"][0]["data"]
+    return data
+
+
+def test_a_channel_command_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
+    """Run as whoever pressed Open, FRO's `notice delegate` would delegate the presser's
+    authority: another approver pressing it is refused, and the refusal recorded."""
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    data = _channel_command(teams, FRO, f"notice delegate {DESIGNEE} until {until}")
+    other = dialog(teams.fetch(DESIGNEE, data))
+    assert isinstance(other, str) and "typed the command" in other
+    assert _delegations(core) == []
+    assert entries(core, action="command.not_author", actor=DESIGNEE)
+    mine = dialog(teams.fetch(FRO, data))
+    assert "Not done" not in json.dumps(mine)
+    assert _delegations(core) == [(FRO, DESIGNEE)]
+
+
+def test_a_command_that_changes_something_is_acted_on_once_per_message(
+        teams: TeamsUser, core: Core) -> None:
+    data = _channel_command(teams, OFFICER, "notice help")
+    assert data["message"] and data["by"] == OIDS[OFFICER]  # the button carries its author
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    delegating = _channel_command(teams, FRO, f"notice delegate {DESIGNEE} until {until}")
+    dialog(teams.fetch(FRO, delegating))
+    dialog(teams.fetch(FRO, delegating))  # Open pressed again
+    assert len(entries(core, action="command.delegate", actor=FRO)) == 1
+    assert _delegations(core) == [(FRO, DESIGNEE)]
+    # A command that only reads is answered on every press.
+    helping = _channel_command(teams, FRO, "notice help")
+    dialog(teams.fetch(FRO, helping))
+    dialog(teams.fetch(FRO, helping))
+    assert len(entries(core, action="command.help", actor=FRO)) == 2
