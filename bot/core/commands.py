@@ -94,7 +94,11 @@ CHANGES_STATE = frozenset({CommandName.delegate, CommandName.reassign, CommandNa
 
 
 def changes_state(text: str) -> bool:
-    return parse(text).name in CHANGES_STATE
+    return command_name(text) in CHANGES_STATE
+
+
+def command_name(text: str) -> CommandName:
+    return parse(text).name
 
 
 def parse(text: str) -> Command:

@@ -141,6 +141,22 @@ class Core:
         return self._run(actor, "command", "command.thread", {"case": case_id}, handle,
                          case_id=None)
 
+    def form_again(self, *, actor: Actor, value: ActionValue) -> Outcome:
+        """The form a button opens, asked for again (its dialog was shown by another process,
+        or before a restart): who may is checked as on the click, but nothing is ever done,
+        and a button that opens no form is refused. A recorded read."""
+        def handle(ctx: Ctx) -> Outcome:
+            case = load_case(ctx, value.case_id, lock=False)
+            act = workflow.act_for_action(value.action)
+            if act is None or act.form is None:
+                raise Refused(f"'{value.action.value}' opens no form.", code=RefusalCode.usage)
+            workflow.may(ctx, case, act)
+            ctx.record("read", "form.shown_again", case_id=case.id, form=act.form.value)
+            return Outcome(form=self._form_for(ctx, case, act.form, value.ref), case_id=case.id)
+
+        return self._run(actor, "click", f"click.{value.action.value}.form_again",
+                         value.to_dict(), handle, case_id=value.case_id)
+
     def click(self, *, actor: Actor, value: ActionValue, delivery_key: str | None = None
               ) -> Outcome:
         """`delivery_key` identifies the platform's delivery of this click (a re-delivery of

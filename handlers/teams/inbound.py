@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.commands import changes_state
+from bot.core.commands import CommandName, changes_state, command_name
 from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
@@ -320,11 +320,14 @@ class Interactions:
             return known
         found = meta.get("origin")
         origin: dict[str, Any] = found if isinstance(found, dict) else {}
+        # Asked again without acting: only `notice open` and a form's button give a form.
         if isinstance(origin.get("command"), str):
+            if command_name(str(origin["command"])) is not CommandName.open:
+                raise ValueError("not a command that opens a form")
             outcome = self._command(actor, str(origin["command"]), channel, None)
         else:
             value = _value(origin.get("value"))
-            outcome = self._attempt(lambda: self.core.click(actor=actor, value=value))
+            outcome = self._attempt(lambda: self.core.form_again(actor=actor, value=value))
         if outcome is None or outcome.form is None or outcome.form.form_id is not form_id:
             raise ValueError("the form cannot be shown again")
         return outcome.form

@@ -265,3 +265,43 @@ def test_a_forged_button_is_refused_and_recorded(teams: TeamsUser, core: Core) -
     response = teams.execute(OFFICER, {"action": "approve", "case_id": 7, "ref": "x"})
     assert response.json()["value"].startswith("Not done")
     assert [e.action for e in refusals(core, OFFICER)] == ["click.unreadable"]
+
+
+def _from_another_process(data: dict[str, Any]) -> dict[str, Any]:
+    """A dialog's submit data as a process that did not show it receives it: a nonce it does
+    not know (another worker, or before a restart)."""
+    return {**data, "nb": {**data["nb"], "nonce": "0" * 32}}
+
+
+def test_a_dialog_shown_by_another_process_is_asked_for_again_without_acting(
+        teams: TeamsUser, core: Core) -> None:
+    case_id = to_approval(teams, core)
+    press(teams, OFFICER, "request_approval")
+    teams.relay()
+    form = press(teams, FRO, "deny", prefix=f"a:dm-{OIDS[FRO]}")
+    assert isinstance(form, dict)
+    reason = "The notice rests on a charge the directive does not allow us to act on."
+    done = dialog(teams.submit(FRO, {**_from_another_process(submit_data(form)),
+                                     "reason": reason}))
+    assert isinstance(done, str) and not done.startswith("Not done"), done
+    assert case_row(core, case_id).stage == Stage.closed
+    # One deny click on the record (the press), and a read for the form asked again.
+    assert len(entries(core, case_id=case_id, action="click.deny")) == 1
+    assert entries(core, case_id=case_id, action="form.shown_again")
+
+
+def test_a_forged_origin_that_opens_no_form_does_nothing(teams: TeamsUser,
+                                                         core: Core) -> None:
+    """The origin comes back from the client: one naming a plain button (request approval)
+    must not carry it out while the form is being asked for again."""
+    case_id = to_approval(teams, core)
+    teams.relay()
+    plain = buttons(teams)["request_approval"]["data"]
+    review_form = {"action": "nb_submit", "nb": {
+        "nonce": "0" * 32, "form": "review", "case_id": case_id, "ref": None,
+        "origin": {"value": plain}}}
+    said = dialog(teams.submit(OFFICER, review_form))
+    assert isinstance(said, str) and said.startswith("Not done")
+    assert not entries(core, case_id=case_id, action="click.request_approval")
+    assert not entries(core, case_id=case_id, action="approval.requested")
+    assert case_row(core, case_id).stage == Stage.approval
