@@ -141,20 +141,23 @@ class Core:
         return self._run(actor, "command", "command.thread", {"case": case_id}, handle,
                          case_id=None)
 
-    def form_again(self, *, actor: Actor, value: ActionValue) -> Outcome:
-        """The form a button opens, asked for again (its dialog was shown by another process,
-        or before a restart): who may is checked as on the click, but nothing is ever done,
-        and a button that opens no form is refused. A recorded read."""
+    def preview(self, *, actor: Actor, value: ActionValue) -> Outcome:
+        """What pressing a button would lead to, without doing it: who may is checked as on
+        the click (a refusal is recorded like any other), and the button's form is returned
+        if it opens one. For a confirmation asked before acting, and for a form asked for again
+        (its dialog was shown by another process, or before a restart). A recorded read."""
         def handle(ctx: Ctx) -> Outcome:
             case = load_case(ctx, value.case_id, lock=False)
             act = workflow.act_for_action(value.action)
-            if act is None or act.form is None:
-                raise Refused(f"'{value.action.value}' opens no form.", code=RefusalCode.usage)
+            if act is None:
+                raise Refused(f"'{value.action.value}' is not a step of a case.",
+                              code=RefusalCode.usage)
             workflow.may(ctx, case, act)
-            ctx.record("read", "form.shown_again", case_id=case.id, form=act.form.value)
-            return Outcome(form=self._form_for(ctx, case, act.form, value.ref), case_id=case.id)
+            ctx.record("read", "button.previewed", case_id=case.id, button=value.action.value)
+            form = self._form_for(ctx, case, act.form, value.ref) if act.form else None
+            return Outcome(form=form, case_id=case.id)
 
-        return self._run(actor, "click", f"click.{value.action.value}.form_again",
+        return self._run(actor, "click", f"click.{value.action.value}.preview",
                          value.to_dict(), handle, case_id=value.case_id)
 
     def click(self, *, actor: Actor, value: ActionValue, delivery_key: str | None = None

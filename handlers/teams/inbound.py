@@ -249,6 +249,11 @@ class Interactions:
             return self._unreadable(actor, "click.unreadable", BAD_BUTTON, data, error)
         confirm = data.get("confirm")
         if isinstance(confirm, dict) and value.action.value not in FormId.__members__:
+            # Asked first: someone who may not act is told so (and it is recorded) before
+            # any "Are you sure?".
+            checked = self._attempt(lambda: self.core.preview(actor=actor, value=value))
+            if checked is None or checked.refusal:
+                return self._shown(checked, origin={}, in_dialog=True)
             return self._confirm(value, confirm)
         key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
@@ -327,7 +332,7 @@ class Interactions:
             outcome = self._command(actor, str(origin["command"]), channel, None)
         else:
             value = _value(origin.get("value"))
-            outcome = self._attempt(lambda: self.core.form_again(actor=actor, value=value))
+            outcome = self._attempt(lambda: self.core.preview(actor=actor, value=value))
         if outcome is None or outcome.form is None or outcome.form.form_id is not form_id:
             raise ValueError("the form cannot be shown again")
         return outcome.form
