@@ -122,7 +122,7 @@ def socket() -> None:
     except SlackSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     relay = SlackRelay(engine=core.engine, client=app.client, clock=core.clock,
-                           alert_on=settings.platforms)
+                       alert_on=settings.platforms)
     scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge)
     try:
         SocketModeHandler(  # type: ignore[no-untyped-call]
