@@ -94,11 +94,7 @@ CHANGES_STATE = frozenset({CommandName.delegate, CommandName.reassign, CommandNa
 
 
 def changes_state(text: str) -> bool:
-    return command_name(text) in CHANGES_STATE
-
-
-def command_name(text: str) -> CommandName:
-    return parse(text).name
+    return parse(text).name in CHANGES_STATE
 
 
 def parse(text: str) -> Command:

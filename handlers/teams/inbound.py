@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core.commands import CommandName, changes_state, command_name
+from bot.core.commands import CommandName, changes_state, parse
 from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
@@ -327,7 +327,7 @@ class Interactions:
         origin: dict[str, Any] = found if isinstance(found, dict) else {}
         # Asked again without acting: only `notice open` and a form's button give a form.
         if isinstance(origin.get("command"), str):
-            if command_name(str(origin["command"])) is not CommandName.open:
+            if parse(str(origin["command"])).name is not CommandName.open:
                 raise ValueError("not a command that opens a form")
             outcome = self._command(actor, str(origin["command"]), channel, None)
         else:

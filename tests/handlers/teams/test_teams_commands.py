@@ -30,7 +30,9 @@ def _delegations(core: Core) -> list[tuple[str, str]]:
 
 
 def _last_answer(teams: TeamsUser, person: str) -> str:
-    return str(teams.fake.posts()[-1].body) if teams.fake.posts() else ""
+    """What noticebot last said to `person` in their 1:1 chat ("" if nothing)."""
+    said = [c for c in teams.fake.posts() if f"a:dm-{OIDS[person]}" in c.path]
+    return str(said[-1].body) if said else ""
 
 
 def test_delegate_names_the_designee_by_an_at_mention(teams: TeamsUser, core: Core) -> None:
@@ -63,7 +65,8 @@ def test_delegate_takes_a_typed_roster_id(teams: TeamsUser, core: Core) -> None:
 
 def test_slash_notice_is_a_command_too(teams: TeamsUser, core: Core) -> None:
     teams.say(OFFICER, "/notice help")
-    assert "Try `notice help`" not in _last_answer(teams, OFFICER)
+    answer = _last_answer(teams, OFFICER)
+    assert "start a case" in answer and "Try `notice help`" not in answer
     assert command_text("/notice list") == "list"
     assert command_text("notice delegate <at>Dee</at> until 2026-12-31",
                         {"<at>Dee</at>": "oid-dee"}) == "delegate <@oid-dee> until 2026-12-31"
