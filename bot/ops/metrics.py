@@ -42,6 +42,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
+from config.platforms import Platform
 from storage.models import (
     Approval,
     ApprovalStatus,
@@ -170,7 +171,6 @@ def sweep_timer() -> Iterator[None]:
 # --- state, read at scrape time ------------------------------------------------------------------
 
 _UNDELIVERED = (Delivery.pending.value, Delivery.sending.value, Delivery.failed.value)
-PLATFORM_OF_DESTINATION = "slack"  # the outbox serves Slack today; Teams adds its own platform
 
 
 class DatabaseCollector(Collector):
@@ -203,15 +203,19 @@ class DatabaseCollector(Collector):
                                "1 if the database answered this scrape's queries.")
         try:
             with Session(self.engine) as session:
-                pending, oldest = session.execute(
-                    select(func.count(), func.min(OutboxMessage.created_at))
+                # Each platform's queue apart: a stuck Teams relay must not hide behind a
+                # healthy Slack one (the index on platform and status serves both).
+                undelivered = {str(platform): (int(count), oldest) for platform, count, oldest
+                               in session.execute(
+                    select(col(OutboxMessage.platform), func.count(),
+                           func.min(OutboxMessage.created_at))
                     .where(col(OutboxMessage.status).in_(
                         (OutboxStatus.pending.value, OutboxStatus.sending.value)))
-                ).one()
-                dead_count = session.execute(
-                    select(func.count()).where(
-                        col(OutboxMessage.status) == OutboxStatus.dead.value)
-                ).scalar_one()
+                    .group_by(col(OutboxMessage.platform))).all()}
+                dead_counts = {str(platform): int(count) for platform, count in session.execute(
+                    select(col(OutboxMessage.platform), func.count())
+                    .where(col(OutboxMessage.status) == OutboxStatus.dead.value)
+                    .group_by(col(OutboxMessage.platform))).all()}
                 waiting, since = session.execute(
                     select(func.count(), func.min(Approval.requested_at))
                     .where(col(Approval.status) == ApprovalStatus.pending.value)
@@ -227,9 +231,11 @@ class DatabaseCollector(Collector):
             yield up
             return
         up.add_metric([], 1)
-        depth.add_metric([PLATFORM_OF_DESTINATION], pending)
-        age.add_metric([PLATFORM_OF_DESTINATION], _age(now, oldest))
-        dead.add_metric([PLATFORM_OF_DESTINATION], dead_count)
+        for platform in Platform:  # every platform listed, so a rule sees 0, not nothing
+            pending, oldest = undelivered.get(platform.value, (0, None))
+            depth.add_metric([platform.value], pending)
+            age.add_metric([platform.value], _age(now, oldest))
+            dead.add_metric([platform.value], dead_counts.get(platform.value, 0))
         approvals.add_metric([], waiting)
         approvals_age.add_metric([], _age(now, since))
         for state in _UNDELIVERED:
