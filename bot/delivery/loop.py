@@ -8,7 +8,8 @@ Each message goes through three short steps; no transaction is held across a pla
 3. Finish. Sent: `platform_ref` keeps the platform's ref, and a keyed message's first post is
    remembered (per platform) so later versions update it in place. `Retry`: back to pending
    until its delay (Retry-After) or an exponential back-off. `Dead`: the row is dead-lettered,
-   with a record entry and a DM alert to every admin.
+   with a record entry and a DM alert to every admin. A `Retry` for the bot's own credentials
+   keeps the row waiting and, if it lasts, tells the admins (bot/delivery/credentials.py).
 
 Throughput (P5): a drain runs `concurrency` threads, each claiming and sending one row at a
 time, so a slow answer holds up only its own conversation. Each loop paces itself (the
@@ -34,12 +35,13 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlmodel import select
 
 from bot.clock import Clock
-from bot.core import outbox
 from bot.delivery import claims
+from bot.delivery.alerts import ACTOR, Told, platform_name, tell_admins
 from bot.delivery.claims import UNCERTAIN, Claim
+from bot.delivery.credentials import CredentialsWatch
 from bot.delivery.people import recipient, recipients
 from bot.delivery.port import Address, Dead, Posted, Retry, Transport
 from bot.messages import DestinationKind, Message
@@ -47,17 +49,15 @@ from bot.ops import metrics
 from config.platforms import Platform
 from storage import dm_conversations, record
 from storage.db import reading, transaction
-from storage.models import OutboxMessage, OutboxStatus, Person, PersonRole, PlatformMessage, Role
+from storage.models import OutboxMessage, OutboxStatus, PlatformMessage
 
 log = logging.getLogger(__name__)
 
-ACTOR = "noticebot:relay"
 LEASE = timedelta(seconds=60)
 MAX_BACKOFF = timedelta(minutes=5)
 CONCURRENCY = 4  # rows in flight per loop (never two in one conversation)
 LINGER = 2.0  # seconds a drain waits for rows about to become due before returning
 POLL = 0.05  # seconds between looks while a conversation is busy with another row
-PLATFORM_NAMES = {"slack": "Slack", "teams": "Teams", "console": "the console"}
 
 
 class _Lost(Exception):
@@ -134,6 +134,8 @@ class Delivery:
         self._arrived = threading.Condition()
         self._nudges = 0
         self._stopping = threading.Event()
+        self.credentials = CredentialsWatch(engine=engine, clock=clock, platform=self.platform,
+                                            alert_on=self.alert_on)
 
     def nudge(self) -> None:
         """New rows were queued: threads lingering in a drain look again at once."""
@@ -213,6 +215,8 @@ class Delivery:
         except Retry as retry:
             self._retry(claim, retry)
             metrics.sent(name, "retry")
+            if retry.credentials:
+                self.credentials.refused(retry.code)
             return False
         except Dead as dead:
             self._dead(claim, dead.code)
@@ -226,6 +230,7 @@ class Delivery:
             self._retry(claim, Retry("internal_error", uncertain=True))
             metrics.sent(name, "retry")
             return False
+        self.credentials.accepted()
         done = self._sent(claim, posted, first=first)
         metrics.sent(name, "sent" if done else "lost")
         return done
@@ -249,10 +254,10 @@ class Delivery:
             found = self._find(claim, to) if claim.verify else None
         except Retry as retry:  # the row may already be out there if it was before
             raise Retry(retry.code, uncertain=retry.uncertain or claim.verify,
-                        delay=retry.delay) from retry
+                        delay=retry.delay, credentials=retry.credentials) from retry
         if found is not None:
             log.warning("outbox %s: an earlier attempt reached %s (ref %s); not re-sent",
-                        claim.id, PLATFORM_NAMES[self.platform.value], found)
+                        claim.id, platform_name(self.platform.value), found)
             return Posted(conversation=to.conversation, ref=found), True
         self._renew(claim)
         try:
@@ -312,7 +317,8 @@ class Delivery:
         try:
             return self.transport.find(to=to, outbox_id=claim.id)
         except Retry as retry:  # a look that fails leaves the row as uncertain as it was
-            raise Retry(retry.code, uncertain=True, delay=retry.delay) from retry
+            raise Retry(retry.code, uncertain=True, delay=retry.delay,
+                        credentials=retry.credentials) from retry
 
     def _known(self, key: str | None) -> PlatformMessage | None:
         if key is None:
@@ -381,18 +387,10 @@ class Delivery:
             if won != 1:
                 return
             # An alert that itself dies alerts no one: no loop of alerts about alerts.
-            admins = [] if claim.alert else _admins(session)
-            alert = dead_letter_alert(claim.id, claim.case_id, code, self.platform.value)
-            alerted = []  # only those a row was queued for: the record says who was told
-            for admin in admins:
-                rows = outbox.queue(session, now=now, platforms=self.alert_on,
-                                    kind=DestinationKind.dm, destination=admin,
-                                    message=alert, case_id=claim.case_id)
-                for row in rows:
-                    row.alert = True
-                if rows:
-                    alerted.append(admin)
-            if admins and not alerted:
+            told = Told() if claim.alert else tell_admins(
+                session, now=now, platforms=self.alert_on, case_id=claim.case_id,
+                message=dead_letter_alert(claim.id, claim.case_id, code, self.platform.value))
+            if told.not_reachable and not told.alerted:
                 log.error("no admin can be told of dead letter %s: none is reachable on %s",
                           claim.id, ", ".join(p.value for p in self.alert_on))
             record.append(
@@ -400,9 +398,7 @@ class Delivery:
                 case_id=claim.case_id,
                 payload={"outbox_id": claim.id, "error": code, "attempts": claim.attempts,
                          "destination_kind": claim.kind, "alert": claim.alert,
-                         "alerted": alerted,
-                         **({"not_reachable": [a for a in admins if a not in alerted]}
-                            if len(alerted) < len(admins) else {})},
+                         **told.for_record()},
             )
 
 
@@ -410,11 +406,11 @@ def dead_letter_alert(outbox_id: int, case_id: str | None, code: str,
                       platform: str = "slack") -> Message:
     """What admins are told: which outbox row and case, and why; never the message itself."""
     about = f" for case {case_id}" if case_id else ""
-    name = PLATFORM_NAMES.get(platform, platform)
+    name, named = platform_name(platform), platform_name(platform, capital=True)
     return Message(
-        title=f"{name[0].upper()}{name[1:]} message not delivered",
+        title=f"{named} message not delivered",
         text=f"Outbox message {outbox_id}{about} could not be delivered to {name} and will "
-             f"not be retried. {name[0].upper()}{name[1:]} answered: `{code}`.",
+             f"not be retried. {named} answered: `{code}`.",
         notes=("The record holds an outbox.dead_letter entry for it.",),
     )
 
@@ -423,15 +419,6 @@ def backoff(attempts: int, cap: timedelta = MAX_BACKOFF) -> timedelta:
     """1 s after the first attempt, 2 s after the second, then 4 s, 8 s, ... at most `cap`."""
     exponent = min(max(attempts - 1, 0), 20)
     return min(timedelta(seconds=2 ** exponent), cap)
-
-
-def _admins(session: Session) -> list[str]:
-    return list(session.exec(
-        select(PersonRole.user_id)
-        .join(Person, col(Person.user_id) == col(PersonRole.user_id))
-        .where(PersonRole.role == Role.admin.value, col(Person.active).is_(True))
-        .order_by(col(PersonRole.user_id))
-    ).all())
 
 
 def deliver_now(*, engine: Engine, transport: Transport, clock: Clock) -> int:

@@ -53,13 +53,17 @@ class Pacing:
 
 class Retry(Exception):
     """A transient failure: the row goes back to pending until `delay` (default: back-off).
-    `uncertain`: the failed call may have taken effect on the platform."""
+    `uncertain`: the failed call may have taken effect on the platform. `credentials`: the
+    platform refused the bot's own credentials (or none could be had), so every message waits
+    until an admin mends them: the loop tells admins if it lasts (`CREDENTIALS_GRACE`)."""
 
-    def __init__(self, code: str, *, uncertain: bool, delay: timedelta | None = None) -> None:
+    def __init__(self, code: str, *, uncertain: bool, delay: timedelta | None = None,
+                 credentials: bool = False) -> None:
         super().__init__(code)
         self.code = code
         self.uncertain = uncertain
         self.delay = delay
+        self.credentials = credentials
 
 
 class Dead(Exception):

@@ -107,7 +107,7 @@ class TeamsTransport:
             # No token only in development without Azure (NOTICEBOT_TEAMS_ALLOW_UNAUTHENTICATED).
             headers = {"Authorization": f"Bearer {token}"} if token else {}
         except Exception as error:  # a token we could not get: nothing was sent
-            raise Retry(f"token: {error}"[:200], uncertain=False) from None
+            raise Retry(f"token: {error}"[:200], uncertain=False, credentials=True) from None
         try:
             response = self.client.request(method, url, json=dict(body), headers=headers)
         except NOT_LANDED as error:
@@ -125,8 +125,10 @@ class TeamsTransport:
         if status in RETRYABLE:
             # A gateway error may have passed the post on; 429 and 412 were refused before.
             raise Retry(code, uncertain=status in (502, 504), delay=_retry_after(response))
-        if status == 401 or status >= 500:
-            raise Retry(code, uncertain=status >= 500, delay=_retry_after(response))
+        if status == 401:  # the token was refused: no message goes until it is mended
+            raise Retry(code, uncertain=False, delay=_retry_after(response), credentials=True)
+        if status >= 500:
+            raise Retry(code, uncertain=True, delay=_retry_after(response))
         raise Dead(code)  # 400 (bad card), 403 (not installed there), 404 (gone), ...
 
     def _activity(self, message: Message, people: Mapping[str, Recipient]) -> dict[str, Any]:

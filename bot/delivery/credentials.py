@@ -1,0 +1,106 @@
+"""Watching for a platform that refuses the bot's own credentials (a wrong or expired secret,
+a certificate Entra no longer accepts, a bot registration deleted).
+
+Such a failure is not one message's: every message to that platform waits until an admin
+mends the credentials, so nothing is dead-lettered (nothing would be lost by waiting) and the
+rows keep their back-off. What must not happen is that the wait goes unnoticed: once the
+refusals have lasted `CREDENTIALS_GRACE` (a login service's blip passes unannounced), the admins
+are told on the deployment's other platforms (the refusing one would deliver the alert only
+once mended) and the record holds a `delivery.credentials_refused` entry; when a message gets
+through again, `delivery.credentials_accepted` is recorded and the same admins are told.
+
+The watch is per delivery loop, in memory: each process running the platform's loop tells the
+admins once per outage (and once more after a restart while it lasts)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import Engine
+
+from bot.clock import Clock
+from bot.delivery.alerts import ACTOR, Told, platform_name, tell_admins
+from bot.messages import Message
+from config.platforms import Platform
+from storage import record
+from storage.db import transaction
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_GRACE = timedelta(minutes=5)
+
+
+class CredentialsWatch:
+    def __init__(self, *, engine: Engine, clock: Clock, platform: Platform,
+                 alert_on: tuple[Platform, ...], grace: timedelta = CREDENTIALS_GRACE) -> None:
+        self.engine = engine
+        self.clock = clock
+        self.platform = platform
+        self.elsewhere = tuple(p for p in alert_on if p is not platform)
+        self.grace = grace
+        self._lock = threading.Lock()  # a drain's threads report at once
+        self._since: datetime | None = None
+        self._told: Told | None = None
+
+    def refused(self, code: str) -> None:
+        """A call was refused for the bot's credentials (`Retry.credentials`)."""
+        now = self.clock.now()
+        with self._lock:
+            self._since = self._since or now
+            since = self._since
+            if self._told is not None or now - since < self.grace:
+                return
+            self._told = Told()  # claimed: another thread's refusal does not tell again
+        name = platform_name(self.platform.value, capital=True)
+        log.error("%s refuses noticebot's credentials since %s (%s): nothing reaches %s until "
+                  "they are mended", name, since.isoformat(), code, name)
+        message = Message(
+            title=f"{name} refuses noticebot's credentials",
+            text=f"Since {since:%Y-%m-%d %H:%M} UTC no message has reached {name}: it answers "
+                 f"`{code}`. Messages are kept and go out once the bot's credentials are "
+                 "mended (its client secret or certificate, or its registration).",
+            notes=("The record holds a delivery.credentials_refused entry.",))
+        told: Told | None = None
+        try:
+            told = self._tell("delivery.credentials_refused", message, since=since, now=now,
+                              error=code)
+        except Exception:  # the database as well: the next refusal tries again
+            log.exception("could not tell the admins that %s refuses the credentials", name)
+        with self._lock:
+            self._told = told
+
+    def accepted(self) -> None:
+        """A call went through: an outage the admins were told of is over."""
+        if self._since is None:  # the usual case: no lock taken
+            return
+        with self._lock:
+            since, told = self._since, self._told
+            self._since = self._told = None
+        if since is None or told is None:
+            return
+        now = self.clock.now()
+        name = platform_name(self.platform.value, capital=True)
+        log.warning("%s accepts noticebot's credentials again (refused since %s)", name,
+                    since.isoformat())
+        message = Message(
+            title=f"{name} accepts noticebot's credentials again",
+            text=f"Messages kept since {since:%Y-%m-%d %H:%M} UTC are going out to {name}.")
+        try:
+            self._tell("delivery.credentials_accepted", message, since=since, now=now)
+        except Exception:  # the delivery itself is done; only the good news is not told
+            log.exception("could not tell the admins that %s accepts the credentials", name)
+
+    def _tell(self, action: str, message: Message, *, since: datetime, now: datetime,
+              **details: str) -> Told:
+        with transaction(self.engine) as session:
+            told = tell_admins(session, now=now, platforms=self.elsewhere, message=message)
+            if not told.alerted:
+                log.error("no admin can be told on another platform than %s",
+                          self.platform.value)
+            record.append(session, at=now, actor=ACTOR, kind="state", action=action,
+                          payload={"platform": self.platform.value,
+                                   "since": since.isoformat(), **details,
+                                   **told.for_record()})
+        return told
