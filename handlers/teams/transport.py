@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -73,12 +74,21 @@ def msal_tokens(settings: TeamsSettings, *, http_client: Any = None) -> TokenSou
     return token
 
 
-def _retry_after(response: httpx.Response) -> timedelta | None:
-    value = response.headers.get("retry-after", "")
+def _retry_after(response: httpx.Response, *, now: datetime | None = None
+                 ) -> timedelta | None:
+    """`Retry-After` in seconds or as an HTTP date (RFC 9110 allows both), kept within an
+    hour; None when absent or unreadable (the loop's own back-off applies)."""
+    value = response.headers.get("retry-after", "").strip()
     try:
         seconds = float(value)
     except ValueError:
-        return None  # absent, or an HTTP date: the loop's own back-off applies
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # "-0000": UTC by the RFC
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return timedelta(seconds=min(max(seconds, 0.0), 3600.0))
 
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import NameOID
 from bot.delivery.port import Address, Dead, Posted, Recipient, Retry, Transport
 from bot.messages import Action, ActionId, ActionValue, Message, mention
 from config.teams import TeamsCloud
-from handlers.teams.transport import PACING, TeamsTransport, msal_tokens
+from handlers.teams.transport import PACING, TeamsTransport, _retry_after, msal_tokens
 from tests.handlers.teams.conftest import teams_settings
 from tests.handlers.teams.fake_teams import APP_ID, TENANT
 
@@ -98,6 +98,20 @@ def test_transient_answers_are_retried(status: int, headers: dict[str, str], unc
     assert raised.value.uncertain is uncertain
     assert raised.value.delay == delay
     assert raised.value.code.startswith(str(status))
+
+
+@pytest.mark.parametrize(("header", "delay"), [
+    ("Wed, 21 Oct 2026 07:28:30 GMT", dt.timedelta(seconds=30)),  # an HTTP date, 30 s ahead
+    ("Wed, 21 Oct 2026 07:27:00 GMT", dt.timedelta(0)),  # already past: at once
+    ("Wed, 21 Oct 2026 09:28:00 GMT", dt.timedelta(hours=1)),  # capped at an hour
+    ("  12 ", dt.timedelta(seconds=12)),
+    ("soon", None),  # unreadable: the loop's back-off applies
+])
+def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str,
+                                                           delay: dt.timedelta | None) -> None:
+    now = dt.datetime(2026, 10, 21, 7, 28, tzinfo=dt.UTC)
+    answer = httpx.Response(429, headers={"Retry-After": header})
+    assert _retry_after(answer, now=now) == delay
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
