@@ -33,11 +33,16 @@ MAX_RETRY_AFTER = timedelta(hours=1)
 PACE = 1.0  # seconds between one relay's posts into one Slack conversation (Slack: ~1/s)
 HISTORY_PAGE = 200
 HISTORY_PAGES = 5  # how far back a possibly-posted message is looked for
+# The bot's own token refused: every message waits for an admin to mend it (none is
+# dead-lettered for it), and the loop tells the admins if it lasts.
+CREDENTIAL_ERRORS = frozenset({
+    "invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired",
+})
 PERMANENT_ERRORS = frozenset({
-    "channel_not_found", "not_in_channel", "invalid_auth", "account_inactive", "is_archived",
+    "channel_not_found", "not_in_channel", "is_archived",
     "user_not_found", "cannot_dm_bot", "invalid_blocks", "msg_too_long", "no_text",
     # Also never cured by waiting: configuration, or a message Slack refuses as it is.
-    "not_authed", "token_revoked", "token_expired", "missing_scope", "invalid_arguments",
+    "missing_scope", "invalid_arguments",
     "restricted_action", "team_access_not_granted", "message_not_found", "cant_update_message",
     "edit_window_closed", "invalid_metadata_format", "invalid_metadata_schema",
     "metadata_too_large", "invalid_payload",
@@ -122,6 +127,8 @@ def _call(method: Callable[..., SlackResponse], *, ambiguous: bool,
                         delay=_retry_after(response.headers)) from error
         if status >= 500:
             code = f"http_{status}"
+        elif code in CREDENTIAL_ERRORS:  # refused before anything was posted
+            raise Retry(code, uncertain=False, credentials=True) from error
         elif code in PERMANENT_ERRORS:
             raise Dead(code) from error
         raise Retry(code, uncertain=ambiguous) from error

@@ -22,8 +22,9 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-from bot.clock import SystemClock
+from bot.clock import ManualClock, SystemClock
 from bot.core.service import Core
+from bot.delivery.credentials import CREDENTIALS_GRACE
 from bot.messages import DestinationKind, Message
 from config.settings import Settings
 from handlers.slack.app import web_client
@@ -637,3 +638,34 @@ def test_stop_ends_a_lingering_drain_with_the_message_in_hand_sent(
     found = rows(core.engine)
     assert found[first].status == OutboxStatus.sent
     assert found[second].status == OutboxStatus.pending and found[second].attempts == 0
+
+
+def test_a_refused_token_keeps_messages_waiting_and_is_recorded_once_it_lasts(
+    core: Core, relay: SlackRelay, fake: FakeSlack
+) -> None:
+    """A revoked or wrong bot token is no message's fault: nothing is dead-lettered, and past
+    the grace the record says so (Slack alone: no other platform to tell an admin on)."""
+    assert isinstance(core.clock, ManualClock)
+    engine = core.engine
+    waiting = queue(engine, "channel", "C0HOUCASES", "kept through the outage")
+    fake.fail_next("chat.postMessage", 200, error="invalid_auth")
+    fake.fail_next("chat.postMessage", 200, error="token_revoked")
+    assert relay.drain() == 0
+    assert rows(engine)[waiting].status == OutboxStatus.pending
+    core.clock.advance(CREDENTIALS_GRACE + timedelta(seconds=1))
+    assert relay.drain() == 0
+    assert (rows(engine)[waiting].status, rows(engine)[waiting].error) == (
+        OutboxStatus.pending, "token_revoked")
+    core.clock.advance(timedelta(minutes=1))
+    assert relay.drain() == 1
+    assert rows(engine)[waiting].status == OutboxStatus.sent
+    assert [p.text for p in fake.posted("C0HOUCASES")] == ["kept through the outage"]
+    with Session(engine) as session:
+        said = {entry.action: record.payload_of(session, entry.seq) for entry in session.exec(
+            select(RecordEntry).where(col(RecordEntry.action).startswith("delivery.")))}
+    refused, accepted = said["delivery.credentials_refused"], said[
+        "delivery.credentials_accepted"]
+    assert refused is not None and accepted is not None
+    assert (refused["platform"], refused["error"]) == ("slack", "token_revoked")
+    assert refused["alerted"] == [] and refused["not_reachable"] == [ADMIN]
+    assert not [r for r in rows(engine).values() if r.alert or r.status == OutboxStatus.dead]
