@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import warnings
@@ -61,6 +62,7 @@ def asgi() -> FastAPI:
     from handlers.process import freeze_startup_heap
     from handlers.teams.app import add_ops, create_app
     from handlers.teams.directory import IdentityDirectory
+    from handlers.teams.keys import SigningKeys
     from handlers.teams.relay import teams_relay
 
     settings = load_settings()
@@ -76,6 +78,9 @@ def asgi() -> FastAPI:
     @asynccontextmanager
     async def lifespan(web: FastAPI) -> AsyncIterator[None]:
         await app.initialize()
+        keys = SigningKeys(app)
+        await asyncio.to_thread(keys.refresh)  # the first requests find them cached
+        keys_fresh = keys.keep_fresh()
         scheduler = start_scheduler(core, deliver=relay.drain, nudge=relay.nudge,
                                     readiness=readiness)
         freeze_startup_heap()
@@ -83,6 +88,7 @@ def asgi() -> FastAPI:
         try:
             yield
         finally:
+            keys_fresh.set()
             relay.stop()
             scheduler.shutdown(wait=True)
             transport.client.close()

@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from microsoft_teams.api.auth.cloud_environment import PUBLIC, with_overrides
+from microsoft_teams.apps import App
 from pydantic import SecretStr
 from sqlmodel import Session, col, select
 
@@ -97,6 +98,7 @@ class TeamsUser:
     fake: FakeTeams
     core: Core
     relay_loop: TeamsRelay
+    app: App
 
     @property
     def transport(self) -> TeamsTransport:
@@ -189,7 +191,7 @@ def teams(core: Core, settings: Settings, fake: FakeTeams) -> Iterator[TeamsUser
     loop.run(app.initialize())
     relay = teams_relay_for(core, fake)
     client = Client(web, loop)
-    yield TeamsUser(client, fake, core, relay)
+    yield TeamsUser(client, fake, core, relay, app)
     client.close()
     loop.close()
     relay.teams.client.close()

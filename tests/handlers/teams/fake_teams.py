@@ -46,6 +46,7 @@ class FakeTeams:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _ids: int = 1000
+    key_fetches: int = 0  # GETs of the signing keys
 
     @property
     def openid_url(self) -> str:
@@ -69,6 +70,8 @@ class FakeTeams:
             return 200, {}, {"issuer": ISSUER, "jwks_uri": f"{self.url}/v1/.well-known/keys",
                              "id_token_signing_alg_values_supported": ["RS256"]}
         if handler.command == "GET" and path.endswith("/keys"):
+            with self._lock:
+                self.key_fetches += 1
             return 200, {}, self.jwks()
         length = int(handler.headers.get("content-length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}")
