@@ -111,6 +111,7 @@ def teams(ctx: click.Context, workers: int) -> None:
         return
     import uvicorn
 
+    from bot.ops import metrics
     from handlers.ops import KEEPALIVE_SECONDS
     from storage.db import create_db_engine, upgrade
 
@@ -120,6 +121,14 @@ def teams(ctx: click.Context, workers: int) -> None:
         upgrade(engine)  # once, before the workers start
     finally:
         engine.dispose()
+    if workers > 1:
+        # Before the workers start: their counters go to files that any worker's /metrics
+        # adds up (PROMETHEUS_MULTIPROC_DIR, or a temporary folder removed at exit), as
+        # `serve` does for its workers.
+        given = metrics.multiprocess_dir()
+        shared = metrics.enable_multiprocess(given)
+        if given is None:
+            ctx.call_on_close(lambda: metrics.remove_multiprocess_dir(shared))
     uvicorn.run("handlers.teams.cli:asgi", factory=True, host="0.0.0.0",
                 port=settings.teams.port, workers=workers, proxy_headers=True,
                 access_log=False, timeout_keep_alive=KEEPALIVE_SECONDS)
