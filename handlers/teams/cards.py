@@ -37,8 +37,8 @@ Card = dict[str, Any]
 Namer = Callable[[str], str]
 
 _STYLES = {Style.primary: "positive", Style.danger: "destructive"}
-_COLORS = {Mark.good: "good", Mark.adverse: "attention", Mark.refused: "attention",
-           Mark.waiting: "warning", Mark.current: "accent"}
+_COLORS = {Mark.good: "Good", Mark.adverse: "Attention", Mark.refused: "Attention",
+           Mark.waiting: "Warning", Mark.current: "Accent"}
 # Clicks answered by something only the clicker may see in full (a case's details): a dialog.
 _SHOWN_IN_DIALOG = {ActionId.show_case}
 

@@ -1,10 +1,20 @@
-"""A structural check of Adaptive Cards against the 1.5 schema's element and action types, the
-properties each allows (as noticebot uses them) and their required properties. The schema file
-itself is not available offline; this is the part of it the cards can break."""
+"""Two checks of Adaptive Cards, both run by `problems`:
+
+- structural, written here: only the 1.5 schema's element and action types that noticebot uses,
+  the properties each allows and those it requires (the schema file itself is not available
+  offline);
+- declared, by Microsoft: each element and action validated against its model in the Teams
+  SDK's card declarations (`microsoft_teams.cards`, generated from the Adaptive Card schema as
+  Teams implements it), which rejects a property it does not declare and a value outside a
+  property's declared type or choices (a colour, a style, a size)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
+
+from microsoft_teams.cards import core as declared
+from pydantic import BaseModel, ValidationError
 
 COMMON = {"type", "id", "spacing", "separator", "isVisible", "height", "requires", "fallback"}
 ELEMENTS: dict[str, tuple[set[str], set[str]]] = {  # (allowed, required)
@@ -27,8 +37,7 @@ ACTIONS: dict[str, tuple[set[str], set[str]]] = {
 }
 ACTION_COMMON = {"type", "title", "style", "id", "iconUrl", "tooltip", "isEnabled", "mode"}
 STYLES = {"default", "positive", "destructive"}
-COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention",
-          "default", "dark", "light", "accent", "good", "warning", "attention"}
+COLORS = {"Default", "Dark", "Light", "Accent", "Good", "Warning", "Attention"}
 
 
 def problems(card: dict[str, Any], version: str = "1.5") -> list[str]:
@@ -94,4 +103,52 @@ def problems(card: dict[str, Any], version: str = "1.5") -> list[str]:
         action(item, f"actions[{index}]")
     if len(ids) != len(set(ids)):
         found.append(f"duplicate ids {ids}")
+    return found + declared_problems(card)
+
+
+# Properties a card may carry that the declarations leave out: the JSON schema's own pointer.
+UNDECLARED = {"AdaptiveCard": {"$schema"}}
+
+
+@cache
+def _declared_models() -> dict[str, type[BaseModel]]:
+    """Each element, action and card type the SDK declares -> its model."""
+    found: dict[str, type[BaseModel]] = {}
+    for value in vars(declared).values():
+        if isinstance(value, type) and issubclass(value, BaseModel):
+            kind = value.model_fields.get("type")
+            if kind is not None and isinstance(kind.default, str):
+                found.setdefault(kind.default, value)
+    return found
+
+
+def declared_problems(card: dict[str, Any]) -> list[str]:
+    """Every object with a `type` the SDK declares, checked against that type's model (its
+    children are checked in turn, each against its own)."""
+    found: list[str] = []
+    models = _declared_models()
+
+    def walk(value: object, where: str) -> None:
+        if isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, f"{where}[{index}]")
+            return
+        if not isinstance(value, dict):
+            return
+        model = models.get(str(value.get("type")))
+        if model is not None:
+            try:
+                checked = model.model_validate(value)
+            except ValidationError as error:
+                found.extend(f"{where}: {value['type']} {'.'.join(map(str, e['loc']))}: "
+                             f"{e['msg']}" for e in error.errors())
+            else:
+                allowed = UNDECLARED.get(str(value["type"]), set())
+                found.extend(f"{where}: {value['type']} declares no {key}"
+                             for key in checked.model_extra or {} if key not in allowed)
+        for key, child in value.items():
+            if key != "data":  # a button's own payload, not card content
+                walk(child, f"{where}.{key}")
+
+    walk(card, "card")
     return found

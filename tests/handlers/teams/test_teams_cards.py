@@ -4,6 +4,7 @@ expects them."""
 
 from __future__ import annotations
 
+import copy
 import json
 
 import pytest
@@ -27,7 +28,7 @@ from bot.messages import (
 )
 from handlers.teams import cards
 from handlers.teams.inbound import command_text
-from tests.handlers.teams.card_schema import problems
+from tests.handlers.teams.card_schema import declared_problems, problems
 
 NAMES = {"U0SUP1": "Sam Supervisor"}
 
@@ -137,3 +138,16 @@ def test_the_open_case_form_is_a_valid_dialog() -> None:
 ])
 def test_notice_commands_are_read_from_messages(text: str, command: str | None) -> None:
     assert command_text(text) == command
+
+
+def test_the_card_check_rejects_what_the_sdk_declarations_do_not_allow() -> None:
+    card = cards.message_card(Message(title="Done", text="x", mark=Mark.good, actions=(
+        Action("Request approval", ActionValue(ActionId.request_approval, "RN-1")),)), name)
+    assert problems(card) == []
+    misspelt, oversized, restyled = (copy.deepcopy(card) for _ in range(3))
+    misspelt["body"][0]["colour"] = "Good"
+    oversized["body"][0]["size"] = "Huge"
+    restyled["actions"][0]["style"] = "primary"  # Slack's name, not Teams'
+    assert any("TextBlock declares no colour" in p for p in declared_problems(misspelt))
+    assert any("TextBlock size" in p for p in declared_problems(oversized))
+    assert any("Action.Execute style" in p for p in declared_problems(restyled))
