@@ -24,3 +24,13 @@ def take(session: Session, key: str, *, at: datetime) -> bool:
     still in flight on PostgreSQL waits for it here, and finds the key once it has committed."""
     taken = session.execute(_TAKE, {"key": key, "at": at}).first()
     return taken is not None
+
+
+_GIVE_BACK = text('DELETE FROM processed_delivery WHERE "key" = :key')
+
+
+def give_back(session: Session, key: str) -> None:
+    """Unmarks `key` in the caller's transaction: the delivery was answered without anything
+    being done (input that failed its checks), so the same request sent again is looked at
+    again instead of being taken for a re-delivery of something done."""
+    session.execute(_GIVE_BACK, {"key": key})

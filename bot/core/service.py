@@ -35,6 +35,7 @@ from bot.core.transitions import load_case
 from bot.messages import (
     ActionId,
     ActionValue,
+    DestinationKind,
     Form,
     FormId,
     Mark,
@@ -76,14 +77,17 @@ class Core:
     # --- the three verbs -------------------------------------------------------------------
 
     def command(self, *, actor: Actor, text: str, channel: str = "console",
-                delivery_key: str | None = None) -> Outcome:
+                delivery_key: str | None = None, answer_by_dm: bool = False) -> Outcome:
         """`delivery_key`: the platform's request, for a command acted on at most once (a
-        re-delivery of the same key changes nothing and returns `duplicate`)."""
+        re-delivery of the same key changes nothing and returns `duplicate`).
+        `answer_by_dm`: the answer (or why not) is also sent to the actor's direct messages,
+        in the same transaction, where the platform cannot answer only them where they typed
+        (a Teams channel)."""
         parsed = commands.parse(text)
         return self._run(
             actor, "command", f"command.{parsed.name}", {"text": text, "channel": channel},
             lambda ctx: commands.run(ctx, parsed, channel=channel),
-            case_id=parsed.case_id, delivery_key=delivery_key,
+            case_id=parsed.case_id, delivery_key=delivery_key, answer_by_dm=answer_by_dm,
         )
 
     def usncb_answer(self, *, body: dict[str, Any], signature: str) -> Outcome:
@@ -262,6 +266,7 @@ class Core:
         *,
         case_id: str | None,
         delivery_key: str | None = None,
+        answer_by_dm: bool = False,
     ) -> Outcome:
         """One interaction, logged (ids only, never what was typed) and counted in metrics."""
         started = time.perf_counter()
@@ -274,7 +279,8 @@ class Core:
             # A delivery racing its twin waits on the twin's key and finds it taken
             # (`deliveries.take`), so no unique-key error needs catching here.
             outcome = self._unit(actor, actor_issue, kind, action, payload, handler,
-                                 case_id=case_id, delivery_key=delivery_key)
+                                 case_id=case_id, delivery_key=delivery_key,
+                                 answer_by_dm=answer_by_dm)
             result = ("duplicate" if outcome.duplicate else "ok" if outcome.ok
                       else "refused" if outcome.refusal else "invalid")
             metrics.interaction(kind, result, outcome.refusal_code)
@@ -296,6 +302,7 @@ class Core:
         *,
         case_id: str | None,
         delivery_key: str | None,
+        answer_by_dm: bool,
     ) -> Outcome:
         # Unusable ids and NUL characters are refused before anything is looked up or stored
         # with them; the attempt is recorded with the offending value shown, not used.
@@ -333,7 +340,11 @@ class Core:
                 ctx.record("refusal", f"{action}.invalid", case_id=case_id,
                            errors=invalid.errors)
                 outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
-            return self._answer(ctx, actor, outcome)
+                if delivery_key is not None:
+                    # Nothing was done: the same answers sent again are checked again and
+                    # shown the same errors, not taken for a re-delivery of something done.
+                    deliveries.give_back(ctx.session, delivery_key)
+            return self._answer(ctx, actor, outcome, by_dm=answer_by_dm)
 
     @staticmethod
     def _first_delivery(ctx: Ctx, delivery_key: str | None) -> bool:
@@ -341,11 +352,15 @@ class Core:
         return delivery_key is None or deliveries.take(ctx.session, delivery_key, at=ctx.now)
 
     @staticmethod
-    def _answer(ctx: Ctx, actor: Actor, outcome: Outcome) -> Outcome:
-        """Records the private replies and resolves the mentions they carry."""
+    def _answer(ctx: Ctx, actor: Actor, outcome: Outcome, *, by_dm: bool = False) -> Outcome:
+        """Records the private replies (`by_dm`: sends them to the actor's direct messages as
+        well) and resolves the mentions they carry."""
         for message in outcome.private:
-            ctx.record("outbound", "message.private", case_id=outcome.case_id,
-                       to=ctx.actor, message=message.to_dict())
+            if by_dm:
+                ctx.send(DestinationKind.dm, ctx.actor, message, case_id=outcome.case_id)
+            else:
+                ctx.record("outbound", "message.private", case_id=outcome.case_id,
+                           to=ctx.actor, message=message.to_dict())
         if isinstance(actor, PlatformUser) and outcome.private:
             outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
         return outcome

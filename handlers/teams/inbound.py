@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.core.commands import CommandName, changes_state, parse
@@ -34,6 +34,9 @@ NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your rec
 BAD_BUTTON = "That button is not valid any more. Open the case again with `notice show ID`."
 BAD_DIALOG = "That form could not be read. Open it again from its button."
 PRIVATE_HERE = "The answer is only for the person who typed this: open it here."
+ANSWER_IN_CHAT = "The answer is in your 1:1 chat with noticebot."
+BUTTONS_IN_CHAT = ("Buttons are not shown here: type the command in your 1:1 chat with "
+                   "noticebot to get them.")
 NOT_AUTHOR = ("This button answers the person who typed the command. Type it yourself, here "
               "or in your 1:1 chat with noticebot.")
 FORMS_KEPT = 500  # open dialogs remembered for re-rendering inline errors (per process)
@@ -54,20 +57,29 @@ def not_done(reason: str) -> str:
     return f"Not done: {reason}"
 
 
-def command_text(raw: str, mentions: Mapping[str, str] | None = None) -> str | None:
+def command_text(raw: str, mentions: Mapping[str, str] | None = None, *,
+                 addressed: bool = False) -> str | None:
     """`@noticebot notice list` (the mention removed), `notice list` or `/notice list` ->
-    "list"; None when the message is not a `notice` command. A mention of a user, `<at>Dee
-    Designee</at>`, becomes `<@object id>` as `mentions` (mention text -> Entra object id)
-    gives it, for the core to resolve; any other mention (the bot's own) is removed."""
+    "list"; None when the message is not a `notice` command, unless it is `addressed` to the
+    bot (every message it gets: a 1:1 chat, or a channel message that mentions it), whose words
+    are then the command (`@noticebot list` -> "list"; a bare mention -> "", help). A mention
+    of a user, `<at>Dee Designee</at>`, becomes `<@object id>` as `mentions` (mention text ->
+    Entra object id) gives it, for the core to resolve; any other mention (the bot's own) is
+    removed."""
     text = raw or ""
     for shown, object_id in (mentions or {}).items():
         text = text.replace(shown, f" <@{object_id}> ")
     text = re.sub(r"<at>.*?</at>", " ", text, flags=re.S)
     text = html.unescape(re.sub(r"<(?!@)[^>]+>", " ", text)).strip()
     parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention
-    if not parts or parts[0].lower().removeprefix("/") != "notice":
-        return None
-    return " ".join(parts[1].split()) if len(parts) > 1 else ""
+    if parts and parts[0].lower().removeprefix("/") == "notice":
+        return " ".join(parts[1].split()) if len(parts) > 1 else ""
+    return " ".join(text.split()) if addressed else None
+
+
+def _warned(form: Form, confirm: Mapping[str, Any]) -> Form:
+    warning = " ".join(str(confirm.get(k) or "") for k in ("title", "text")).strip()
+    return replace(form, intro="\n\n".join(p for p in (warning, form.intro) if p))
 
 
 def delivery_key(kind: str, *parts: object) -> str:
@@ -148,6 +160,8 @@ class Interactions:
             body: list[dict[str, Any]] = []
             for message in outcome.private:
                 body += cards.message_body(message, self.name)
+            if any(message.actions for message in outcome.private):
+                body.append(cards.text_block(BUTTONS_IN_CHAT, isSubtle=True, size="Small"))
             return Reply(title=outcome.private[0].title or "noticebot", dialog=cards.card(body))
         return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
                      text=cards.summary(outcome.private[0], self.name).split("\n", 1)[0])
@@ -163,33 +177,42 @@ class Interactions:
                 conversation: str, personal: bool,
                 mentions: Mapping[str, str] | None = None,
                 activity_id: str | None = None) -> Reply | None:
-        command = command_text(text, mentions)
-        if command is None:
-            return Reply(text="Try `notice help`.") if personal else None
+        command = command_text(text, mentions, addressed=True) or ""
         channel = conversation.split(";", 1)[0]
-        if not personal:
-            # A channel sees only a button: the answer runs and shows in a dialog, for the
-            # person who typed the command (`dialog_open`).
-            word = command.split(" ", 1)[0] or "help"
-            origin = {"command": command, "by": object_id, "message": activity_id}
-            return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
-                                                 origin)])
         actor = self._actor(object_id, teams_id, "message")
         if isinstance(actor, Reply):
             return actor
-        return self._shown(self._command(actor, command, channel, activity_id),
-                           origin={"command": command}, in_dialog=False)
+        if personal:
+            return self._shown(self._command(actor, command, channel, activity_id),
+                               origin={"command": command}, in_dialog=False)
+        word = command.split(" ", 1)[0] or "help"
+        if changes_state(command):
+            # Done at once, as typed; a channel cannot show the answer to its author alone,
+            # so it goes to their 1:1 chat and the channel hears only whether it was done.
+            outcome = self._command(actor, command, channel, activity_id, answer_by_dm=True)
+            if outcome is None:
+                return Reply(text=FAILED)
+            if outcome.duplicate:
+                return None  # a re-delivery of the message: answered the first time
+            done = "done" if outcome.ok else "not done"
+            return Reply(text=f"notice {word}: {done}. {ANSWER_IN_CHAT}")
+        # An answer that may be private (a case's details): a button that shows it in a
+        # dialog to the person who typed the command (`dialog_open`).
+        origin = {"command": command, "by": actor.id, "message": activity_id}
+        return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
+                                             origin)])
 
     def _command(self, actor: PlatformUser, command: str, channel: str,
-                 message_id: object) -> Outcome | None:
+                 message_id: object, *, answer_by_dm: bool = False) -> Outcome | None:
         """`message_id`: the message that asked; a command that changes something is acted on
         once for it, however often it is handed on (a re-delivery, a second press of Open)."""
         if command.strip().lower() == "home":
             return self._attempt(lambda: self.core.home(actor=actor))
         key = (delivery_key("command", actor.id, message_id)
                if message_id and changes_state(command) else None)
-        return self._attempt(lambda: self.core.command(actor=actor, text=command,
-                                                       channel=channel, delivery_key=key))
+        return self._attempt(lambda: self.core.command(
+            actor=actor, text=command, channel=channel, delivery_key=key,
+            answer_by_dm=answer_by_dm))
 
     # --- Action.Execute clicks ----------------------------------------------------------------
 
@@ -258,6 +281,10 @@ class Interactions:
         key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
+        if outcome is not None and outcome.form is not None and isinstance(confirm, dict):
+            # A form that closes something for good: its button's warning heads the form,
+            # where Slack shows it before opening the form.
+            outcome.form = _warned(outcome.form, confirm)
         return self._shown(outcome, origin={"value": value.to_dict()}, in_dialog=True)
 
     def _confirm(self, value: ActionValue, confirm: Mapping[str, Any]) -> Reply:

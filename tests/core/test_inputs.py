@@ -99,6 +99,22 @@ def test_r2_delivery_keys_are_kept_a_day_then_forgotten(core: Core) -> None:
     assert not core.click(actor=OFFICER, value=value, delivery_key="slack-click:k1").duplicate
 
 
+def test_r2_answers_refused_by_their_checks_are_checked_again_when_sent_again(
+        core: Core) -> None:
+    """Nothing was done for a submission whose answers failed their checks: the same request
+    sent again (Submit pressed twice, the error out of sight) gets the errors again, and once
+    mended is acted on; only a submission that did something is a re-delivery."""
+    case_id = open_case(core)
+    submit = partial(core.submit, actor=OFFICER, form=FormId.validity_sent, case_id=case_id,
+                     delivery_key="teams-submit:same")
+    for _ in range(2):
+        invalid = submit(values={"sent_on": "not a date", "method": "e-mail"})
+        assert invalid.errors and not invalid.duplicate
+    assert submit(values={"sent_on": TODAY, "method": "e-mail"}).ok
+    assert submit(values={"sent_on": TODAY, "method": "e-mail"}).duplicate
+    assert len(entries(core, case_id=case_id, action="form.validity_sent.invalid")) == 2
+
+
 @pytest.mark.skipif(not on_postgres(), reason="needs NOTICEBOT_TEST_DATABASE_URL (PostgreSQL)")
 def test_r2_twin_deliveries_at_the_same_moment_act_once(core: Core) -> None:
     for round_ in range(5):

@@ -121,12 +121,13 @@ class TeamsUser:
         return self.client.post("/api/messages", json=body, headers=headers)
 
     def say(self, person: str, text: str, *, channel: bool = False,
-            entities: list[dict[str, Any]] | None = None) -> httpx.Response:
+            entities: list[dict[str, Any]] | None = None,
+            activity_id: str | None = None) -> httpx.Response:
         where = {"conversation": CASES_CHANNEL, "conversation_type": "channel"} if channel \
             else {"conversation": f"a:dm-{OIDS[person]}"}
         return self.post(activity("message", object_id=OIDS.get(person, person),
                                   service_url=self.fake.url, text=text, entities=entities,
-                                  **where))
+                                  activity_id=activity_id, **where))
 
     def invoke(self, person: str, name: str, value: object,
                activity_id: str | None = None) -> httpx.Response:

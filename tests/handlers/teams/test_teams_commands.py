@@ -11,11 +11,14 @@ from typing import Any
 from sqlmodel import Session, select
 
 from bot.core.service import Core
+from config.platforms import Platform
 from handlers.teams.inbound import command_text
-from storage.models import Delegation
+from storage.db import transaction
+from storage.models import Delegation, LitigationHold, PersonIdentity
 from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, TeamsUser
+from tests.handlers.teams.fake_teams import activity
 from tests.handlers.teams.test_teams_walk import dialog
-from tests.helpers import DESIGNEE, FRO, OFFICER, entries
+from tests.helpers import DESIGNEE, FRO, OFFICER, RECORDS, entries, open_case
 
 
 def _mention(person: str, name: str) -> dict[str, Any]:
@@ -80,32 +83,95 @@ def _channel_command(teams: TeamsUser, person: str, text: str) -> dict[str, Any]
     return data
 
 
-def test_a_channel_command_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
-    """Run as whoever pressed Open, FRO's `notice delegate` would delegate the presser's
-    authority: another approver pressing it is refused, and the refusal recorded."""
+def _channel_says(teams: TeamsUser) -> list[str]:
+    """The plain lines noticebot posted in the AOR channel."""
+    return [str(c.body.get("text")) for c in teams.fake.posts()
+            if CASES_CHANNEL in c.path and not c.body.get("attachments")]
+
+
+def test_a_command_that_changes_something_is_done_as_typed_in_a_channel(
+        teams: TeamsUser, core: Core) -> None:
+    """`@noticebot notice delegate ...` delegates at once, as its author: the channel hears
+    only that it was done, and the answer reaches the author's 1:1 chat."""
     until = (core.clock.now().date() + timedelta(days=7)).isoformat()
-    data = _channel_command(teams, FRO, f"notice delegate {DESIGNEE} until {until}")
+    said = teams.say(FRO, f"<at>noticebot</at> notice delegate {DESIGNEE} until {until}",
+                     channel=True)
+    assert said.status_code == 200
+    assert _delegations(core) == [(FRO, DESIGNEE)]
+    assert _channel_says(teams)[-1] == ("notice delegate: done. The answer is in your 1:1 "
+                                        "chat with noticebot.")
+    teams.relay()
+    assert "Delegat" in _last_answer(teams, FRO)
+    refused = teams.say(OFFICER, f"<at>noticebot</at> notice hold RN-2026-0001 {'x' * 20}",
+                        channel=True)
+    assert refused.status_code == 200
+    assert _channel_says(teams)[-1].startswith("notice hold: not done.")
+    teams.relay()
+    assert "Not done" in _last_answer(teams, OFFICER)
+
+
+def test_a_hold_typed_in_a_channel_keeps_its_whole_reason(teams: TeamsUser,
+                                                         core: Core) -> None:
+    """Done as typed, a long hold reason is kept whole (a button carrying the command would
+    have had to cut it)."""
+    case_id = open_case(core)
+    records_oid = "00000042-0000-4000-8000-000000000042"
+    with transaction(core.engine) as session:  # the records officer, on Teams too
+        session.add(PersonIdentity(user_id=RECORDS, platform=Platform.teams,
+                                   external_id=records_oid))
+    reason = "matter " + "w" * 600 + " END"
+    said = teams.say(records_oid, f"<at>noticebot</at> notice hold {case_id} {reason}",
+                     channel=True)
+    assert said.status_code == 200, said.text
+    assert _channel_says(teams)[-1].startswith("notice hold: done.")
+    with Session(core.engine) as session:
+        [hold] = session.exec(select(LitigationHold).where(
+            LitigationHold.case_id == case_id)).all()
+    assert hold.reason == reason
+
+
+def test_a_channel_command_delivered_twice_is_done_and_answered_once(
+        teams: TeamsUser, core: Core) -> None:
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    text = f"<at>noticebot</at> notice delegate {DESIGNEE} until {until}"
+    for _ in range(2):
+        assert teams.say(FRO, text, channel=True, activity_id="m-1").status_code == 200
+    assert len(entries(core, action="command.delegate", actor=FRO)) == 1
+    assert len(_channel_says(teams)) == 1
+
+
+def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
+    """A channel's Open button carries its author: run as whoever pressed it, a `notice
+    delegate` (on a card from before state-changing commands were done as typed) would delegate
+    the presser's authority; another person pressing it is refused, and that is recorded."""
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    data = {"msteams": {"type": "task/fetch"}, "dialog_id": "nb", "by": OIDS[FRO],
+            "message": "m-old", "command": f"delegate {DESIGNEE} until {until}"}
     other = dialog(teams.fetch(DESIGNEE, data))
     assert isinstance(other, str) and "typed the command" in other
     assert _delegations(core) == []
     assert entries(core, action="command.not_author", actor=DESIGNEE)
-    mine = dialog(teams.fetch(FRO, data))
-    assert "Not done" not in json.dumps(mine)
-    assert _delegations(core) == [(FRO, DESIGNEE)]
-
-
-def test_a_command_that_changes_something_is_acted_on_once_per_message(
-        teams: TeamsUser, core: Core) -> None:
-    data = _channel_command(teams, OFFICER, "notice help")
-    assert data["message"] and data["by"] == OIDS[OFFICER]  # the button carries its author
-    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
-    delegating = _channel_command(teams, FRO, f"notice delegate {DESIGNEE} until {until}")
-    dialog(teams.fetch(FRO, delegating))
-    dialog(teams.fetch(FRO, delegating))  # Open pressed again
-    assert len(entries(core, action="command.delegate", actor=FRO)) == 1
-    assert _delegations(core) == [(FRO, DESIGNEE)]
+    helping = _channel_command(teams, OFFICER, "notice help")
+    assert helping["by"] == OIDS[OFFICER] and helping["message"]
+    assert "typed the command" in str(dialog(teams.fetch(FRO, helping)))
     # A command that only reads is answered on every press.
-    helping = _channel_command(teams, FRO, "notice help")
-    dialog(teams.fetch(FRO, helping))
-    dialog(teams.fetch(FRO, helping))
-    assert len(entries(core, action="command.help", actor=FRO)) == 2
+    dialog(teams.fetch(OFFICER, helping))
+    dialog(teams.fetch(OFFICER, helping))
+    assert len(entries(core, action="command.help", actor=OFFICER)) == 2
+
+
+def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser) -> None:
+    assert _channel_command(teams, OFFICER, "")["command"] == ""  # a bare mention: help
+    assert _channel_command(teams, OFFICER, "list")["command"] == "list"
+    teams.say(OFFICER, "help")  # in the 1:1 chat, every message is to the bot
+    assert "start a case" in _last_answer(teams, OFFICER)
+
+
+def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(
+        teams: TeamsUser, core: Core) -> None:
+    body = activity("message", object_id=None, service_url=teams.fake.url,
+                    text="<at>noticebot</at> notice list", conversation=CASES_CHANNEL,
+                    conversation_type="channel")
+    assert teams.post(body).status_code == 200
+    assert not [c for c in teams.fake.cards(CASES_CHANNEL) if "Open" in json.dumps(c)]
+    assert entries(core, action="message.unknown_user")

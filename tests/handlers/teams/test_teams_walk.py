@@ -220,9 +220,15 @@ def test_o21_deny_asks_for_the_reason_in_a_dialog(teams: TeamsUser, core: Core) 
     form = press(teams, FRO, "deny", prefix=fro_chat)
     assert isinstance(form, dict)
     assert [i["id"] for i in form["body"] if "id" in i] == ["reason"]
+    # The button's warning (Slack asks it before the form) heads the form.
+    assert f"{case_id} will then be closed" in json.dumps(form)
     empty = dialog(teams.submit(FRO, {**submit_data(form), "reason": ""}))
     assert isinstance(empty, dict)  # the same dialog again, with the error under the field
     assert any(i.get("color") == "Attention" for i in empty["body"])
+    assert case_row(core, case_id).stage == Stage.approval
+    # Submitted again as it was (the error off-screen): the same error, not "Already done."
+    again = dialog(teams.submit(FRO, {**submit_data(empty), "reason": ""}))
+    assert isinstance(again, dict) and any(i.get("color") == "Attention" for i in again["body"])
     assert case_row(core, case_id).stage == Stage.approval
     reason = "The notice rests on a charge the directive does not allow us to act on."
     done = dialog(teams.submit(FRO, {**submit_data(empty), "reason": reason}))
