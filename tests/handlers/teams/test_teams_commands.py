@@ -164,7 +164,9 @@ def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser) ->
     assert _channel_command(teams, OFFICER, "")["command"] == ""  # a bare mention: help
     assert _channel_command(teams, OFFICER, "list")["command"] == "list"
     teams.say(OFFICER, "help")  # in the 1:1 chat, every message is to the bot
-    assert "start a case" in _last_answer(teams, OFFICER)
+    answer = _last_answer(teams, OFFICER)
+    assert "start a case" in answer
+    assert "after @noticebot" in answer and "notice home" in answer  # how Teams differs
 
 
 def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(
