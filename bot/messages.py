@@ -363,6 +363,9 @@ class Outcome:
     # Person id -> the acting platform's id of each person `private` mentions (when the actor
     # came as a PlatformUser): what a surface needs to render those mentions itself.
     mention_ids: dict[str, str] = field(default_factory=dict)
+    # `private` was also queued to the actor's direct messages (`Core.command` answer_by_dm;
+    # False when the actor has no person reachable there, e.g. not on the roster).
+    sent_by_dm: bool = False
 
 
 MENTION = re.compile(r"<@([A-Za-z0-9._:@-]+)>")

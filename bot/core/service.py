@@ -29,7 +29,7 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import open_case_form, validate
-from bot.core.identities import Actor, PlatformUser, given_id, mention_ids
+from bot.core.identities import Actor, PlatformUser, given_id, mention_ids, reachable
 from bot.core.steps import callback, opening, review
 from bot.core.transitions import load_case
 from bot.messages import (
@@ -355,8 +355,10 @@ class Core:
     def _answer(ctx: Ctx, actor: Actor, outcome: Outcome, *, by_dm: bool = False) -> Outcome:
         """Records the private replies (`by_dm`: sends them to the actor's direct messages as
         well) and resolves the mentions they carry."""
+        outcome.sent_by_dm = by_dm and any(
+            reachable(ctx.session, platform, ctx.actor) for platform in ctx.settings.platforms)
         for message in outcome.private:
-            if by_dm:
+            if outcome.sent_by_dm:
                 ctx.send(DestinationKind.dm, ctx.actor, message, case_id=outcome.case_id)
             else:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,

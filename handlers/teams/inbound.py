@@ -197,8 +197,13 @@ class Interactions:
                 return Reply(text=FAILED)
             if outcome.duplicate:
                 return None  # a re-delivery of the message: answered the first time
-            done = "done" if outcome.ok else "not done"
-            return Reply(text=f"notice {word}: {done}. {ANSWER_IN_CHAT}")
+            if outcome.sent_by_dm:
+                done = "done" if outcome.ok else "not done"
+                return Reply(text=f"notice {word}: {done}. {ANSWER_IN_CHAT}")
+            # No 1:1 chat to answer in (someone not on the roster): why not, here.
+            said = self._shown(outcome, origin={}, in_dialog=False).text if outcome.refusal \
+                else "done."
+            return Reply(text=f"notice {word}: {said}")
         # An answer that may be private (a case's details): a button that shows it in a
         # dialog to the person who typed the command (`dialog_open`).
         origin = {"command": command, "by": actor.id, "message": activity_id}

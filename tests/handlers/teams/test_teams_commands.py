@@ -15,7 +15,7 @@ from config.platforms import Platform
 from handlers.teams.inbound import command_text
 from storage.db import transaction
 from storage.models import Delegation, LitigationHold, PersonIdentity
-from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, TeamsUser
+from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, STRANGER, TeamsUser
 from tests.handlers.teams.fake_teams import activity
 from tests.handlers.teams.test_teams_walk import dialog
 from tests.helpers import DESIGNEE, FRO, OFFICER, RECORDS, entries, open_case
@@ -177,3 +177,15 @@ def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(
     assert teams.post(body).status_code == 200
     assert not [c for c in teams.fake.cards(CASES_CHANNEL) if "Open" in json.dumps(c)]
     assert entries(core, action="message.unknown_user")
+
+
+def test_someone_not_on_the_roster_is_told_why_in_the_channel(teams: TeamsUser,
+                                                               core: Core) -> None:
+    """No 1:1 chat to answer in: the channel line says why it was not done, and the record
+    does not claim a direct message was queued."""
+    said = teams.say(STRANGER, "<at>noticebot</at> notice hold RN-2026-0001 a reason",
+                     channel=True)
+    assert said.status_code == 200
+    assert _channel_says(teams)[-1].startswith("notice hold: Not done: ")
+    assert "roster" in _channel_says(teams)[-1]
+    assert not entries(core, action="message.queued", actor=f"teams:{STRANGER}")
