@@ -42,6 +42,12 @@ SERVICE_URLS: dict[TeamsCloud, str] = {
 }
 
 
+
+
+def host_of(url: str) -> str:
+    return (urlsplit(url).hostname or "").lower()
+
+
 class TeamsSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NOTICEBOT_TEAMS_", env_file=".env",
                                       env_file_encoding="utf-8", extra="ignore")
@@ -53,9 +59,11 @@ class TeamsSettings(BaseSettings):
     client_secret: SecretStr = SecretStr("")
     # Or a certificate: one PEM file holding the private key and its certificate.
     certificate_file: str = ""
-    # Only to pin the login authority (e.g. a proxy's); it must belong to the cloud above.
+    # Only to pin the login authority: https://<the cloud's login host>/<tenant id>.
     authority: str = ""
-    service_url: str = ""  # empty: the cloud's (SERVICE_URLS)
+    # Empty: the cloud's (SERVICE_URLS). Its host is also the only one, beside the cloud's,
+    # that the bot's token is ever sent to (an AOR's service_url elsewhere is refused).
+    service_url: str = ""
     port: int = Field(default=3978, ge=1, le=65535)
     # The public host Teams calls (https://<host>/api/messages); goes into the app package.
     public_host: str = ""
@@ -69,16 +77,16 @@ class TeamsSettings(BaseSettings):
     def fallback_service_url(self) -> str:
         return (self.service_url or SERVICE_URLS[self.cloud]).rstrip("/")
 
+    def service_hosts(self) -> frozenset[str]:
+        """The hosts the bot's token may be sent to: the cloud's Bot Connector and the one
+        NOTICEBOT_TEAMS_SERVICE_URL names."""
+        return frozenset({host_of(SERVICE_URLS[self.cloud]), host_of(self.fallback_service_url())})
+
     def problems(self, *, production: bool) -> list[str]:
         """Why `noticebot teams` must not start with these settings (empty: it may)."""
         found: list[str] = []
         if self.authority:
-            host = urlsplit(self.authority).hostname or ""
-            if host != LOGIN_HOSTS[self.cloud]:
-                found.append(
-                    f"NOTICEBOT_TEAMS_AUTHORITY ({host or self.authority}) is not the login "
-                    f"authority of NOTICEBOT_TEAMS_CLOUD={self.cloud.value} "
-                    f"({LOGIN_HOSTS[self.cloud]}): the bot's tokens would be refused")
+            found += self._authority_problems()
         if self.allow_unauthenticated:
             if production:
                 found.append("NOTICEBOT_TEAMS_ALLOW_UNAUTHENTICATED is refused when "
@@ -94,3 +102,19 @@ class TeamsSettings(BaseSettings):
         if production and self.service_url and urlsplit(self.service_url).scheme != "https":
             found.append("NOTICEBOT_TEAMS_SERVICE_URL must be https:// in production")
         return found
+
+    def _authority_problems(self) -> list[str]:
+        """The authority must be the cloud's login host and this single-tenant registration's
+        tenant: anything else passes a start and then fails every token."""
+        parts = urlsplit(self.authority)
+        host, path = (parts.hostname or "").lower(), parts.path.strip("/")
+        wanted = f"https://{LOGIN_HOSTS[self.cloud]}/{self.tenant_id or '<tenant id>'}"
+        if host != LOGIN_HOSTS[self.cloud]:
+            return [f"NOTICEBOT_TEAMS_AUTHORITY ({host or self.authority}) is not the login "
+                    f"authority of NOTICEBOT_TEAMS_CLOUD={self.cloud.value} "
+                    f"({LOGIN_HOSTS[self.cloud]}): the bot's tokens would be refused"]
+        if parts.scheme != "https" or "/" in path or not path or (
+                self.tenant_id and path.lower() != self.tenant_id.lower()):
+            return [f"NOTICEBOT_TEAMS_AUTHORITY must be {wanted} (the cloud's login host and "
+                    f"NOTICEBOT_TEAMS_TENANT_ID), not {self.authority}"]
+        return []

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from bot.delivery.port import Address, Dead, Pacing, Platform, Posted, Recipient, Retry
 from bot.messages import Message
-from config.teams import TeamsSettings
+from config.teams import TeamsSettings, host_of
 from handlers.teams import cards
 from handlers.teams.clouds import environment
 
@@ -35,6 +35,9 @@ TokenSource = Callable[[], str]
 # the tenant some room for the inbound side's replies.
 PACING = Pacing(per_conversation=0.5, per_second=45.0)
 RETRYABLE = {412, 429, 502, 504}
+# A login service that never answers must not hold a delivery thread (and its claim, whose
+# lease is 60 s) for ever: MSAL's own requests have no time limit unless given one.
+TOKEN_SECONDS = 10.0
 # The request never reached a Bot Connector that could act on it.
 NOT_LANDED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
@@ -65,7 +68,7 @@ def msal_tokens(settings: TeamsSettings, *, http_client: Any = None) -> TokenSou
             if not made:
                 made.append(msal.ConfidentialClientApplication(
                     settings.client_id, authority=settings.login_authority(),
-                    client_credential=credential, **options))
+                    client_credential=credential, timeout=TOKEN_SECONDS, **options))
         result = made[0].acquire_token_for_client(scopes=[cloud.bot_scope])
         if "access_token" not in result:
             raise TokenError(f"{result.get('error')}: {result.get('error_description', '')}"[:300])
@@ -99,8 +102,12 @@ class TeamsTransport:
 
     def __init__(self, *, service_url: str, bot_id: str, tenant_id: str, token: TokenSource,
                  client: httpx.Client | None = None,
-                 service_url_for: Callable[[str], str | None] | None = None) -> None:
+                 service_url_for: Callable[[str], str | None] | None = None,
+                 service_hosts: frozenset[str] = frozenset()) -> None:
         self.service_url = service_url.rstrip("/")
+        # Where the bot's token may go: these and the fallback's host, never a host a roster
+        # names by mistake (or on purpose).
+        self.service_hosts = service_hosts | {host_of(self.service_url)}
         self.bot_id = bot_id
         self.tenant_id = tenant_id
         self.token = token
@@ -109,6 +116,11 @@ class TeamsTransport:
 
     def _base(self, conversation: str) -> str:
         found = self.service_url_for(conversation) if self.service_url_for else None
+        if found and host_of(found) not in self.service_hosts:
+            # A roster's service_url for the wrong cloud, or a typo: told to the admins as a
+            # dead letter, instead of retried for ever (and never given the bot's token).
+            raise Dead(f"service_url_not_allowed: {host_of(found) or found} is not this "
+                       "cloud's Bot Connector (see NOTICEBOT_TEAMS_SERVICE_URL)")
         return (found or self.service_url).rstrip("/")
 
     def _call(self, method: str, url: str, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,4 +201,5 @@ def transport_from(settings: TeamsSettings, *, token: TokenSource | None = None,
     if token is None:
         token = (lambda: "") if settings.allow_unauthenticated else msal_tokens(settings)
     return TeamsTransport(service_url=settings.fallback_service_url(), bot_id=settings.client_id,
-                          tenant_id=settings.tenant_id, token=token, client=client)
+                          tenant_id=settings.tenant_id, token=token, client=client,
+                          service_hosts=settings.service_hosts())

@@ -55,6 +55,21 @@ def test_a_cloud_authority_mismatch_is_refused_at_start(settings: Settings) -> N
     check_settings(settings.model_copy(update={"teams": right}))
 
 
+@pytest.mark.parametrize("authority", [
+    "https://login.microsoftonline.us",  # no tenant: MSAL would refuse every token
+    "https://login.microsoftonline.us/common",  # not this single-tenant registration's
+    "https://login.microsoftonline.us/00000000-0000-0000-0000-000000000000",
+    f"http://login.microsoftonline.us/{TENANT}",
+    f"https://login.microsoftonline.us/{TENANT}/v2.0",
+])
+def test_an_authority_that_would_fail_every_token_is_refused_at_start(
+        settings: Settings, authority: str) -> None:
+    wrong = teams_settings(cloud=TeamsCloud.gcc_high, authority=authority)
+    with pytest.raises(TeamsSettingsError, match=f"must be https://login.microsoftonline.us/"
+                                                 f"{TENANT}"):
+        check_settings(settings.model_copy(update={"teams": wrong}))
+
+
 def test_unauthenticated_dev_mode_is_refused_in_production(settings: Settings) -> None:
     dev = teams_settings(allow_unauthenticated=True)
     check_settings(settings.model_copy(update={"teams": dev}))  # development: allowed

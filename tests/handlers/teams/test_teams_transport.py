@@ -239,3 +239,62 @@ def test_a_post_whose_answer_is_lost_is_uncertain_and_a_resend_duplicates_it() -
     assert sender.find(to=Address(CHANNEL), outbox_id=1) is None  # nothing to look up
     sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
     assert len(landed) == 2 and landed[0] == landed[1]  # the same card, twice in the channel
+
+
+def test_a_login_service_that_never_answers_gives_up_within_the_token_time_limit(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """MSAL's own HTTP session, as in production (no test client), through a proxy that takes
+    the connection and never answers: the token call fails within the limit, so a delivery
+    thread (and its 60-second claim) is never held for ever."""
+    import socket
+    import threading
+
+    import handlers.teams.transport as transport_module
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(8)],
+                     daemon=True).start()
+    proxy = f"http://127.0.0.1:{silent.getsockname()[1]}"
+    for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(name, proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.setattr(transport_module, "TOKEN_SECONDS", 0.5)
+    tokens = msal_tokens(teams_settings(cloud=TeamsCloud.gcc_high))
+    failed: list[BaseException] = []
+
+    def fetch() -> None:
+        try:
+            tokens()
+        except Exception as error:  # MSAL's or requests' own: any will do
+            failed.append(error)
+
+    asking = threading.Thread(target=fetch, daemon=True)  # without a limit it would hang
+    asking.start()
+    asking.join(timeout=10)
+    assert not asking.is_alive() and failed
+    silent.close()
+    for connection in held:
+        connection.close()
+
+
+@respx.mock
+def test_a_service_url_off_the_clouds_bot_connector_is_a_dead_letter_and_gets_no_token(
+        ) -> None:
+    """A roster's service_url for the wrong cloud, or a typo: never sent the bot's token, and
+    told to the admins as a dead letter instead of retried for ever."""
+    elsewhere = "https://smba.trafficmanager.net/amer"  # public cloud's, in a GCC High roster
+    anywhere = respx.route().respond(201, json={"id": "1"})
+    sender = TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT,
+                            token=lambda: "token-1", service_url_for=lambda _: elsewhere,
+                            service_hosts=teams_settings(cloud=TeamsCloud.gcc_high)
+                            .service_hosts())
+    with pytest.raises(Dead, match=r"service_url_not_allowed: smba\.trafficmanager\.net"):
+        sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE)
+    assert not anywhere.called
+    own = TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT,
+                         token=lambda: "token-1", service_url_for=lambda _: SERVICE + "/")
+    assert own.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE).ref == "1"
