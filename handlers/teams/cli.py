@@ -16,7 +16,7 @@ import click
 
 from config.platforms import Platform
 from config.settings import Settings, SettingsError, load_settings
-from handlers.teams.package import manifest, write_package
+from handlers.teams.package import manifest, package_problems, write_package
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -157,8 +157,13 @@ def package(out: Path, version: str, developer: str, website: str, privacy: str,
     if missing:
         raise click.ClickException(f"missing setting(s): {', '.join(missing)}")
     home = f"https://{settings.public_host.removeprefix('https://').rstrip('/')}"
-    data = manifest(settings, version=version, developer=developer,
-                    website=website or f"{home}/", privacy=privacy or f"{home}/privacy",
-                    terms=terms or f"{home}/terms")
+    urls = {"--website": website or f"{home}/", "--privacy": privacy or f"{home}/privacy",
+            "--terms": terms or f"{home}/terms"}
+    problems = package_problems(settings, version=version, developer=developer, urls=urls)
+    if problems:
+        raise click.ClickException("the package would be refused on upload:\n- "
+                                   + "\n- ".join(problems))
+    data = manifest(settings, version=version, developer=developer, website=urls["--website"],
+                    privacy=urls["--privacy"], terms=urls["--terms"])
     archive = write_package(out, data)
     click.echo(f"wrote {archive} (manifest {data['manifestVersion']}, app id {data['id']})")

@@ -7,6 +7,7 @@ nothing a later schema added."""
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zipfile
 import zlib
@@ -35,6 +36,38 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("notice help", "What noticebot can do"),
 )
 HOME = ("notice home", "Your cases, approvals and training at a glance")
+
+
+# The manifest's own limits (Teams refuses an upload that breaks one, with little to go on).
+SEMVER = re.compile(r"^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$")
+GUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+HOST = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*"
+                  r"[A-Za-z0-9])?)+(:[0-9]{1,5})?$")
+DEVELOPER_NAME_MAX = 32
+URL_MAX = 2048
+
+
+def package_problems(settings: TeamsSettings, *, version: str, developer: str,
+                     urls: dict[str, str]) -> list[str]:
+    """Why the package would be refused on upload (empty: it would not, as far as its fields
+    go). `urls`: option name -> the URL given for it."""
+    found = []
+    if not GUID.match(settings.client_id):
+        found.append(f"NOTICEBOT_TEAMS_CLIENT_ID ({settings.client_id}) must be the bot's app "
+                     "id, a GUID")
+    if not HOST.match(settings.public_host.removeprefix("https://").rstrip("/")):
+        found.append(f"NOTICEBOT_TEAMS_PUBLIC_HOST ({settings.public_host}) must be the host "
+                     "name Teams calls, e.g. noticebot.agency.gov (https only, no path)")
+    if not SEMVER.match(version):
+        found.append(f"--version ({version}) must be MAJOR.MINOR.PATCH, e.g. 1.0.1")
+    if not developer.strip() or len(developer) > DEVELOPER_NAME_MAX:
+        found.append(f"--developer must be 1 to {DEVELOPER_NAME_MAX} characters "
+                     f"({len(developer)} given)")
+    for option, url in urls.items():
+        if not url.startswith("https://") or len(url) > URL_MAX or not HOST.match(
+                url.removeprefix("https://").split("/", 1)[0]):
+            found.append(f"{option} ({url}) must be an https:// address")
+    return found
 
 
 def manifest(settings: TeamsSettings, *, version: str, developer: str, website: str,

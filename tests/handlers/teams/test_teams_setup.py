@@ -136,6 +136,22 @@ def test_package_names_what_is_missing(tmp_path: Path,
     assert result.exit_code != 0 and "NOTICEBOT_TEAMS_PUBLIC_HOST" in result.output
 
 
+def test_package_refuses_what_an_upload_would_refuse(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTICEBOT_TEAMS_CLIENT_ID", APP_ID)
+    monkeypatch.setenv("NOTICEBOT_TEAMS_PUBLIC_HOST", "http://noticebot.agency.gov")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [
+        "teams", "package", "--out", "pkg", "--version", "2",
+        "--developer", "U.S. Immigration and Customs Enforcement",
+        "--privacy", "http://agency.gov/privacy"])
+    assert result.exit_code != 0
+    for named in ("NOTICEBOT_TEAMS_PUBLIC_HOST", "--version (2)", "--developer must be 1 to 32",
+                  "--privacy (http://agency.gov/privacy)"):
+        assert named in result.output, named
+    assert not (tmp_path / "pkg").exists()  # nothing half-written
+
+
 def test_healthz_and_readyz_answer_beside_the_bot(teams: TeamsUser) -> None:
     from bot.clock import SystemClock
     from bot.ops.probes import Readiness
