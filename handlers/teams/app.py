@@ -76,7 +76,8 @@ def _mentioned_users(activity: Any) -> dict[str, str]:
 
 
 def _post(reply: Reply) -> list[MessageActivityInput]:
-    out = [MessageActivityInput(text=reply.text or "noticebot").add_attachments(
+    # A card's gist as its summary (notifications), not as text shown above it.
+    out = [MessageActivityInput(summary=reply.text or "noticebot").add_attachments(
         Attachment(content_type=cards.CONTENT_TYPE, content=card)) for card in reply.cards]
     if reply.text and not reply.cards:
         out.append(MessageActivityInput(text=reply.text))

@@ -158,7 +158,9 @@ class TeamsTransport:
             found = people.get(person_id)
             return found.name if found is not None else "someone"
 
-        return {"type": "message", "text": cards.summary(message, name),
+        # `summary`, not `text`: Teams shows a message's text above its card (the title twice)
+        # and uses the summary for notifications and the activity feed.
+        return {"type": "message", "summary": cards.summary(message, name),
                 "attachments": [cards.attachment(cards.message_card(message, name))]}
 
     def post(self, *, to: Address, message: Message, outbox_id: int,

@@ -54,6 +54,8 @@ def test_a_root_post_a_thread_reply_and_an_update() -> None:
     assert root.calls[-1].request.headers["Authorization"] == "Bearer token-1"
     card = body["attachments"][0]["content"]
     assert card["version"] == "1.5"
+    # The title as the summary (notifications), not as text Teams would show above the card.
+    assert "text" not in body and body["summary"] == "Approval requested"
     assert "Sam Supervisor" in json.dumps(card) and "<@" not in json.dumps(body)
     thread = f"{CHANNEL};messageid=1700000000001"
     reply = respx.post(f"{SERVICE}/v3/conversations/{thread}/activities").respond(
