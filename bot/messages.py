@@ -363,8 +363,8 @@ class Outcome:
     # Person id -> the acting platform's id of each person `private` mentions (when the actor
     # came as a PlatformUser): what a surface needs to render those mentions itself.
     mention_ids: dict[str, str] = field(default_factory=dict)
-    # `private` was also queued to the actor's direct messages (`Core.command` answer_by_dm;
-    # False when the actor has no person reachable there, e.g. not on the roster).
+    # `private` went to the actor's direct messages instead of only to the record
+    # (`Core.command` answer_by_dm; False when no person on the roster is reachable there).
     sent_by_dm: bool = False
 
 

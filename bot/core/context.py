@@ -109,9 +109,11 @@ class Ctx:
         message: Message,
         *,
         case_id: str | None = None,
+        platforms: tuple[Platform, ...] | None = None,
     ) -> bool:
         """Queue an outgoing message in the outbox and record it. A keyed message whose content
-        has not changed since it was last queued is not queued again (returns False)."""
+        has not changed since it was last queued is not queued again (returns False).
+        `platforms`: where it goes (default: every platform the deployment delivers to)."""
         payload = message.to_dict()
         if message.key is not None:
             last = self.session.exec(
@@ -122,7 +124,8 @@ class Ctx:
             ).first()
             if last == payload:
                 return False
-        outbox.queue(self.session, now=self.now, platforms=self.settings.platforms, kind=kind,
+        outbox.queue(self.session, now=self.now, kind=kind,
+                     platforms=self.settings.platforms if platforms is None else platforms,
                      destination=destination, message=message, case_id=case_id)
         self.record(
             "outbound",

@@ -353,13 +353,17 @@ class Core:
 
     @staticmethod
     def _answer(ctx: Ctx, actor: Actor, outcome: Outcome, *, by_dm: bool = False) -> Outcome:
-        """Records the private replies (`by_dm`: sends them to the actor's direct messages as
-        well) and resolves the mentions they carry."""
-        outcome.sent_by_dm = by_dm and any(
-            reachable(ctx.session, platform, ctx.actor) for platform in ctx.settings.platforms)
+        """Records the private replies, or with `by_dm` queues them to the actor's direct
+        messages on the platform they came from (recorded as queued), and resolves the mentions
+        they carry. Only a person on the roster reachable there gets them so."""
+        dm_on = actor.platform if isinstance(actor, PlatformUser) else None
+        outcome.sent_by_dm = (by_dm and dm_on is not None and dm_on in ctx.settings.platforms
+                              and access.person(ctx.session, ctx.actor) is not None
+                              and reachable(ctx.session, dm_on, ctx.actor))
         for message in outcome.private:
-            if outcome.sent_by_dm:
-                ctx.send(DestinationKind.dm, ctx.actor, message, case_id=outcome.case_id)
+            if outcome.sent_by_dm and dm_on is not None:
+                ctx.send(DestinationKind.dm, ctx.actor, message, case_id=outcome.case_id,
+                         platforms=(dm_on,))
             else:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,
                            to=ctx.actor, message=message.to_dict())

@@ -37,6 +37,8 @@ PRIVATE_HERE = "The answer is only for the person who typed this: open it here."
 TEAMS_HELP = ("Type these in your 1:1 chat with noticebot, with or without `notice` and `/`, "
               "or in a channel after @noticebot (`@noticebot notice list`). `notice home` "
               "shows your open cases and the approvals waiting for you.")
+OLD_COMMAND_BUTTON = ("This button is from an earlier version. Type the command again: it "
+                      "is done as soon as you send it.")
 ANSWER_IN_CHAT = "The answer is in your 1:1 chat with noticebot."
 BUTTONS_IN_CHAT = ("Buttons are not shown here: type the command in your 1:1 chat with "
                    "noticebot to get them.")
@@ -201,8 +203,8 @@ class Interactions:
                 done = "done" if outcome.ok else "not done"
                 return Reply(text=f"notice {word}: {done}. {ANSWER_IN_CHAT}")
             # No 1:1 chat to answer in (someone not on the roster): why not, here.
-            said = self._shown(outcome, origin={}, in_dialog=False).text if outcome.refusal \
-                else "done."
+            said = "done." if outcome.ok else self._shown(outcome, origin={},
+                                                          in_dialog=False).text
             return Reply(text=f"notice {word}: {said}")
         # An answer that may be private (a case's details): a button that shows it in a
         # dialog to the person who typed the command (`dialog_open`).
@@ -271,6 +273,11 @@ class Interactions:
         channel = conversation.split(";", 1)[0]
         if isinstance(data.get("command"), str):
             command = str(data["command"])[:500]
+            if changes_state(command):
+                # Done as typed since; such a button (an older card, or a forged one) would
+                # act for whoever presses it, as often as pressed.
+                return self._unreadable(actor, "command.old_button", OLD_COMMAND_BUTTON, data,
+                                        ValueError("a command that changes something"))
             author = data.get("by")
             if isinstance(author, str) and author.lower() != actor.id.lower():
                 # Run as the presser, another's `notice delegate ...` would delegate the

@@ -10,13 +10,22 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from bot.app import build_core
+from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from config.platforms import Platform
+from config.settings import Settings
 from handlers.teams.inbound import command_text
 from storage.db import transaction
-from storage.models import Delegation, LitigationHold, PersonIdentity
-from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, STRANGER, TeamsUser
-from tests.handlers.teams.fake_teams import activity
+from storage.models import Delegation, LitigationHold, OutboxMessage, PersonIdentity
+from tests.handlers.teams.conftest import (
+    CASES_CHANNEL,
+    OIDS,
+    STRANGER,
+    TeamsUser,
+    with_teams_identities,
+)
+from tests.handlers.teams.fake_teams import FakeTeams, activity
 from tests.handlers.teams.test_teams_walk import dialog
 from tests.helpers import DESIGNEE, FRO, OFFICER, RECORDS, entries, open_case
 
@@ -141,16 +150,19 @@ def test_a_channel_command_delivered_twice_is_done_and_answered_once(
 
 
 def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
-    """A channel's Open button carries its author: run as whoever pressed it, a `notice
-    delegate` (on a card from before state-changing commands were done as typed) would delegate
-    the presser's authority; another person pressing it is refused, and that is recorded."""
+    """A channel's Open button carries its author: another person pressing it is refused, and
+    that is recorded. A button carrying a command that changes something (a card from before
+    such commands were done as typed, or a forged one) acts for no one: run as whoever
+    pressed it, a `notice delegate` would lend the presser's authority."""
     until = (core.clock.now().date() + timedelta(days=7)).isoformat()
-    data = {"msteams": {"type": "task/fetch"}, "dialog_id": "nb", "by": OIDS[FRO],
-            "message": "m-old", "command": f"delegate {DESIGNEE} until {until}"}
-    other = dialog(teams.fetch(DESIGNEE, data))
-    assert isinstance(other, str) and "typed the command" in other
+    for author in (OIDS[FRO], None):  # an old card of a sender without an object id: none
+        data = {"msteams": {"type": "task/fetch"}, "dialog_id": "nb", "by": author,
+                "message": "m-old", "command": f"delegate {DESIGNEE} until {until}"}
+        for presser in (DESIGNEE, FRO):
+            refused = dialog(teams.fetch(presser, data))
+            assert isinstance(refused, str) and "Type the command again" in refused
     assert _delegations(core) == []
-    assert entries(core, action="command.not_author", actor=DESIGNEE)
+    assert len(entries(core, action="command.old_button")) == 4
     helping = _channel_command(teams, OFFICER, "notice help")
     assert helping["by"] == OIDS[OFFICER] and helping["message"]
     assert "typed the command" in str(dialog(teams.fetch(FRO, helping)))
@@ -189,3 +201,23 @@ def test_someone_not_on_the_roster_is_told_why_in_the_channel(teams: TeamsUser,
     assert _channel_says(teams)[-1].startswith("notice hold: Not done: ")
     assert "roster" in _channel_says(teams)[-1]
     assert not entries(core, action="message.queued", actor=f"teams:{STRANGER}")
+
+
+def test_an_answer_by_dm_goes_only_to_the_platform_asked_on(
+        core: Core, settings: Settings, fake: FakeTeams) -> None:
+    """With Slack and Teams both delivered to, a channel command's answer reaches the person's
+    Teams chat only (not a Slack DM as well), and someone not on the roster gets none."""
+    with_teams_identities(core, fake)
+    both = build_core(settings.model_copy(update={"platforms": (Platform.slack,
+                                                                Platform.teams)}),
+                      clock=core.clock, engine=core.engine)
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    done = both.command(actor=PlatformUser(Platform.teams, OIDS[FRO]),
+                        text=f"delegate {DESIGNEE} until {until}", answer_by_dm=True)
+    assert done.ok and done.sent_by_dm
+    stranger = both.command(actor=PlatformUser(Platform.teams, STRANGER),
+                            text="hold RN-2026-0001 a reason", answer_by_dm=True)
+    assert stranger.refusal and not stranger.sent_by_dm
+    with Session(core.engine) as session:
+        rows = [(r.platform.value, r.destination) for r in session.exec(select(OutboxMessage))]
+    assert rows == [("teams", FRO)]
