@@ -30,29 +30,51 @@ from storage.db import transaction
 log = logging.getLogger(__name__)
 
 CREDENTIALS_GRACE = timedelta(minutes=5)
+# During an outage, one message in this long tries the platform; the rest wait.
+PROBE_EVERY = timedelta(seconds=30)
 
 
 class CredentialsWatch:
     def __init__(self, *, engine: Engine, clock: Clock, platform: Platform,
-                 alert_on: tuple[Platform, ...], grace: timedelta = CREDENTIALS_GRACE) -> None:
+                 alert_on: tuple[Platform, ...], grace: timedelta = CREDENTIALS_GRACE,
+                 probe_every: timedelta = PROBE_EVERY) -> None:
         self.engine = engine
         self.clock = clock
         self.platform = platform
         self.elsewhere = tuple(p for p in alert_on if p is not platform)
         self.grace = grace
+        self.probe_every = probe_every
         self._lock = threading.Lock()  # a drain's threads report at once
-        self._since: datetime | None = None
-        self._told: Told | None = None
+        self._since: datetime | None = None  # the outage's first refusal
+        self._told: Told | None = None  # the admins were told of this outage
+        self._telling = False  # ... or are being told, by one thread
+        self._outage = 0  # bumped when an outage ends: a telling that outlived it knows
+        self._probed: datetime | None = None  # the last call let through meanwhile
+
+    def postpone(self) -> timedelta | None:
+        """During an outage, how long a row should wait instead of calling the platform: one
+        call in `probe_every` finds out whether the credentials work again, the others wait
+        (thousands of rows would each ask for a token, or be refused, at every back-off)."""
+        if self._since is None:  # the usual case: no lock taken
+            return None
+        now = self.clock.now()
+        with self._lock:
+            if self._since is None:
+                return None
+            if self._probed is None or now - self._probed >= self.probe_every:
+                self._probed = now
+                return None
+            return self.probe_every
 
     def refused(self, code: str) -> None:
         """A call was refused for the bot's credentials (`Retry.credentials`)."""
         now = self.clock.now()
         with self._lock:
             self._since = self._since or now
-            since = self._since
-            if self._told is not None or now - since < self.grace:
+            since, outage = self._since, self._outage
+            if self._told is not None or self._telling or now - since < self.grace:
                 return
-            self._told = Told()  # claimed: another thread's refusal does not tell again
+            self._telling = True  # another thread's refusal meanwhile does not tell again
         name = platform_name(self.platform.value, capital=True)
         log.error("%s refuses noticebot's credentials since %s (%s): nothing reaches %s until "
                   "they are mended", name, since.isoformat(), code, name)
@@ -69,18 +91,26 @@ class CredentialsWatch:
         except Exception:  # the database as well: the next refusal tries again
             log.exception("could not tell the admins that %s refuses the credentials", name)
         with self._lock:
-            self._told = told
+            self._telling = False
+            over = self._outage != outage
+            if not over:
+                self._told = told
+        if over and told is not None:  # it ended while they were being told: say so too
+            self._tell_accepted(since)
 
     def accepted(self) -> None:
-        """A call went through: an outage the admins were told of is over."""
+        """A call went through: an outage is over (the admins hear it if they were told)."""
         if self._since is None:  # the usual case: no lock taken
             return
         with self._lock:
             since, told = self._since, self._told
             self._since = self._told = None
-        if since is None or told is None:
-            return
-        now = self.clock.now()
+            self._outage += 1
+            self._probed = None
+        if since is not None and told is not None:
+            self._tell_accepted(since)
+
+    def _tell_accepted(self, since: datetime) -> None:
         name = platform_name(self.platform.value, capital=True)
         log.warning("%s accepts noticebot's credentials again (refused since %s)", name,
                     since.isoformat())
@@ -88,7 +118,8 @@ class CredentialsWatch:
             title=f"{name} accepts noticebot's credentials again",
             text=f"Messages kept since {since:%Y-%m-%d %H:%M} UTC are going out to {name}.")
         try:
-            self._tell("delivery.credentials_accepted", message, since=since, now=now)
+            self._tell("delivery.credentials_accepted", message, since=since,
+                       now=self.clock.now())
         except Exception:  # the delivery itself is done; only the good news is not told
             log.exception("could not tell the admins that %s accepts the credentials", name)
 

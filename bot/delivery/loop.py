@@ -210,6 +210,10 @@ class Delivery:
 
     def _process(self, claim: Claim) -> bool:
         name = self.platform.value
+        wait = self.credentials.postpone()
+        if wait is not None:  # the platform refuses our credentials: another row is asking
+            self._postpone(claim, wait)
+            return False
         try:
             posted, first = self._deliver(claim)
         except Retry as retry:
@@ -375,6 +379,14 @@ class Delivery:
                 .values(status=OutboxStatus.pending.value, next_attempt_at=now + delay,
                         error=error)
             )
+
+    def _postpone(self, claim: Claim, delay: timedelta) -> None:
+        """Back to pending untried, as it was (its error, and whether it may be out there)."""
+        with transaction(self.engine) as session:
+            session.execute(
+                update(OutboxMessage).where(claims.mine(claim))
+                .values(status=OutboxStatus.pending.value,
+                        next_attempt_at=self.clock.now() + delay))
 
     def _dead(self, claim: Claim, code: str) -> None:
         now = self.clock.now()

@@ -159,3 +159,25 @@ def test_a_token_that_cannot_be_had_and_a_401_are_credentials_a_500_is_not(
             _transport(fake, fake.mint).post(to=to, message=Message(text="x"), outbox_id=1,
                                              people={})
         assert raised.value.credentials is credentials, status
+
+
+def test_while_refused_the_other_messages_wait_without_asking_teams(
+        core: Core, clock: ManualClock, fake: FakeTeams) -> None:
+    with_teams_identities(core, fake)
+    with transaction(core.engine) as session:
+        for n in range(5):
+            outbox.queue(session, now=core.clock.now(), platforms=[Platform.teams],
+                         kind=DestinationKind.channel, destination="HOU",
+                         message=Message(text=f"root {n}", key=f"CASE{n}:root"), case_id=None)
+    relay = teams_relay_for(core, fake, alert_on=BOTH)
+    fake.failures.extend([(401, {})] * 20)
+    relay.drain()
+    assert len(fake.posts()) == 1  # one call found the credentials refused; none other asked
+    fake.failures.clear()
+    for _ in range(3):
+        clock.advance(timedelta(minutes=1))
+        relay.drain()
+    with Session(core.engine) as session:
+        statuses = {row.status for row in session.exec(select(OutboxMessage))}
+    assert statuses == {OutboxStatus.sent}
+    assert len(fake.posts()) == 1 + 5  # each message once, once mended
