@@ -34,8 +34,9 @@ class SigningKeys:
         for client in self.clients:
             try:
                 client.get_jwk_set(refresh=True)
-            except jwt.PyJWKClientError as error:  # the SDK fetches them itself as before
-                log.warning("could not fetch the Teams signing keys: %s", error)
+            except Exception as error:  # any: the SDK fetches them itself, as before
+                log.warning("could not fetch the Teams signing keys: %s: %s",
+                            type(error).__name__, error)
 
     def keep_fresh(self) -> threading.Event:
         """Refreshes every `interval` in a daemon thread until the event returned is set."""
@@ -55,4 +56,9 @@ def _key_clients(app: App) -> list[jwt.PyJWKClient]:
     validator: Any = getattr(app.server, "_token_validator", None)
     service = getattr(validator, "_service_validator", None)
     client = getattr(service, "_jwks_client", None)
-    return [client] if isinstance(client, jwt.PyJWKClient) else []
+    if isinstance(client, jwt.PyJWKClient):
+        return [client]
+    if validator is not None:  # tokens are checked, but not as this version knows
+        log.warning("the Teams SDK's signing-key client was not found: the SDK fetches the "
+                    "keys itself, inside requests")
+    return []

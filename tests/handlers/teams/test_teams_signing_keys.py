@@ -5,6 +5,7 @@ then, so a request finds them cached and never waits on the login service."""
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from bot.messages import ActionId, ActionValue
 from handlers.teams.keys import SigningKeys
@@ -53,3 +54,16 @@ def test_the_keeper_fetches_before_the_copy_expires(teams: TeamsUser) -> None:
     finally:
         stop.set()
     assert teams.fake.key_fetches >= before + 2
+
+
+def test_a_fetch_that_fails_in_any_way_is_logged_and_leaves_the_keeper_running(
+        teams: TeamsUser, caplog: Any) -> None:
+    keys = SigningKeys(teams.app)
+    [client] = keys.clients
+
+    def broken(refresh: bool = False) -> Any:
+        raise ValueError("Expecting value: line 1 column 1 (char 0)")  # a proxy's HTML page
+
+    client.get_jwk_set = broken  # type: ignore[method-assign]
+    keys.refresh()  # no exception escapes: start-up and the keeper thread go on
+    assert "could not fetch the Teams signing keys: ValueError" in caplog.text
