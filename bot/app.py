@@ -12,8 +12,15 @@ from sqlalchemy import Engine
 from bot.clock import Clock, SystemClock
 from bot.core.context import unit_of_work
 from bot.core.service import Core
-from bot.roster import ImportReport, import_roster, parse_roster
+from bot.roster import (
+    ImportReport,
+    RosterError,
+    import_roster,
+    parse_roster,
+    service_url_problems,
+)
 from bot.usncb.webhook import WebhookSender
+from config.platforms import Platform
 from config.settings import Settings, UsncbChannelKind
 from storage.db import create_db_engine, upgrade
 
@@ -58,6 +65,9 @@ def sample_roster_text(today: date) -> str:
 def load_roster_text(core: Core, text: str, *, actor: str, source: str) -> ImportReport:
     """Validate the whole file, then import it in one transaction (nothing half-written)."""
     roster = parse_roster(text, today=core.clock.now().date())
+    if Platform.teams in core.settings.platforms and (
+            problems := service_url_problems(roster, core.settings.teams.service_hosts())):
+        raise RosterError(problems)
     with unit_of_work(core.engine, clock=core.clock, settings=core.settings,
                       actor=actor) as ctx:
         ctx.record("admin", "command.roster_import", source=source)

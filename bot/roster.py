@@ -28,6 +28,7 @@ from bot.core import access, reminders
 from bot.core.context import Ctx
 from bot.messages import DestinationKind, Message, mention
 from config.platforms import CHANNEL_ID_SHAPES, PERSON_ID_SHAPES, Platform
+from config.teams import host_of
 from storage.models import (
     Aor,
     AorApprover,
@@ -324,6 +325,17 @@ def import_roster(ctx: Ctx, roster: RosterFile, *, source: str) -> ImportReport:
     _tell_approvers_of_orphaned_cases(ctx, set(departed) | no_longer_officers)
     ctx.record("admin", "roster.imported", source=source, changes=len(report.changes))
     return report
+
+
+def service_url_problems(roster: RosterFile, allowed_hosts: frozenset[str]) -> list[str]:
+    """AORs whose Teams `service_url` is not on a host the bot's token may be sent to (the
+    cloud's Bot Connector, or NOTICEBOT_TEAMS_SERVICE_URL's): refused at import, not found
+    message by message at delivery."""
+    return [f"aor {aor.id}: teams service_url {aor.teams.service_url} is not on the Bot "
+            f"Connector host of this deployment's Teams cloud ({', '.join(sorted(allowed_hosts))})"
+            "; set NOTICEBOT_TEAMS_SERVICE_URL if your tenant uses another"
+            for aor in roster.aor
+            if aor.teams is not None and host_of(aor.teams.service_url) not in allowed_hosts]
 
 
 def _channels(aor: AorEntry) -> dict[Platform, AorChannel]:

@@ -42,10 +42,9 @@ SERVICE_URLS: dict[TeamsCloud, str] = {
 }
 
 
-
-
 def host_of(url: str) -> str:
-    return (urlsplit(url).hostname or "").lower()
+    """A URL's host as compared: lower case, without a fully qualified name's final dot."""
+    return (urlsplit(url).hostname or "").lower().rstrip(".")
 
 
 class TeamsSettings(BaseSettings):

@@ -197,3 +197,27 @@ def test_the_core_resolves_a_platform_user_inside_the_interaction(bare_core: Cor
         found = mention_ids(session, Platform.slack, [
             Message(text=f"{mention('sam')}, {mention('U0OFF1')} and {mention('tina')}")])
     assert found == {"sam": "U0SAMSLACK", "U0OFF1": "U0OFF1"}  # Tina is not on Slack
+
+
+def test_an_aor_service_url_off_the_clouds_bot_connector_is_refused_at_import(
+        bare_core: Core) -> None:
+    """With Teams delivered to, a `service_url` the bot's token may not go to (the public
+    cloud's in a GCC High deployment) is refused with the whole file, naming the AOR."""
+    from config.teams import TeamsCloud, TeamsSettings
+
+    def deployment(cloud: TeamsCloud) -> Core:
+        settings = bare_core.settings.model_copy(update={
+            "platforms": (Platform.slack, Platform.teams),
+            "teams": TeamsSettings(_env_file=None, cloud=cloud)})
+        return Core(engine=bare_core.engine, settings=settings, clock=bare_core.clock)
+
+    public = MIXED.replace("https://smba.infra.gcc.teams.microsoft.com/amer/",
+                           "https://smba.trafficmanager.net./amer/")
+    with pytest.raises(RosterError) as refused:
+        load_roster_text(deployment(TeamsCloud.gcc_high), public, actor="t", source="t")
+    assert "aor HOU: teams service_url https://smba.trafficmanager.net./amer/" in str(
+        refused.value)
+    with Session(bare_core.engine) as session:
+        assert session.exec(select(AorChannel)).first() is None  # nothing half-written
+    load_roster_text(deployment(TeamsCloud.public), public, actor="t", source="t")
+    load_roster_text(deployment(TeamsCloud.gcc), MIXED, actor="t", source="t")
