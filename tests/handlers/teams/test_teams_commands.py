@@ -147,6 +147,9 @@ def test_a_channel_command_delivered_twice_is_done_and_answered_once(
         assert teams.say(FRO, text, channel=True, activity_id="m-1").status_code == 200
     assert len(entries(core, action="command.delegate", actor=FRO)) == 1
     assert len(_channel_says(teams)) == 1
+    with Session(core.engine) as session:  # and one answer in the author's chat
+        assert len(session.exec(select(OutboxMessage).where(
+            OutboxMessage.destination == FRO)).all()) == 1
 
 
 def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
