@@ -257,8 +257,11 @@ def test_a_login_service_that_never_answers_gives_up_within_the_token_time_limit
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     held: list[socket.socket] = []
-    threading.Thread(target=lambda: [held.append(silent.accept()[0]) for _ in range(8)],
-                     daemon=True).start()
+    def take_and_keep_silent() -> None:
+        for _ in range(8):
+            held.append(silent.accept()[0])
+
+    threading.Thread(target=take_and_keep_silent, daemon=True).start()
     proxy = f"http://127.0.0.1:{silent.getsockname()[1]}"
     for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
         monkeypatch.setenv(name, proxy)
