@@ -356,8 +356,8 @@ class Core:
         """Records the private replies, or with `by_dm` queues them to the actor's direct
         messages on the platform they came from (recorded as queued), and resolves the mentions
         they carry. Only a person on the roster reachable there gets them so."""
-        dm_on = actor.platform if isinstance(actor, PlatformUser) else None
-        outcome.sent_by_dm = (by_dm and dm_on is not None and dm_on in ctx.settings.platforms
+        dm_on = actor.platform if by_dm and isinstance(actor, PlatformUser) else None
+        outcome.sent_by_dm = (dm_on is not None and dm_on in ctx.settings.platforms
                               and access.person(ctx.session, ctx.actor) is not None
                               and reachable(ctx.session, dm_on, ctx.actor))
         for message in outcome.private:

@@ -16,7 +16,12 @@ import click
 
 from config.platforms import Platform
 from config.settings import Settings, SettingsError, load_settings
-from handlers.teams.package import manifest, package_problems, write_package
+from handlers.teams.package import (
+    manifest,
+    package_problems,
+    public_host_name,
+    write_package,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -156,7 +161,7 @@ def package(out: Path, version: str, developer: str, website: str, privacy: str,
                if not value]
     if missing:
         raise click.ClickException(f"missing setting(s): {', '.join(missing)}")
-    home = f"https://{settings.public_host.removeprefix('https://').rstrip('/')}"
+    home = f"https://{public_host_name(settings)}"
     urls = {"--website": website or f"{home}/", "--privacy": privacy or f"{home}/privacy",
             "--terms": terms or f"{home}/terms"}
     problems = package_problems(settings, version=version, developer=developer, urls=urls)

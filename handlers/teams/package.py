@@ -47,6 +47,11 @@ DEVELOPER_NAME_MAX = 32
 URL_MAX = 2048
 
 
+def public_host_name(settings: TeamsSettings) -> str:
+    """NOTICEBOT_TEAMS_PUBLIC_HOST as the manifest names it: the host alone."""
+    return settings.public_host.removeprefix("https://").rstrip("/")
+
+
 def package_problems(settings: TeamsSettings, *, version: str, developer: str,
                      urls: dict[str, str]) -> list[str]:
     """Why the package would be refused on upload (empty: it would not, as far as its fields
@@ -55,7 +60,7 @@ def package_problems(settings: TeamsSettings, *, version: str, developer: str,
     if not GUID.match(settings.client_id):
         found.append(f"NOTICEBOT_TEAMS_CLIENT_ID ({settings.client_id}) must be the bot's app "
                      "id, a GUID")
-    if not HOST.match(settings.public_host.removeprefix("https://").rstrip("/")):
+    if not HOST.match(public_host_name(settings)):
         found.append(f"NOTICEBOT_TEAMS_PUBLIC_HOST ({settings.public_host}) must be the host "
                      "name Teams calls, e.g. noticebot.agency.gov (https only, no path)")
     if not SEMVER.match(version):
@@ -72,7 +77,7 @@ def package_problems(settings: TeamsSettings, *, version: str, developer: str,
 
 def manifest(settings: TeamsSettings, *, version: str, developer: str, website: str,
              privacy: str, terms: str) -> dict[str, Any]:
-    host = settings.public_host.removeprefix("https://").split("/", 1)[0]
+    host = public_host_name(settings)
 
     def commands(items: tuple[tuple[str, str], ...]) -> list[dict[str, str]]:
         return [{"title": t, "description": d} for t, d in items]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import httpx
 from bot.core.service import Core
 from bot.messages import ActionId, ActionValue
 from tests.conftest import TEST_KEY
+from tests.handlers.slack.test_serve import free_port
 from tests.handlers.teams.conftest import OIDS, with_teams_identities
 from tests.handlers.teams.fake_teams import APP_ID, TENANT, FakeTeams, activity
 from tests.helpers import OFFICER
@@ -23,12 +23,6 @@ from tests.helpers import OFFICER
 CLICKS = 12
 REFUSED = re.compile(r'^noticebot_interactions_total\{kind="click",outcome="refused"\} (\S+)$',
                      re.MULTILINE)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _ready(base: str) -> bool:
@@ -46,7 +40,7 @@ def _refused_clicks(base: str) -> float:
 def test_every_scrape_counts_every_workers_interactions(
         core: Core, database_url: str, fake: FakeTeams, tmp_path: Path) -> None:
     with_teams_identities(core, fake)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "NOTICEBOT_DATABASE_URL": database_url,
            "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY, "NOTICEBOT_PLATFORMS": "teams",
            "NOTICEBOT_TEAMS_CLIENT_ID": APP_ID, "NOTICEBOT_TEAMS_TENANT_ID": TENANT,
