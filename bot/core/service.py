@@ -403,6 +403,13 @@ class Core:
         return Outcome(ok=False, refusal=reason, refusal_code=BAD_INPUT,
                        private=[Message(title="Not done", text=reason)])
 
+    def first_delivery(self, *, key: str) -> bool:
+        """Takes a platform delivery that the adapter answers without a core verb (a Teams
+        channel's Open button for a command that only reads); False when it was taken
+        before, so a re-delivered message is not answered twice."""
+        with transaction(self.engine) as session:
+            return deliveries.take(session, key, at=self.clock.now())
+
     def forget_deliveries(self, *, older_than: timedelta = DELIVERY_KEYS_KEPT) -> int:
         """Drop delivery keys past the time a platform re-delivers (Slack: minutes). Reads
         first, so a sweep with nothing to drop writes nothing."""

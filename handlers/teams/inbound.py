@@ -130,6 +130,14 @@ class Interactions:
             log.exception("a Teams interaction failed in the core (nothing was changed)")
             return None
 
+    def _first_delivery(self, key: str) -> bool | None:
+        """Whether this is the first delivery of `key`; None if that could not be told."""
+        try:
+            return self.core.first_delivery(key=key)
+        except Exception:
+            log.exception("a Teams delivery could not be taken (nothing was answered)")
+            return None
+
     def _remember(self, form: Form) -> str:
         nonce = uuid.uuid4().hex
         with self._lock:
@@ -187,6 +195,13 @@ class Interactions:
         actor = self._actor(object_id, teams_id, "message")
         if isinstance(actor, Reply):
             return actor
+        if activity_id and not changes_state(command):
+            # A command that changes something is taken once by the core itself (`_command`).
+            seen = self._first_delivery(delivery_key("command", actor.id, activity_id))
+            if seen is None:
+                return Reply(text=FAILED)
+            if not seen:
+                return None  # a re-delivery of the message: answered the first time
         if personal:
             return self._shown(self._command(actor, command, channel, activity_id),
                                origin={"command": command}, in_dialog=False)

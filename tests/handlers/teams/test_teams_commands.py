@@ -152,6 +152,23 @@ def test_a_channel_command_delivered_twice_is_done_and_answered_once(
             OutboxMessage.destination == FRO)).all()) == 1
 
 
+def test_a_command_that_only_reads_delivered_twice_is_answered_once(
+        teams: TeamsUser, core: Core) -> None:
+    """Teams hands a message on again when its first delivery seemed to fail: the channel
+    gets one Open button, the 1:1 chat one answer."""
+    for _ in range(2):
+        assert teams.say(OFFICER, "<at>noticebot</at> notice list", channel=True,
+                         activity_id="m-2").status_code == 200
+    assert len(teams.fake.cards(CASES_CHANNEL)) == 1
+    for _ in range(2):
+        assert teams.say(OFFICER, "notice help", activity_id="m-3").status_code == 200
+    assert len([c for c in teams.fake.posts() if f"a:dm-{OIDS[OFFICER]}" in c.path]) == 1
+    assert len(entries(core, action="command.help", actor=OFFICER)) == 1
+    # Another message with the same words is another request.
+    assert teams.say(OFFICER, "notice help", activity_id="m-4").status_code == 200
+    assert len(entries(core, action="command.help", actor=OFFICER)) == 2
+
+
 def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:
     """A channel's Open button carries its author: another person pressing it is refused, and
     that is recorded. A button carrying a command that changes something (a card from before
