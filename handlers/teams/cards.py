@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.delivery.port import Recipient
 from bot.messages import (
     MARK_SYMBOLS,
     Action,
@@ -100,8 +101,39 @@ def message_body(message: Message, name: Namer) -> list[dict[str, Any]]:
     return body or [text_block(" ")]
 
 
-def message_card(message: Message, name: Namer) -> Card:
-    return card(message_body(message, name), [button(a) for a in message.actions])
+class Mentions:
+    """How one card names people: as Teams mentions, which notify them in their activity
+    feed, where their Entra object id is known (`people`); anyone else as `plain` names them.
+    Teams pairs each mention in the text with its entity by the text alone, so of two people
+    with the same name only the first is a mention; the other is named plainly."""
+
+    def __init__(self, people: Mapping[str, Recipient], plain: Namer) -> None:
+        self.people = people
+        self.plain = plain
+        self._entities: dict[str, dict[str, Any]] = {}  # by the mention's text
+
+    def __call__(self, person_id: str) -> str:
+        found = self.people.get(person_id)
+        if found is None:
+            return self.plain(person_id)
+        text = f"<at>{found.name}</at>"
+        entity = self._entities.setdefault(text, {
+            "type": "mention", "text": text,
+            "mentioned": {"id": found.identity, "name": found.name}})
+        return text if entity["mentioned"]["id"] == found.identity else found.name
+
+    def entities(self) -> list[dict[str, Any]]:
+        """The mentions used so far, each once."""
+        return list(self._entities.values())
+
+
+def message_card(message: Message, name: Namer, *, mentions: Mentions | None = None) -> Card:
+    """The message as a card; with `mentions`, the people it names are mentioned (a mention
+    goes only where everyone named may be told: a channel)."""
+    built = card(message_body(message, mentions or name), [button(a) for a in message.actions])
+    if mentions is not None and mentions.entities():
+        built["msteams"] = {"entities": mentions.entities()}
+    return built
 
 
 def summary(message: Message, name: Namer) -> str:

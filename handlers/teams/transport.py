@@ -33,6 +33,8 @@ TokenSource = Callable[[], str]
 # Teams allows a bot 7 messages a second per thread, 60 per 30 s, and 50 requests a second per
 # tenant: 0.5 s between posts keeps a busy thread under the 30-second window, and 45/s leaves
 # the tenant some room for the inbound side's replies.
+# A team channel's (or group chat's) conversation id; a 1:1 chat's starts "a:".
+CHANNEL_PREFIX = "19:"
 PACING = Pacing(per_conversation=0.5, per_second=45.0)
 RETRYABLE = {412, 429, 502, 504}
 # A login service that never answers must not hold a delivery thread (and its claim, whose
@@ -153,15 +155,19 @@ class TeamsTransport:
             raise Retry(code, uncertain=True, delay=_retry_after(response))
         raise Dead(code)  # 400 (bad card), 403 (not installed there), 404 (gone), ...
 
-    def _activity(self, message: Message, people: Mapping[str, Recipient]) -> dict[str, Any]:
+    def _activity(self, message: Message, people: Mapping[str, Recipient], *,
+                  mention: bool) -> dict[str, Any]:
+        """`mention`: the people the card names are mentioned (notified), not only named."""
         def name(person_id: str) -> str:
             found = people.get(person_id)
             return found.name if found is not None else "someone"
 
+        mentions = cards.Mentions(people, name) if mention else None
         # `summary`, not `text`: Teams shows a message's text above its card (the title twice)
         # and uses the summary for notifications and the activity feed.
         return {"type": "message", "summary": cards.summary(message, name),
-                "attachments": [cards.attachment(cards.message_card(message, name))]}
+                "attachments": [cards.attachment(cards.message_card(message, name,
+                                                                    mentions=mentions))]}
 
     def post(self, *, to: Address, message: Message, outbox_id: int,
              people: Mapping[str, Recipient]) -> Posted:
@@ -169,7 +175,11 @@ class TeamsTransport:
             else f"{to.conversation};messageid={to.thread}"
         url = f"{self._base(to.conversation)}/v3/conversations/{quote(conversation, safe='')}" \
               "/activities"
-        answer = self._call("POST", url, self._activity(message, people))
+        # Mentions only in a new post, and only in a channel: a person named in someone
+        # else's 1:1 chat is not in it, and an update in place names people plainly, so
+        # that it cannot notify them again.
+        answer = self._call("POST", url, self._activity(
+            message, people, mention=to.conversation.startswith(CHANNEL_PREFIX)))
         ref = answer.get("id")
         if not isinstance(ref, str) or not ref:
             raise Retry("posted, but Teams gave no activity id", uncertain=True)
@@ -180,7 +190,8 @@ class TeamsTransport:
         base = self._base(posted.conversation.split(";", 1)[0])
         url = (f"{base}/v3/conversations/{quote(posted.conversation, safe='')}/activities/"
                f"{quote(posted.ref, safe='')}")
-        self._call("PUT", url, {**self._activity(message, people), "id": posted.ref})
+        self._call("PUT", url, {**self._activity(message, people, mention=False),
+                                "id": posted.ref})
 
     def open_dm(self, *, recipient: Recipient) -> str:
         """Teams answers the same 1:1 conversation for the same person; the delivery loop keeps

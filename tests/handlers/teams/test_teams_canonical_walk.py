@@ -58,5 +58,9 @@ def test_o21_canonical_walk_through_teams_to_closed(teams: TeamsUser, core: Core
         assert detail not in shown
     for card in teams.fake.cards():
         assert problems(card) == [], problems(card)
+    # The people the thread's new posts name are mentioned, by their Entra object id.
+    mentioned = {e["mentioned"]["id"] for card in teams.fake.cards(CASES_CHANNEL)
+                 for e in card.get("msteams", {}).get("entities", [])}
+    assert mentioned and mentioned <= set(OIDS.values())
     with Session(core.engine) as session:
         assert record.verify(session, Vault((TEST_KEY,))).ok

@@ -20,6 +20,7 @@ from bot.delivery.port import Address, Dead, Posted, Recipient, Retry, Transport
 from bot.messages import Action, ActionId, ActionValue, Message, mention
 from config.teams import TeamsCloud
 from handlers.teams.transport import PACING, TeamsTransport, _retry_after, msal_tokens
+from tests.handlers.teams.card_schema import declared_problems, problems
 from tests.handlers.teams.conftest import teams_settings
 from tests.handlers.teams.fake_teams import APP_ID, TENANT
 
@@ -67,6 +68,44 @@ def test_a_root_post_a_thread_reply_and_an_update() -> None:
                        ).respond(200, json={"id": "1700000000002"})
     sender.update(posted=posted_reply, message=MESSAGE, people=PEOPLE)
     assert json.loads(update.calls[-1].request.content)["id"] == "1700000000002"
+
+
+@respx.mock
+def test_people_named_in_a_new_channel_post_are_mentioned_and_nowhere_else() -> None:
+    """A mention (by Entra object id) notifies the person: in a channel's new posts only. A
+    1:1 chat is not theirs to be told in, and an update in place names them plainly."""
+    people = {**PEOPLE, "U0SUP2": Recipient("U0SUP2", "0000-sup2", "Sam Supervisor"),
+              "U0OFF": Recipient("U0OFF", "0000-off", "Olive Officer")}
+    message = Message(title=f"Approved by {mention('U0SUP1')}",
+                      text=f"{mention('U0OFF')}: {mention('U0SUP2')} and {mention('U0SUP1')} "
+                           f"agreed; {mention('U0GONE')} was away.",
+                      fields=(("Asked by", mention("U0OFF")),))
+    root = respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities").respond(
+        201, json={"id": "1"})
+    sender = transport()
+    posted = sender.post(to=Address(CHANNEL), message=message, outbox_id=1, people=people)
+    body = json.loads(root.calls[-1].request.content)
+    card = body["attachments"][0]["content"]
+    assert card["msteams"]["entities"] == [
+        {"type": "mention", "text": "<at>Sam Supervisor</at>",
+         "mentioned": {"id": "0000-fro", "name": "Sam Supervisor"}},
+        {"type": "mention", "text": "<at>Olive Officer</at>",
+         "mentioned": {"id": "0000-off", "name": "Olive Officer"}}]
+    said = json.dumps(card["body"])
+    # The second Sam is named, not mentioned: Teams would pair both with the first's entity.
+    assert "<at>Olive Officer</at>: Sam Supervisor and <at>Sam Supervisor</at>" in said
+    assert "was away" in said and "someone was away" in said
+    assert body["summary"] == "Approved by Sam Supervisor"  # plain text: no mention markup
+    assert problems(card) == [] and declared_problems(card) == []
+    update = respx.put(f"{SERVICE}/v3/conversations/{CHANNEL}/activities/1").respond(200)
+    sender.update(posted=posted, message=message, people=people)
+    updated = json.loads(update.calls[-1].request.content)["attachments"][0]["content"]
+    assert "msteams" not in updated and "<at>" not in json.dumps(updated)
+    dm = respx.post(f"{SERVICE}/v3/conversations/a:dm-1/activities").respond(
+        201, json={"id": "2"})
+    sender.post(to=Address("a:dm-1"), message=message, outbox_id=2, people=people)
+    in_dm = json.loads(dm.calls[-1].request.content)["attachments"][0]["content"]
+    assert "msteams" not in in_dm and "Olive Officer" in json.dumps(in_dm)
 
 
 @respx.mock
