@@ -32,6 +32,7 @@ VERB = "nb"  # every Action.Execute noticebot sends
 DIALOG = "nb"  # every dialog noticebot opens (task/fetch data.dialog_id)
 SUBMIT = "nb_submit"  # a form dialog's submit (task/submit data.action)
 CONFIRM = "nb_confirm"  # a confirmation dialog's submit
+PRESS = "nb_press"  # a button in a dialog (task/submit: a dialog has no Action.Execute)
 MAX_TEXT = 20_000  # far below Teams' ~28 KB message limit once wrapped
 
 Card = dict[str, Any]
@@ -65,15 +66,31 @@ def text_block(text: str, **extra: Any) -> dict[str, Any]:
     return {"type": "TextBlock", "text": text[:MAX_TEXT], "wrap": True, **extra}
 
 
-def button(action: Action) -> dict[str, Any]:
+def _looks(action: Action) -> dict[str, Any]:
     style = _STYLES.get(action.style)
-    common: dict[str, Any] = {"title": action.label, **({"style": style} if style else {})}
+    return {"title": action.label, **({"style": style} if style else {})}
+
+
+def _pressed(action: Action) -> dict[str, Any]:
+    """What a button that opens a dialog sends back: the click, and its confirmation if any."""
+    return {"value": action.value.to_dict(),
+            "confirm": action.confirm.to_dict() if action.confirm else None}
+
+
+def button(action: Action) -> dict[str, Any]:
     if opens_dialog(action):
-        return {"type": "Action.Submit", **common,
+        return {"type": "Action.Submit", **_looks(action),
                 "data": {"msteams": {"type": "task/fetch"}, "dialog_id": DIALOG,
-                         "value": action.value.to_dict(),
-                         "confirm": action.confirm.to_dict() if action.confirm else None}}
-    return {"type": "Action.Execute", **common, "verb": VERB, "data": action.value.to_dict()}
+                         **_pressed(action)}}
+    return {"type": "Action.Execute", **_looks(action), "verb": VERB,
+            "data": action.value.to_dict()}
+
+
+def dialog_button(action: Action, nonce: str) -> dict[str, Any]:
+    """A button inside a dialog. A dialog's card can only submit (task/submit), so it is an
+    `Action.Submit` carrying what the card's button would; `nonce` keys this press."""
+    return {"type": "Action.Submit", **_looks(action),
+            "data": {"action": PRESS, "nb": {"nonce": nonce, **_pressed(action)}}}
 
 
 def message_body(message: Message, name: Namer) -> list[dict[str, Any]]:
@@ -82,9 +99,13 @@ def message_body(message: Message, name: Namer) -> list[dict[str, Any]]:
 
     body: list[dict[str, Any]] = []
     if message.title:
-        symbol = MARK_SYMBOLS[message.mark] + " " if message.mark else ""
+        # The core's titles lead with their mark's symbol; one without it gets it here.
+        symbol = MARK_SYMBOLS[message.mark] if message.mark else ""
+        title = said(message.title)
+        if symbol and not title.startswith(symbol):
+            title = f"{symbol} {title}"
         color = _COLORS.get(message.mark) if message.mark else None
-        body.append(text_block(symbol + said(message.title), weight="Bolder", size="Medium",
+        body.append(text_block(title, weight="Bolder", size="Medium",
                                **({"color": color} if color else {})))
     if message.text:
         body.append(text_block(said(message.text)))

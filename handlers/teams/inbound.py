@@ -40,8 +40,6 @@ TEAMS_HELP = ("Type these in your 1:1 chat with noticebot, with or without `noti
 OLD_COMMAND_BUTTON = ("This button is from an earlier version. Type the command again: it "
                       "is done as soon as you send it.")
 ANSWER_IN_CHAT = "The answer is in your 1:1 chat with noticebot."
-BUTTONS_IN_CHAT = ("Buttons are not shown here: type the command in your 1:1 chat with "
-                   "noticebot to get them.")
 NOT_AUTHOR = ("This button answers the person who typed the command. Type it yourself, here "
               "or in your 1:1 chat with noticebot.")
 FORMS_KEPT = 500  # open dialogs remembered for re-rendering inline errors (per process)
@@ -170,11 +168,15 @@ class Interactions:
         if not outcome.private:
             return Reply(text="Done.")
         if in_dialog:
+            # A dialog is one card: each message's text, then its buttons, which answer in
+            # the dialog in turn (`cards.dialog_button`).
             body: list[dict[str, Any]] = []
             for message in outcome.private:
                 body += cards.message_body(message, self.name)
-            if any(message.actions for message in outcome.private):
-                body.append(cards.text_block(BUTTONS_IN_CHAT, isSubtle=True, size="Small"))
+                if message.actions:
+                    body.append({"type": "ActionSet", "actions": [
+                        cards.dialog_button(action, uuid.uuid4().hex)
+                        for action in message.actions]})
             return Reply(title=outcome.private[0].title or "noticebot", dialog=cards.card(body))
         return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
                      text=cards.summary(outcome.private[0], self.name).split("\n", 1)[0])
@@ -301,6 +303,12 @@ class Interactions:
                                         ValueError("pressed by another"))
             return self._shown(self._command(actor, command, channel, data.get("message")),
                                origin={"command": command}, in_dialog=True)
+        key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
+        return self._press(actor, data, key)
+
+    def _press(self, actor: PlatformUser, data: Mapping[str, Any], key: str | None) -> Reply:
+        """A button whose answer shows in a dialog (a card's that opens one, or one inside a
+        dialog): `data` carries its click and any confirmation; `key` keys the click."""
         try:
             value = _value(data.get("value"))
         except (KeyError, TypeError, ValueError) as error:
@@ -313,7 +321,6 @@ class Interactions:
             if checked is None or checked.refusal:
                 return self._shown(checked, origin={}, in_dialog=True)
             return self._confirm(value, confirm)
-        key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
         outcome = self._attempt(lambda: self.core.click(actor=actor, value=value,
                                                         delivery_key=key))
         if outcome is not None and outcome.form is not None and isinstance(confirm, dict):
@@ -345,6 +352,8 @@ class Interactions:
             return self._unreadable(actor, "form.unreadable", BAD_DIALOG, data,
                                     ValueError("no dialog metadata"))
         nonce = str(meta["nonce"])[:64]
+        if data.get("action") == cards.PRESS:
+            return self._press(actor, meta, delivery_key("press", actor.id, nonce))
         if data.get("action") == cards.CONFIRM:
             try:
                 value = _value(meta.get("value"))

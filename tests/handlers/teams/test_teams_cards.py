@@ -68,6 +68,15 @@ def test_a_full_message_is_a_valid_card_with_names_for_mentions() -> None:
         "Sam Supervisor now has it."
 
 
+def test_a_marks_symbol_leads_the_title_once() -> None:
+    """The core's titles carry their mark's symbol; a title without one gets it."""
+    for title in ("▶ 1. Verify validity", "1. Verify validity"):
+        [heading] = cards.message_body(Message(title=title, text="", mark=Mark.current),
+                                       name)
+        assert heading["text"] == "▶ 1. Verify validity"
+        assert heading["color"] == "Accent"
+
+
 def test_every_button_that_can_open_a_form_opens_a_dialog() -> None:
     for action in ActionId:
         button = cards.button(Action("x", ActionValue(action, "RN-1")))

@@ -178,6 +178,38 @@ def test_a_channel_command_answers_only_in_the_clickers_dialog(
     assert SUBJECT["subject_name"] in json.dumps(shown, ensure_ascii=False)
 
 
+def _dialog_buttons(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A dialog's buttons by title (a dialog's card can only submit: `nb_press`)."""
+    return {a["title"]: a for item in shown["body"] if item["type"] == "ActionSet"
+            for a in item["actions"]}
+
+
+def test_buttons_in_a_dialog_answer_in_the_dialog(teams: TeamsUser, core: Core) -> None:
+    """A list opened from a channel's Open button has its buttons: each answers in the dialog
+    (the next form, a confirmation, a case's details), checked by the core like any other."""
+    case_id = open_case(teams, core)
+    assert teams.say(OFFICER, "<at>noticebot</at> notice list", channel=True).status_code == 200
+    shown = dialog(teams.fetch(OFFICER, teams.fake.cards(CASES_CHANNEL)[-1]["actions"][0]
+                               ["data"]))
+    assert isinstance(shown, dict) and case_id in json.dumps(shown)
+    sent = _dialog_buttons(shown)["Record request sent"]
+    assert sent["type"] == "Action.Submit" and sent["data"]["action"] == "nb_press"
+    # Someone else pressing it is refused in the dialog, and that is recorded.
+    before = len(refusals(core, FRO))
+    refused = dialog(teams.submit(FRO, sent["data"]))
+    assert isinstance(refused, str) and refused.startswith("Not done")
+    assert len(refusals(core, FRO)) == before + 1
+    # The officer gets the step's form in the dialog, and submitting it does the step.
+    form = dialog(teams.submit(OFFICER, sent["data"]))
+    assert isinstance(form, dict) and problems(form) == []
+    done = dialog(teams.submit(OFFICER, {**submit_data(form), "sent_on": TODAY,
+                                                      "method": "USNCB e-mail"}))
+    assert isinstance(done, str) and not done.startswith("Not done"), done
+    assert entries(core, action="form.validity_sent", actor=OFFICER)
+    # Teams re-sends the press it thinks was lost: it is not acted on again.
+    assert dialog(teams.submit(OFFICER, sent["data"])) == "Already done."
+
+
 def test_every_notice_command_has_its_teams_twin(teams: TeamsUser, core: Core) -> None:
     def asked() -> int:
         return len([e for e in entries(core, actor=OFFICER) if e.kind in ("command", "event")])
