@@ -54,6 +54,13 @@ HELP = """`/notice open` start a case for a Red Notice or Wanted Person Diffusio
 `/notice hold ID REASON` litigation hold (records officers)
 `/notice digest` your weekly digest now (managers)
 `/notice help` this text"""
+# How a platform's users type the commands, where that differs: shown below the help, and so
+# on the record with it.
+PLATFORM_HELP: dict[Platform, str] = {
+    Platform.teams: "Type these in your 1:1 chat with noticebot, with or without `notice` and "
+                    "`/`, or in a channel after @noticebot (`@noticebot notice list`). "
+                    "`notice home` shows your open cases and the approvals waiting for you.",
+}
 
 APPROVAL_LABELS: dict[str, str] = {ApprovalKind.use: "supervisory approval",
                    ApprovalKind.disclosure_exception: "footnote 2 exception sign-off"}
@@ -136,8 +143,9 @@ def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
         access.require_role(ctx.session, ctx.actor, Role.manager)
         return Outcome(private=[build_digest(ctx, ctx.actor)])
     prefix = "" if command.name is CommandName.help else f"Unknown command '{command.args[0]}'.\n"
-    return Outcome(ok=command.name is CommandName.help,
-                   private=[Message(title="noticebot", text=prefix + HELP)])
+    how = PLATFORM_HELP.get(ctx.platform) if ctx.platform is not None else None
+    return Outcome(ok=command.name is CommandName.help, private=[Message(
+        title="noticebot", text=prefix + HELP + (f"\n\n{how}" if how else ""))])
 
 
 def hold(ctx: Ctx, command: Command) -> Outcome:

@@ -34,9 +34,6 @@ NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your rec
 BAD_BUTTON = "That button is not valid any more. Open the case again with `notice show ID`."
 BAD_DIALOG = "That form could not be read. Open it again from its button."
 PRIVATE_HERE = "The answer is only for the person who typed this: open it here."
-TEAMS_HELP = ("Type these in your 1:1 chat with noticebot, with or without `notice` and `/`, "
-              "or in a channel after @noticebot (`@noticebot notice list`). `notice home` "
-              "shows your open cases and the approvals waiting for you.")
 OLD_COMMAND_BUTTON = ("This button is from an earlier version. Type the command again: it "
                       "is done as soon as you send it.")
 ANSWER_IN_CHAT = "The answer is in your 1:1 chat with noticebot."
@@ -237,14 +234,9 @@ class Interactions:
             return self._attempt(lambda: self.core.home(actor=actor))
         key = (delivery_key("command", actor.id, message_id)
                if message_id and changes_state(command) else None)
-        outcome = self._attempt(lambda: self.core.command(
+        return self._attempt(lambda: self.core.command(
             actor=actor, text=command, channel=channel, delivery_key=key,
             answer_by_dm=answer_by_dm))
-        if outcome is not None and outcome.private and parse(command).name in (
-                CommandName.help, CommandName.unknown):
-            said = outcome.private[0]  # the help text: how Teams differs, below it
-            outcome.private[0] = replace(said, text=f"{said.text}\n\n{TEAMS_HELP}")
-        return outcome
 
     # --- Action.Execute clicks ----------------------------------------------------------------
 

@@ -16,8 +16,11 @@ from bot.core.service import Core
 from config.platforms import Platform
 from config.settings import Settings
 from handlers.teams.inbound import command_text
+from storage import record
 from storage.db import transaction
 from storage.models import Delegation, LitigationHold, OutboxMessage, PersonIdentity
+from storage.vault import Vault
+from tests.conftest import TEST_KEY
 from tests.handlers.teams.conftest import (
     CASES_CHANNEL,
     OIDS,
@@ -192,13 +195,19 @@ def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -
     assert len(entries(core, action="command.help", actor=OFFICER)) == 2
 
 
-def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser) -> None:
+def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser,
+                                                            core: Core) -> None:
     assert _channel_command(teams, OFFICER, "")["command"] == ""  # a bare mention: help
     assert _channel_command(teams, OFFICER, "list")["command"] == "list"
     teams.say(OFFICER, "help")  # in the 1:1 chat, every message is to the bot
     answer = _last_answer(teams, OFFICER)
     assert "start a case" in answer
     assert "after @noticebot" in answer and "notice home" in answer  # how Teams differs
+    # ... and the record holds the help as it was shown.
+    [said] = entries(core, action="message.private", actor=OFFICER)[-1:]
+    with Session(core.engine) as session:
+        shown = record.payload_of(session, said.seq, Vault((TEST_KEY,)))
+    assert "after @noticebot" in json.dumps(shown)
 
 
 def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(
