@@ -48,3 +48,14 @@ class DmConversation(SQLModel, table=True):
     identity: str = Field(primary_key=True, max_length=128)
     conversation: str = Field(max_length=256)
     opened_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CredentialsOutage(SQLModel, table=True):
+    """A platform refusing the bot's credentials, once the admins have been told: every process
+    that delivers to the platform watches for itself, and this row makes one of them tell of
+    an outage's start, and one of them of its end (`storage.outages`)."""
+
+    __tablename__ = "credentials_outage"
+    platform: Platform = Field(primary_key=True, sa_type=EnumText(Platform, length=16))
+    since: datetime = Field(sa_type=UTCDateTime)  # as first noticed by the process that told
+    ended_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

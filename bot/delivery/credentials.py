@@ -9,8 +9,9 @@ are told on the deployment's other platforms (the refusing one would deliver the
 once mended) and the record holds a `delivery.credentials_refused` entry; when a message gets
 through again, `delivery.credentials_accepted` is recorded and the same admins are told.
 
-The watch is per delivery loop, in memory: each process running the platform's loop tells the
-admins once per outage (and once more after a restart while it lasts)."""
+Each process delivering to the platform watches its own calls, in memory, and they share the
+telling through the database (`storage.outages`): of several processes (`noticebot teams`
+workers, a worker), one tells of an outage's start and one of its end."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from bot.clock import Clock
 from bot.delivery.alerts import ACTOR, Told, platform_name, tell_admins
 from bot.messages import Message
 from config.platforms import Platform
-from storage import record
+from storage import outages, record
 from storage.db import transaction
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,7 @@ class CredentialsWatch:
         self._telling = False  # ... or are being told, by one thread
         self._outage = 0  # bumped when an outage ends: a telling that outlived it knows
         self._probed: datetime | None = None  # the last call let through meanwhile
+        self._looked = False  # whether an outage told before this process began was ended
 
     def postpone(self) -> timedelta | None:
         """During an outage, how long a row should wait instead of calling the platform: one
@@ -86,8 +88,9 @@ class CredentialsWatch:
             notes=("The record holds a delivery.credentials_refused entry.",))
         told: Told | None = None
         try:
+            # Told by another process already (or being told): told, as far as this one goes.
             told = self._tell("delivery.credentials_refused", message, since=since, now=now,
-                              error=code)
+                              error=code) or Told()
         except Exception:  # the database as well: the next refusal tries again
             log.exception("could not tell the admins that %s refuses the credentials", name)
         with self._lock:
@@ -96,36 +99,52 @@ class CredentialsWatch:
             if not over:
                 self._told = told
         if over and told is not None:  # it ended while they were being told: say so too
-            self._tell_accepted(since)
+            self._tell_accepted()
 
     def accepted(self) -> None:
-        """A call went through: an outage is over (the admins hear it if they were told)."""
-        if self._since is None:  # the usual case: no lock taken
+        """A call went through: an outage is over. The admins hear it if they were told of it,
+        by this process or another; the first call through after a start also ends one told
+        before it (the process that told may be gone)."""
+        if self._since is None and self._looked:  # the usual case: no lock taken
             return
         with self._lock:
-            since, told = self._since, self._told
+            since, looked = self._since, self._looked
             self._since = self._told = None
+            self._looked = True
             self._outage += 1
             self._probed = None
-        if since is not None and told is not None:
-            self._tell_accepted(since)
+        if since is not None or not looked:
+            self._tell_accepted()
 
-    def _tell_accepted(self, since: datetime) -> None:
+    def _tell_accepted(self) -> None:
         name = platform_name(self.platform.value, capital=True)
-        log.warning("%s accepts noticebot's credentials again (refused since %s)", name,
-                    since.isoformat())
-        message = Message(
-            title=f"{name} accepts noticebot's credentials again",
-            text=f"Messages kept since {since:%Y-%m-%d %H:%M} UTC are going out to {name}.")
         try:
-            self._tell("delivery.credentials_accepted", message, since=since,
-                       now=self.clock.now())
+            self._tell("delivery.credentials_accepted", None, since=None, now=self.clock.now())
         except Exception:  # the delivery itself is done; only the good news is not told
             log.exception("could not tell the admins that %s accepts the credentials", name)
 
-    def _tell(self, action: str, message: Message, *, since: datetime, now: datetime,
-              **details: str) -> Told:
+    def _accepted_message(self, since: datetime) -> Message:
+        name = platform_name(self.platform.value, capital=True)
+        log.warning("%s accepts noticebot's credentials again (refused since %s)", name,
+                    since.isoformat())
+        return Message(
+            title=f"{name} accepts noticebot's credentials again",
+            text=f"Messages kept since {since:%Y-%m-%d %H:%M} UTC are going out to {name}.")
+
+    def _tell(self, action: str, message: Message | None, *, since: datetime | None,
+              now: datetime, **details: str) -> Told | None:
+        """Tells the admins of the outage's start (`message`, `since`), or of its end (the
+        message made from when it began), unless another process has: then None."""
         with transaction(self.engine) as session:
+            if since is not None:
+                if not outages.begin(session, self.platform, since=since):
+                    return None
+            else:
+                began = outages.end(session, self.platform, at=now)
+                if began is None:
+                    return None
+                since, message = began, self._accepted_message(began)
+            assert message is not None
             told = tell_admins(session, now=now, platforms=self.elsewhere, message=message)
             if not told.alerted:
                 log.error("no admin can be told on another platform than %s",

@@ -7,10 +7,16 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
+from sqlmodel import Session
+
 from bot.clock import ManualClock
 from bot.core.service import Core
 from bot.delivery.credentials import CredentialsWatch
 from bot.delivery.port import Platform
+from storage.delivery_models import CredentialsOutage
+from tests.conftest import on_postgres
+from tests.helpers import entries, run_together
 
 
 def _watch(core: Core, told: list[str]) -> CredentialsWatch:
@@ -20,8 +26,10 @@ def _watch(core: Core, told: list[str]) -> CredentialsWatch:
     real = watch._tell
 
     def tell(action: str, *args: Any, **kwargs: Any) -> Any:
-        told.append(action)
-        return real(action, *args, **kwargs)
+        done = real(action, *args, **kwargs)
+        if done is not None:  # told (not declined: nothing to tell, or told elsewhere)
+            told.append(action)
+        return done
 
     watch._tell = tell  # type: ignore[method-assign]
     return watch
@@ -62,3 +70,44 @@ def test_during_an_outage_one_call_in_each_probe_interval_tries_the_platform(
     assert watch.postpone() == timedelta(seconds=30)
     watch.accepted()
     assert watch.postpone() is None and watch.postpone() is None
+
+
+def _told(core: Core) -> tuple[int, int]:
+    """How many outages the record says were told of, begun and ended."""
+    return (len(entries(core, action="delivery.credentials_refused")),
+            len(entries(core, action="delivery.credentials_accepted")))
+
+
+def test_processes_delivering_to_one_platform_tell_of_an_outage_once(core: Core) -> None:
+    """Several processes watch the same credentials (`noticebot teams` workers, a worker): one
+    tells of the outage, and one of its end, whichever sees it first."""
+    first, second = _watch(core, []), _watch(core, [])
+    first.accepted()  # each process starts up delivering: no outage to end
+    second.accepted()
+    first.refused("401")
+    second.refused("401")
+    assert _told(core) == (1, 0)
+    second.accepted()  # the second saw it end first: it says so, for both
+    first.accepted()
+    assert _told(core) == (1, 1)
+    second.refused("401")  # the next outage is told again, by whichever sees it
+    first.refused("401")
+    assert _told(core) == (2, 1)
+    # The processes that saw it are gone (a redeploy); a new one gets through: it was mended.
+    restarted = _watch(core, [])
+    restarted.accepted()
+    assert _told(core) == (2, 2)
+    restarted.accepted()
+    assert _told(core) == (2, 2)
+    with Session(core.engine) as session:
+        outage = session.get(CredentialsOutage, Platform.teams)
+        assert outage is not None and outage.ended_at is not None
+
+
+@pytest.mark.skipif(not on_postgres(), reason="replicas need PostgreSQL")
+def test_processes_seeing_an_outage_at_once_tell_of_it_once(core: Core) -> None:
+    watches = [_watch(core, []) for _ in range(4)]
+    run_together(*[lambda watch=watch: watch.refused("401") for watch in watches])
+    assert _told(core) == (1, 0)
+    run_together(*[watch.accepted for watch in watches])
+    assert _told(core) == (1, 1)
