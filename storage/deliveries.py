@@ -22,7 +22,8 @@ def take(session: Session, key: str, *, at: datetime) -> bool:
     """Marks the delivery `key` as acted on in the caller's transaction; False when it already
     was. One round trip (INSERT … ON CONFLICT DO NOTHING): a twin of the same delivery that is
     still in flight on PostgreSQL waits for it here, and finds the key once it has committed."""
-    taken = session.execute(_TAKE, {"key": key, "at": at}).first()
+    # On the transaction's connection: a plain statement needs none of the ORM's bookkeeping.
+    taken = session.connection().execute(_TAKE, {"key": key, "at": at}).first()
     return taken is not None
 
 
@@ -33,4 +34,4 @@ def give_back(session: Session, key: str) -> None:
     """Unmarks `key` in the caller's transaction: the delivery was answered without anything
     being done (input that failed its checks), so the same request sent again is looked at
     again instead of being taken for a re-delivery of something done."""
-    session.execute(_GIVE_BACK, {"key": key})
+    session.connection().execute(_GIVE_BACK, {"key": key})

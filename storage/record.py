@@ -124,7 +124,10 @@ def append_many(session: Session, new: list[NewEntry], *,
             sha256_hex(body), vault.seal(body) if vault else body))
     session.flush()  # the interaction's own changes, before the lock
     postgres = session.get_bind().dialect.name == "postgresql"
-    head = chain_postgres.locked_head(session) if postgres else session.execute(_HEAD).first()
+    # Core statements on the transaction's connection: the ORM's execution path would add
+    # its own bookkeeping to each, for rows it never tracks.
+    connection = session.connection()
+    head = chain_postgres.locked_head(session) if postgres else connection.execute(_HEAD).first()
     seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
     first_seq, first_prev = seq + 1, prev_hash
     entries: list[RecordEntry] = []
@@ -143,11 +146,10 @@ def append_many(session: Session, new: list[NewEntry], *,
         chain_postgres.insert(session, rows, nodes)
     else:
         names = chain_postgres.ROW_NAMES[:-1]
-        session.execute(sqlalchemy.insert(RecordEntry),
-                        [dict(zip(names, row[:-1], strict=True)) for row in rows])
-        session.execute(sqlalchemy.insert(RecordPayload),
-                        [{"seq": row[0], "body": row[-1]} for row in rows])
-        tree.insert_nodes(session, nodes)
+        connection.execute(_INSERT_ENTRY,
+                           [dict(zip(names, row[:-1], strict=True)) for row in rows])
+        connection.execute(_INSERT_PAYLOAD, [{"seq": row[0], "body": row[-1]} for row in rows])
+        tree.insert_nodes(connection, nodes)
     # Kept per transaction: a session that lives through many commits with nothing taking
     # them (no SIEM stream) must not keep every entry it ever appended.
     transaction = session.get_transaction()
@@ -159,6 +161,8 @@ def append_many(session: Session, new: list[NewEntry], *,
 
 
 _APPENDED = "noticebot.record.appended"
+_INSERT_ENTRY = sqlalchemy.insert(RecordEntry.__table__)  # type: ignore[attr-defined]
+_INSERT_PAYLOAD = sqlalchemy.insert(RecordPayload.__table__)  # type: ignore[attr-defined]
 _HEAD = select(RecordEntry.seq, RecordEntry.hash).order_by(col(RecordEntry.seq).desc()).limit(1)
 
 

@@ -58,9 +58,9 @@ def new_nodes(session: Session, first_seq: int, entry_hashes: list[str],
     return rows
 
 
-def insert_nodes(session: Session, rows: list[dict[str, object]]) -> None:
+def insert_nodes(connection: Connection | Session, rows: list[dict[str, object]]) -> None:
     if rows:
-        session.execute(_INSERT, rows)
+        connection.execute(_INSERT, rows)
 
 
 def nodes(connection: Connection | Session, wanted: Iterable[Node]) -> dict[Node, bytes]:
