@@ -127,10 +127,12 @@ class Core:
         return deliver_pending(engine=self.engine, clock=self.clock, settings=self.settings,
                                sender=self.usncb_sender)
 
-    def home(self, *, actor: Actor) -> Outcome:
-        """The actor's overview (App Home); the view itself is recorded as a read."""
+    def home(self, *, actor: Actor, delivery_key: str | None = None) -> Outcome:
+        """The actor's overview (App Home); the view itself is recorded as a read.
+        `delivery_key`: the request that asked, answered once (as for `command`)."""
         return self._run(actor, "event", "event.home_opened", {},
-                         lambda ctx: commands.home(ctx), case_id=None)
+                         lambda ctx: commands.home(ctx), case_id=None,
+                         delivery_key=delivery_key)
 
     def case_thread(self, *, actor: Actor, case_id: str) -> Outcome:
         """A case's root and thread messages as they stand, with the current step's buttons:
@@ -170,7 +172,9 @@ class Core:
         the same key changes nothing and returns `duplicate`)."""
         def handle(ctx: Ctx) -> Outcome:
             if value.action is ActionId.show_case:
-                return commands.show_case(ctx, value.case_id)
+                shown = commands.show_case(ctx, value.case_id)
+                self._may_come_again(ctx, delivery_key)
+                return shown
             case = load_case(ctx, value.case_id)
             act = workflow.act_for_action(value.action)
             if act is None:
@@ -180,6 +184,7 @@ class Core:
                 workflow.may(ctx, case, act)
                 form = self._form_for(ctx, case, act.form, value.ref)
                 if form.fields:
+                    self._may_come_again(ctx, delivery_key)
                     return Outcome(form=form, case_id=case.id)
             # No form, or nothing to ask (a webhook request with no options): act on the click.
             workflow.perform(ctx, case, act, {}, value.ref)
@@ -345,6 +350,14 @@ class Core:
                     # shown the same errors, not taken for a re-delivery of something done.
                     deliveries.give_back(ctx.session, delivery_key)
             return self._answer(ctx, actor, outcome, by_dm=answer_by_dm)
+
+    @staticmethod
+    def _may_come_again(ctx: Ctx, delivery_key: str | None) -> None:
+        """A click that only showed something (a case, a form to fill) did nothing: its key is
+        given back, so the same delivery again (an invoke whose answer Teams lost and sends
+        again) is shown it again rather than "Already done."."""
+        if delivery_key is not None:
+            deliveries.give_back(ctx.session, delivery_key)
 
     @staticmethod
     def _first_delivery(ctx: Ctx, delivery_key: str | None) -> bool:

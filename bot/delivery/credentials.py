@@ -52,6 +52,9 @@ class CredentialsWatch:
         self._outage = 0  # bumped when an outage ends: a telling that outlived it knows
         self._probed: datetime | None = None  # the last call let through meanwhile
         self._looked = False  # whether an outage told before this process began was ended
+        # Told by another process: when to look again, in case that one's calls got through
+        # and ended the outage while this one's are still refused (it has its own secret).
+        self._recheck_at: datetime | None = None
 
     def postpone(self) -> timedelta | None:
         """During an outage, how long a row should wait instead of calling the platform: one
@@ -74,7 +77,9 @@ class CredentialsWatch:
         with self._lock:
             self._since = self._since or now
             since, outage = self._since, self._outage
-            if self._told is not None or self._telling or now - since < self.grace:
+            if self._telling or now - since < self.grace:
+                return
+            if self._told is not None and (self._recheck_at is None or now < self._recheck_at):
                 return
             self._telling = True  # another thread's refusal meanwhile does not tell again
         name = platform_name(self.platform.value, capital=True)
@@ -87,17 +92,19 @@ class CredentialsWatch:
                  "mended (its client secret or certificate, or its registration).",
             notes=("The record holds a delivery.credentials_refused entry.",))
         told: Told | None = None
+        recheck_at = None
         try:
-            # Told by another process already (or being told): told, as far as this one goes.
             told = self._tell("delivery.credentials_refused", message, since=since, now=now,
-                              error=code) or Told()
+                              error=code)
+            if told is None:  # told by another process already (or being told)
+                told, recheck_at = Told(), now + self.grace
         except Exception:  # the database as well: the next refusal tries again
             log.exception("could not tell the admins that %s refuses the credentials", name)
         with self._lock:
             self._telling = False
             over = self._outage != outage
             if not over:
-                self._told = told
+                self._told, self._recheck_at = told, recheck_at
         if over and told is not None:  # it ended while they were being told: say so too
             self._tell_accepted()
 
@@ -109,19 +116,23 @@ class CredentialsWatch:
             return
         with self._lock:
             since, looked = self._since, self._looked
-            self._since = self._told = None
+            self._since = self._told = self._recheck_at = None
             self._looked = True
             self._outage += 1
             self._probed = None
-        if since is not None or not looked:
-            self._tell_accepted()
+        if (since is not None or not looked) and not self._tell_accepted():
+            with self._lock:
+                self._looked = False  # the outage may still be open: end it next time
 
-    def _tell_accepted(self) -> None:
+    def _tell_accepted(self) -> bool:
+        """Ends a told outage, telling the admins; False if that could not be done."""
         name = platform_name(self.platform.value, capital=True)
         try:
             self._tell("delivery.credentials_accepted", None, since=None, now=self.clock.now())
         except Exception:  # the delivery itself is done; only the good news is not told
             log.exception("could not tell the admins that %s accepts the credentials", name)
+            return False
+        return True
 
     def _accepted_message(self, since: datetime) -> Message:
         name = platform_name(self.platform.value, capital=True)

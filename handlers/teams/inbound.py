@@ -194,21 +194,18 @@ class Interactions:
         actor = self._actor(object_id, teams_id, "message")
         if isinstance(actor, Reply):
             return actor
-        if activity_id and not changes_state(command):
-            # A command that changes something is taken once by the core itself (`_command`).
-            seen = self._first_delivery(delivery_key("command", actor.id, activity_id))
-            if seen is None:
-                return Reply(text=FAILED)
-            if not seen:
+        # Each message is answered once, however often Teams hands it on.
+        key = delivery_key("command", actor.id, activity_id) if activity_id else None
+        if personal:  # the key is taken in the same transaction as the answer
+            outcome = self._command(actor, command, channel, key=key)
+            if outcome is not None and outcome.duplicate:
                 return None  # a re-delivery of the message: answered the first time
-        if personal:
-            return self._shown(self._command(actor, command, channel, activity_id),
-                               origin={"command": command}, in_dialog=False)
+            return self._shown(outcome, origin={"command": command}, in_dialog=False)
         word = command.split(" ", 1)[0] or "help"
         if changes_state(command):
             # Done at once, as typed; a channel cannot show the answer to its author alone,
             # so it goes to their 1:1 chat and the channel hears only whether it was done.
-            outcome = self._command(actor, command, channel, activity_id, answer_by_dm=True)
+            outcome = self._command(actor, command, channel, key=key, answer_by_dm=True)
             if outcome is None:
                 return Reply(text=FAILED)
             if outcome.duplicate:
@@ -221,19 +218,23 @@ class Interactions:
                                                           in_dialog=False).text
             return Reply(text=f"notice {word}: {said}")
         # An answer that may be private (a case's details): a button that shows it in a
-        # dialog to the person who typed the command (`dialog_open`).
+        # dialog to the person who typed the command (`dialog_open`), posted once.
+        if key is not None:
+            seen = self._first_delivery(key)
+            if seen is None:
+                return Reply(text=FAILED)
+            if not seen:
+                return None  # a re-delivery of the message: answered the first time
         origin = {"command": command, "by": actor.id, "message": activity_id}
         return Reply(cards=[self.open_button("Open", f"notice {word}: {PRIVATE_HERE}",
                                              origin)])
 
-    def _command(self, actor: PlatformUser, command: str, channel: str,
-                 message_id: object, *, answer_by_dm: bool = False) -> Outcome | None:
-        """`message_id`: the message that asked; a command that changes something is acted on
-        once for it, however often it is handed on (a re-delivery, a second press of Open)."""
+    def _command(self, actor: PlatformUser, command: str, channel: str, *,
+                 key: str | None = None, answer_by_dm: bool = False) -> Outcome | None:
+        """`key`: the delivery key of the message that asked, when it is answered once (a
+        re-delivery is then `duplicate`); an Open button's dialog answers each press."""
         if command.strip().lower() == "home":
-            return self._attempt(lambda: self.core.home(actor=actor))
-        key = (delivery_key("command", actor.id, message_id)
-               if message_id and changes_state(command) else None)
+            return self._attempt(lambda: self.core.home(actor=actor, delivery_key=key))
         return self._attempt(lambda: self.core.command(
             actor=actor, text=command, channel=channel, delivery_key=key,
             answer_by_dm=answer_by_dm))
@@ -293,7 +294,7 @@ class Interactions:
                 # presser's authority: the button is its author's (the core still checks).
                 return self._unreadable(actor, "command.not_author", NOT_AUTHOR, data,
                                         ValueError("pressed by another"))
-            return self._shown(self._command(actor, command, channel, data.get("message")),
+            return self._shown(self._command(actor, command, channel),
                                origin={"command": command}, in_dialog=True)
         key = delivery_key("fetch", actor.id, activity_id) if activity_id else None
         return self._press(actor, data, key)
@@ -392,7 +393,7 @@ class Interactions:
         if isinstance(origin.get("command"), str):
             if parse(str(origin["command"])).name is not CommandName.open:
                 raise ValueError("not a command that opens a form")
-            outcome = self._command(actor, str(origin["command"]), channel, None)
+            outcome = self._command(actor, str(origin["command"]), channel)
         else:
             value = _value(origin.get("value"))
             outcome = self._attempt(lambda: self.core.preview(actor=actor, value=value))

@@ -8,6 +8,7 @@ re-sending it can duplicate it (see README, "Connect to Teams")."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -23,18 +24,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from bot.delivery.port import Address, Dead, Pacing, Platform, Posted, Recipient, Retry
-from bot.messages import Message
+from bot.messages import Message, mentioned_in
 from config.teams import TeamsSettings, host_of
 from handlers.teams import cards
 from handlers.teams.clouds import environment
 
+log = logging.getLogger(__name__)
+
 TokenSource = Callable[[], str]
+
+# A team channel's (or group chat's) conversation id; a 1:1 chat's starts "a:".
+CHANNEL_PREFIX = "19:"
 
 # Teams allows a bot 7 messages a second per thread, 60 per 30 s, and 50 requests a second per
 # tenant: 0.5 s between posts keeps a busy thread under the 30-second window, and 45/s leaves
 # the tenant some room for the inbound side's replies.
-# A team channel's (or group chat's) conversation id; a 1:1 chat's starts "a:".
-CHANNEL_PREFIX = "19:"
 PACING = Pacing(per_conversation=0.5, per_second=45.0)
 RETRYABLE = {412, 429, 502, 504}
 # A login service that never answers must not hold a delivery thread (and its claim, whose
@@ -178,8 +182,17 @@ class TeamsTransport:
         # Mentions only in a new post, and only in a channel: a person named in someone
         # else's 1:1 chat is not in it, and an update in place names people plainly, so
         # that it cannot notify them again.
-        answer = self._call("POST", url, self._activity(
-            message, people, mention=to.conversation.startswith(CHANNEL_PREFIX)))
+        mention = to.conversation.startswith(CHANNEL_PREFIX) and any(
+            person in people for person in mentioned_in(message))
+        try:
+            answer = self._call("POST", url, self._activity(message, people, mention=mention))
+        except Dead as refused:
+            if not (mention and refused.code.startswith("400")):
+                raise
+            # A mention Teams will not take (a person who left the tenant) must not cost
+            # the post: it goes again naming people plainly.
+            log.warning("Teams refused a post's mentions (%s): sent without them", refused.code)
+            answer = self._call("POST", url, self._activity(message, people, mention=False))
         ref = answer.get("id")
         if not isinstance(ref, str) or not ref:
             raise Retry("posted, but Teams gave no activity id", uncertain=True)

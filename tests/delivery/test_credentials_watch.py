@@ -111,3 +111,47 @@ def test_processes_seeing_an_outage_at_once_tell_of_it_once(core: Core) -> None:
     assert _told(core) == (1, 0)
     run_together(*[watch.accepted for watch in watches])
     assert _told(core) == (1, 1)
+
+
+def test_an_end_that_could_not_be_saved_is_saved_with_the_next_call_through(
+        core: Core) -> None:
+    """Otherwise the outage would stay open, and the next one would be told to no one."""
+    watch = _watch(core, [])
+    watch.refused("401")
+    real = watch._tell
+
+    def database_down(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database down")
+
+    watch._tell = database_down  # type: ignore[method-assign]
+    watch.accepted()
+    assert _told(core) == (1, 0)
+    watch._tell = real  # type: ignore[method-assign]
+    watch.accepted()  # the database is back
+    assert _told(core) == (1, 1)
+    watch.refused("401")
+    assert _told(core) == (2, 1)
+
+
+def test_a_process_still_refused_after_another_ended_the_outage_tells_again(
+        core: Core) -> None:
+    """The credentials are one process's: a worker left on an old secret while the others
+    were given the new one is still refused, and says so."""
+    clock = core.clock
+    assert isinstance(clock, ManualClock)
+    mended, stale = _watch(core, []), _watch(core, [])
+    for watch in (mended, stale):
+        watch.grace = timedelta(minutes=5)
+        watch.accepted()
+        watch.refused("401")
+    clock.advance(timedelta(minutes=5))
+    mended.refused("401")
+    stale.refused("401")
+    assert _told(core) == (1, 0)
+    mended.accepted()  # given the new secret
+    assert _told(core) == (1, 1)
+    stale.refused("401")  # not yet looked again
+    assert _told(core) == (1, 1)
+    clock.advance(timedelta(minutes=5))
+    stale.refused("401")
+    assert _told(core) == (2, 1)

@@ -170,6 +170,9 @@ def test_a_command_that_only_reads_delivered_twice_is_answered_once(
     # Another message with the same words is another request.
     assert teams.say(OFFICER, "notice help", activity_id="m-4").status_code == 200
     assert len(entries(core, action="command.help", actor=OFFICER)) == 2
+    for _ in range(2):
+        assert teams.say(OFFICER, "notice home", activity_id="m-5").status_code == 200
+    assert len(entries(core, action="event.home_opened", actor=OFFICER)) == 1
 
 
 def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -> None:

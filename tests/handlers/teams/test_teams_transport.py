@@ -109,6 +109,28 @@ def test_people_named_in_a_new_channel_post_are_mentioned_and_nowhere_else() -> 
 
 
 @respx.mock
+def test_a_post_whose_mentions_teams_refuses_goes_again_without_them() -> None:
+    """A 400 for a post with mentions (someone who left the tenant) would make the case's
+    post a dead letter: it goes once more naming people plainly. A 400 without mentions is
+    still a dead letter."""
+    root = respx.post(f"{SERVICE}/v3/conversations/{CHANNEL}/activities")
+    root.side_effect = [httpx.Response(400, json={"error": {"code": "BadArgument"}}),
+                        httpx.Response(201, json={"id": "7"})]
+    sender = transport()
+    assert sender.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1,
+                       people=PEOPLE) == Posted(CHANNEL, "7")
+    first, second = (json.loads(c.request.content)["attachments"][0]["content"]
+                     for c in root.calls)
+    assert "msteams" in first and "msteams" not in second
+    assert "Sam Supervisor" in json.dumps(second) and "<at>" not in json.dumps(second)
+    root.side_effect = [httpx.Response(400)]
+    with pytest.raises(Dead):
+        sender.post(to=Address(CHANNEL), message=Message(text="no one named"), outbox_id=2,
+                    people=PEOPLE)
+    assert root.call_count == 3
+
+
+@respx.mock
 def test_a_direct_message_conversation_is_created_for_the_persons_object_id() -> None:
     # The transport only asks; the delivery loop keeps the answer (tests/delivery).
     create = respx.post(f"{SERVICE}/v3/conversations").respond(201, json={"id": "a:1dm"})
