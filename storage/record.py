@@ -124,9 +124,7 @@ def append_many(session: Session, new: list[NewEntry], *,
             sha256_hex(body), vault.seal(body) if vault else body))
     session.flush()  # the interaction's own changes, before the lock
     postgres = session.get_bind().dialect.name == "postgresql"
-    # Core statements on the transaction's connection: the ORM's execution path would add
-    # its own bookkeeping to each, for rows it never tracks.
-    connection = session.connection()
+    connection = session.connection()  # Core statements: the ORM would track nothing here
     head = chain_postgres.locked_head(session) if postgres else connection.execute(_HEAD).first()
     seq, prev_hash = (int(head[0]), str(head[1])) if head else (0, GENESIS_HASH)
     first_seq, first_prev = seq + 1, prev_hash
