@@ -59,6 +59,9 @@ def reachable(session: Session, platform: Platform, user_id: str) -> bool:
     return identity(session, platform, user_id) is not None
 
 
+_ACTING = "noticebot.acting_as"
+
+
 def acting_as(session: Session, user: PlatformUser) -> str:
     """The person id an inbound request from `user` acts as: every inbound request is resolved
     through here. An identity no person has acts as an unknown id, refused by the access
@@ -70,13 +73,15 @@ def acting_as(session: Session, user: PlatformUser) -> str:
     # Teams' ids are GUIDs, the same in any case, stored in lower case (bot/roster.py).
     stored_as = external_id.lower() if platform is Platform.teams else external_id
     # The person comes with the identity: the access checks that follow find them in the
-    # session instead of asking the database again.
+    # session instead of asking the database again. The session holds what it loaded only
+    # weakly, so the person is kept for the session's life (`session.info`).
     found = session.exec(
         select(Person).join(PersonIdentity, col(PersonIdentity.user_id) == col(Person.user_id))
         .where(PersonIdentity.platform == platform.value,
                PersonIdentity.external_id == stored_as)
     ).first()
     if found is not None:
+        session.info[_ACTING] = found
         return found.user_id
     if platform is Platform.slack and session.exec(
             select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)

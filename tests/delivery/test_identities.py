@@ -3,13 +3,16 @@ renders, and the roster's identity keys."""
 
 from __future__ import annotations
 
+import gc
 from datetime import date
 
 import pytest
 from slack_sdk import WebClient
+from sqlalchemy import event
 from sqlmodel import Session, col, select
 
 from bot.app import load_roster_text
+from bot.core import access
 from bot.core.context import unit_of_work
 from bot.core.identities import PlatformUser, acting_as, mention_ids
 from bot.core.service import Core
@@ -155,6 +158,27 @@ def test_inbound_users_act_as_the_person_whose_identity_they_are(bare_core: Core
     assert person_for(Platform.slack, "U0NOBODY") == "U0NOBODY"
     assert person_for(Platform.slack, "sam") == "slack:sam"
     assert person_for(Platform.teams, "U0OFF1") == "teams:U0OFF1"
+
+
+def test_the_person_a_platform_user_acts_as_is_read_once_per_interaction(
+        bare_core: Core) -> None:
+    """The roster check every step makes finds the person resolved with the identity: the
+    session must hold on to them (it keeps what it loaded only weakly)."""
+    load_roster_text(bare_core, MIXED, actor="admin", source="t")
+    with unit_of_work(bare_core.engine, clock=bare_core.clock, settings=bare_core.settings,
+                      actor=PlatformUser(Platform.slack, "U0SAMSLACK")) as ctx:
+        gc.collect()
+        statements: list[str] = []
+
+        def seen(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        event.listen(bare_core.engine, "before_cursor_execute", seen)
+        try:
+            found = access.require_person(ctx.session, ctx.actor)
+        finally:
+            event.remove(bare_core.engine, "before_cursor_execute", seen)
+        assert found.user_id == "sam" and statements == []
 
 
 def test_slack_renders_a_mention_with_the_persons_slack_id() -> None:
