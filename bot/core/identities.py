@@ -81,7 +81,7 @@ def acting_as(session: Session, user: PlatformUser) -> str:
                PersonIdentity.external_id == stored_as)
     ).first()
     if found is not None:
-        session.info[_ACTING] = found
+        session.info.setdefault(_ACTING, {})[found.user_id] = found
         return found.user_id
     if platform is Platform.slack and session.exec(
             select(PersonIdentity.user_id).where(PersonIdentity.user_id == external_id)

@@ -52,8 +52,8 @@ class CredentialsWatch:
         self._outage = 0  # bumped when an outage ends: a telling that outlived it knows
         self._probed: datetime | None = None  # the last call let through meanwhile
         self._looked = False  # whether an outage told before this process began was ended
-        # Told by another process: when to look again, in case that one's calls got through
-        # and ended the outage while this one's are still refused (it has its own secret).
+        # When to look again at the shared outage while refused: another process's calls may
+        # have got through and ended it while this one's are still refused (its own secret).
         self._recheck_at: datetime | None = None
 
     def postpone(self) -> timedelta | None:
@@ -92,12 +92,11 @@ class CredentialsWatch:
                  "mended (its client secret or certificate, or its registration).",
             notes=("The record holds a delivery.credentials_refused entry.",))
         told: Told | None = None
-        recheck_at = None
+        recheck_at = now + self.grace
         try:
+            # None: told by another process already (or being told).
             told = self._tell("delivery.credentials_refused", message, since=since, now=now,
-                              error=code)
-            if told is None:  # told by another process already (or being told)
-                told, recheck_at = Told(), now + self.grace
+                              error=code) or Told()
         except Exception:  # the database as well: the next refusal tries again
             log.exception("could not tell the admins that %s refuses the credentials", name)
         with self._lock:
@@ -105,8 +104,10 @@ class CredentialsWatch:
             over = self._outage != outage
             if not over:
                 self._told, self._recheck_at = told, recheck_at
-        if over and told is not None:  # it ended while they were being told: say so too
-            self._tell_accepted()
+        # It ended while they were being told: say so too (or try again with the next call).
+        if over and told is not None and not self._tell_accepted():
+            with self._lock:
+                self._looked = False
 
     def accepted(self) -> None:
         """A call went through: an outage is over. The admins hear it if they were told of it,

@@ -133,10 +133,11 @@ def test_an_end_that_could_not_be_saved_is_saved_with_the_next_call_through(
     assert _told(core) == (2, 1)
 
 
+@pytest.mark.parametrize("stale_told_it", [False, True])
 def test_a_process_still_refused_after_another_ended_the_outage_tells_again(
-        core: Core) -> None:
+        core: Core, stale_told_it: bool) -> None:
     """The credentials are one process's: a worker left on an old secret while the others
-    were given the new one is still refused, and says so."""
+    were given the new one is still refused, and says so, whichever process told first."""
     clock = core.clock
     assert isinstance(clock, ManualClock)
     mended, stale = _watch(core, []), _watch(core, [])
@@ -145,8 +146,8 @@ def test_a_process_still_refused_after_another_ended_the_outage_tells_again(
         watch.accepted()
         watch.refused("401")
     clock.advance(timedelta(minutes=5))
-    mended.refused("401")
-    stale.refused("401")
+    for watch in ((stale, mended) if stale_told_it else (mended, stale)):
+        watch.refused("401")
     assert _told(core) == (1, 0)
     mended.accepted()  # given the new secret
     assert _told(core) == (1, 1)
@@ -155,3 +156,30 @@ def test_a_process_still_refused_after_another_ended_the_outage_tells_again(
     clock.advance(timedelta(minutes=5))
     stale.refused("401")
     assert _told(core) == (2, 1)
+    clock.advance(timedelta(minutes=5))
+    stale.refused("401")  # looked again, and it is still the same outage: told once
+    assert _told(core) == (2, 1)
+
+
+def test_an_outage_that_ended_while_told_and_could_not_be_saved_ends_later(
+        core: Core) -> None:
+    watch = _watch(core, [])
+    real = watch._tell
+    calls = 0
+
+    def ended_meanwhile_then_down(action: str, *args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if action == "delivery.credentials_refused":
+            watch.accepted()  # another thread got through while the start was being told
+            return real(action, *args, **kwargs)
+        if calls > 2:  # the end after the start was told: the database is down
+            raise RuntimeError("database down")
+        return real(action, *args, **kwargs)
+
+    watch._tell = ended_meanwhile_then_down  # type: ignore[method-assign]
+    watch.refused("401")
+    assert _told(core) == (1, 0)
+    watch._tell = real  # type: ignore[method-assign]
+    watch.accepted()  # the next call through
+    assert _told(core) == (1, 1)

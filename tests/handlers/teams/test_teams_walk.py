@@ -210,9 +210,16 @@ def test_buttons_in_a_dialog_answer_in_the_dialog(teams: TeamsUser, core: Core) 
     done = dialog(teams.submit(OFFICER, {**submit_data(form), "sent_on": TODAY,
                                          "method": "USNCB e-mail"}))
     assert isinstance(done, str) and not done.startswith("Not done"), done
-    # Once the step is done, the same press again does not do it again.
-    dialog(teams.submit(OFFICER, sent["data"]))
     assert len(entries(core, action="form.validity_sent", actor=OFFICER)) == 1
+    # A press that acts (here refused: not this case's step now) is taken once: Teams sending
+    # it again gets "Already done." and nothing more is recorded.
+    acting = {"action": "nb_press", "nb": {"nonce": "n-1", "value": {
+        "action": "request_approval", "case_id": case_id, "ref": None}, "confirm": None}}
+    first = dialog(teams.submit(OFFICER, acting))
+    assert isinstance(first, str) and first.startswith("Not done")
+    recorded = len(entries(core, actor=OFFICER))
+    assert dialog(teams.submit(OFFICER, acting)) == "Already done."
+    assert len(entries(core, actor=OFFICER)) == recorded
 
 
 def test_every_notice_command_has_its_teams_twin(teams: TeamsUser, core: Core) -> None:
