@@ -173,7 +173,7 @@ class Core:
         def handle(ctx: Ctx) -> Outcome:
             if value.action is ActionId.show_case:
                 shown = commands.show_case(ctx, value.case_id)
-                self._may_come_again(ctx, delivery_key)
+                self._nothing_done(ctx, delivery_key)
                 return shown
             case = load_case(ctx, value.case_id)
             act = workflow.act_for_action(value.action)
@@ -184,7 +184,7 @@ class Core:
                 workflow.may(ctx, case, act)
                 form = self._form_for(ctx, case, act.form, value.ref)
                 if form.fields:
-                    self._may_come_again(ctx, delivery_key)
+                    self._nothing_done(ctx, delivery_key)
                     return Outcome(form=form, case_id=case.id)
             # No form, or nothing to ask (a webhook request with no options): act on the click.
             workflow.perform(ctx, case, act, {}, value.ref)
@@ -345,17 +345,15 @@ class Core:
                 ctx.record("refusal", f"{action}.invalid", case_id=case_id,
                            errors=invalid.errors)
                 outcome = Outcome(ok=False, errors=invalid.errors, case_id=case_id)
-                if delivery_key is not None:
-                    # Nothing was done: the same answers sent again are checked again and
-                    # shown the same errors, not taken for a re-delivery of something done.
-                    deliveries.give_back(ctx.session, delivery_key)
+                # The same answers sent again are checked again and shown the same errors.
+                self._nothing_done(ctx, delivery_key)
             return self._answer(ctx, actor, outcome, by_dm=answer_by_dm)
 
     @staticmethod
-    def _may_come_again(ctx: Ctx, delivery_key: str | None) -> None:
-        """A click that only showed something (a case, a form to fill) did nothing: its key is
-        given back, so the same delivery again (an invoke whose answer Teams lost and sends
-        again) is shown it again rather than "Already done."."""
+    def _nothing_done(ctx: Ctx, delivery_key: str | None) -> None:
+        """The delivery was answered without anything done (a case or a form to fill shown,
+        answers that failed their checks): its key is given back, so the same delivery again
+        (an invoke whose answer Teams lost) is looked at again, not answered "Already done."."""
         if delivery_key is not None:
             deliveries.give_back(ctx.session, delivery_key)
 

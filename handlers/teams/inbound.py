@@ -17,7 +17,8 @@ import uuid
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from bot.core.commands import CommandName, changes_state, parse
 from bot.core.identities import PlatformUser
@@ -28,6 +29,7 @@ from handlers.teams import cards
 from handlers.teams.directory import TeamsDirectory
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 FAILED = "That could not be done, and nothing was changed. Please try again."
 NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your records officer."
@@ -118,19 +120,13 @@ class Interactions:
             details={"teams_user": teams_id}))
         return Reply(text=not_done(NOT_ON_ROSTER))
 
-    def _attempt(self, run: Callable[[], Outcome]) -> Outcome | None:
+    @staticmethod
+    def _attempt(run: Callable[[], T]) -> T | None:
+        """A core call's answer; None (logged) if the core failed, having changed nothing."""
         try:
             return run()
         except Exception:
             log.exception("a Teams interaction failed in the core (nothing was changed)")
-            return None
-
-    def _first_delivery(self, key: str) -> bool | None:
-        """Whether this is the first delivery of `key`; None if that could not be told."""
-        try:
-            return self.core.first_delivery(key=key)
-        except Exception:
-            log.exception("a Teams delivery could not be taken (nothing was answered)")
             return None
 
     def _remember(self, form: Form) -> str:
@@ -220,7 +216,7 @@ class Interactions:
         # An answer that may be private (a case's details): a button that shows it in a
         # dialog to the person who typed the command (`dialog_open`), posted once.
         if key is not None:
-            seen = self._first_delivery(key)
+            seen = self._attempt(partial(self.core.first_delivery, key=key))
             if seen is None:
                 return Reply(text=FAILED)
             if not seen:
