@@ -363,6 +363,9 @@ class Outcome:
     # Person id -> the acting platform's id of each person `private` mentions (when the actor
     # came as a PlatformUser): what a surface needs to render those mentions itself.
     mention_ids: dict[str, str] = field(default_factory=dict)
+    # Person id -> name of each person on the roster that `private` or `form` mentions (when
+    # the actor came as a PlatformUser), read with the answer: for a surface that names them.
+    mention_names: dict[str, str] = field(default_factory=dict)
     # `private` went to the actor's direct messages instead of only to the record
     # (`Core.command` answer_by_dm; False when no person on the roster is reachable there).
     sent_by_dm: bool = False
@@ -381,6 +384,17 @@ def mentioned_in(message: Message) -> list[str]:
     parts = [message.title, message.text, message.preformatted, *message.notes]
     parts += [value for _, value in message.fields]
     return mentioned("\n".join(parts))
+
+
+def mentioned_by(outcome: Outcome) -> list[str]:
+    """The person ids mentioned anywhere in what an outcome shows: its refusal, its private
+    messages and its form's texts; in order, each once."""
+    found = mentioned(outcome.refusal or "")
+    found += [user_id for message in outcome.private for user_id in mentioned_in(message)]
+    if outcome.form is not None:
+        form = outcome.form
+        found += mentioned("\n".join((form.title, form.intro, form.preformatted)))
+    return list(dict.fromkeys(found))
 
 
 def render_mentions(text: str, render: Callable[[str], str]) -> str:

@@ -100,3 +100,10 @@ def mention_ids(session: Session, platform: Platform,
             if user_id not in found and (external := identity(session, platform, user_id)):
                 found[user_id] = external
     return found
+
+
+def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
+    """Person id -> name of each of `user_ids` on the roster (people the interaction already
+    loaded come from the session, without asking the database again)."""
+    return {user_id: person.name for user_id in user_ids
+            if (person := session.get(Person, user_id)) is not None}

@@ -29,7 +29,14 @@ from bot.core.context import Ctx, unit_of_work
 from bot.core.details import open_case_details
 from bot.core.errors import FormErrors, Refused
 from bot.core.forms import open_case_form, validate
-from bot.core.identities import Actor, PlatformUser, given_id, mention_ids, reachable
+from bot.core.identities import (
+    Actor,
+    PlatformUser,
+    given_id,
+    mention_ids,
+    names_of,
+    reachable,
+)
 from bot.core.steps import callback, opening, review
 from bot.core.transitions import load_case
 from bot.messages import (
@@ -42,6 +49,7 @@ from bot.messages import (
     Message,
     Outcome,
     RefusalCode,
+    mentioned_by,
 )
 from bot.ops import metrics
 from bot.ops.logs import log_context
@@ -378,8 +386,12 @@ class Core:
             else:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,
                            to=ctx.actor, message=message.to_dict())
-        if isinstance(actor, PlatformUser) and outcome.private:
-            outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
+        if isinstance(actor, PlatformUser):
+            if outcome.private:
+                outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
+            # Read here, in the answer's transaction: a surface that names people needs no
+            # database reads of its own to show the answer.
+            outcome.mention_names = names_of(ctx.session, mentioned_by(outcome))
         return outcome
 
     def _refuse_input(self, actor: Actor, kind: str, action: str, payload: dict[str, Any],

@@ -107,6 +107,12 @@ class Interactions:
     def name(self, person_id: str) -> str:
         return self.directory.name_of(person_id)
 
+    def _names(self, outcome: Outcome) -> cards.Namer:
+        """How the people an outcome mentions read: as the core read them with the answer
+        (no database read here); the roster only for anyone it did not name."""
+        names = outcome.mention_names
+        return lambda person_id: names.get(person_id) or self.name(person_id)
+
     def _actor(self, object_id: str | None, teams_id: str | None, what: str
                ) -> PlatformUser | Reply:
         """Who acts: the Entra object id, which the core resolves to a person inside the
@@ -137,25 +143,27 @@ class Interactions:
                 self._forms.popitem(last=False)
         return nonce
 
-    def _form_dialog(self, form: Form, *, origin: Mapping[str, Any]) -> Reply:
+    def _form_dialog(self, form: Form, *, origin: Mapping[str, Any], name: cards.Namer
+                     ) -> Reply:
         nonce = self._remember(form)
         meta = {"nonce": nonce, "form": form.form_id.value, "case_id": form.case_id,
                 "ref": form.ref, "origin": dict(origin)}
         return Reply(title=form.title, dialog=cards.form_card(
-            form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name))
+            form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=name))
 
     def _shown(self, outcome: Outcome | None, *, origin: Mapping[str, Any],
                in_dialog: bool) -> Reply:
         """An outcome as the actor sees it: a refusal, a form, private messages or "Done"."""
         if outcome is None:
             return Reply(text=FAILED)
+        name = self._names(outcome)
         if outcome.refusal:  # it may name people (mentions): by name, as in cards
-            return Reply(text=not_done(render_mentions(outcome.refusal, self.name)))
+            return Reply(text=not_done(render_mentions(outcome.refusal, name)))
         if outcome.duplicate:
             return Reply(text="Already done.")
         if outcome.form is not None:
             if in_dialog:
-                return self._form_dialog(outcome.form, origin=origin)
+                return self._form_dialog(outcome.form, origin=origin, name=name)
             return Reply(cards=[self.open_button("Open the form", outcome.form.title,
                                                  origin)])
         if not outcome.private:
@@ -165,14 +173,14 @@ class Interactions:
             # the dialog in turn (`cards.dialog_button`).
             body: list[dict[str, Any]] = []
             for message in outcome.private:
-                body += cards.message_body(message, self.name)
+                body += cards.message_body(message, name)
                 if message.actions:
                     body.append({"type": "ActionSet", "actions": [
                         cards.dialog_button(action, uuid.uuid4().hex)
                         for action in message.actions]})
             return Reply(title=outcome.private[0].title or "noticebot", dialog=cards.card(body))
-        return Reply(cards=[cards.message_card(m, self.name) for m in outcome.private],
-                     text=cards.summary(outcome.private[0], self.name).split("\n", 1)[0])
+        return Reply(cards=[cards.message_card(m, name) for m in outcome.private],
+                     text=cards.summary(outcome.private[0], name).split("\n", 1)[0])
 
     def open_button(self, label: str, text: str, origin: Mapping[str, Any]) -> cards.Card:
         data = {"msteams": {"type": "task/fetch"}, "dialog_id": cards.DIALOG, **origin}

@@ -4,7 +4,7 @@ renders, and the roster's identity keys."""
 from __future__ import annotations
 
 import gc
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from slack_sdk import WebClient
@@ -17,7 +17,7 @@ from bot.core.context import unit_of_work
 from bot.core.identities import PlatformUser, acting_as, mention_ids
 from bot.core.service import Core
 from bot.delivery.port import Address, Platform, Recipient
-from bot.messages import DestinationKind, Message, mention
+from bot.messages import DestinationKind, Form, FormId, Message, Outcome, mention, mentioned_by
 from bot.roster import RosterError, parse_roster
 from handlers.slack.transport import SlackTransport
 from storage.db import reading
@@ -221,6 +221,35 @@ def test_the_core_resolves_a_platform_user_inside_the_interaction(bare_core: Cor
         found = mention_ids(session, Platform.slack, [
             Message(text=f"{mention('sam')}, {mention('U0OFF1')} and {mention('tina')}")])
     assert found == {"sam": "U0SAMSLACK", "U0OFF1": "U0OFF1"}  # Tina is not on Slack
+
+
+def test_the_core_answers_with_the_names_of_the_people_its_answer_mentions(
+        bare_core: Core) -> None:
+    """A surface that names people (Teams) shows them as the answer's own transaction read
+    them; nobody off the roster is named."""
+    today = bare_core.clock.now().date()
+    trained = MIXED.replace('email = "olivia@example.gov"\n', 'email = "olivia@example.gov"\n'
+                            f'training_completed = {today.isoformat()}\n')
+    load_roster_text(bare_core, trained, actor="admin", source="t")
+    sam = PlatformUser(Platform.slack, "U0SAMSLACK")
+    until = (today + timedelta(days=3)).isoformat()
+    done = bare_core.command(actor=sam, text=f"delegate <@U0OFF1> until {until}")
+    assert done.ok and "<@U0OFF1>" in done.private[0].text
+    assert done.mention_names == {"U0OFF1": "Olivia Officer"}
+    stranger = bare_core.command(actor=sam, text=f"delegate <@U0NOBODY> until {until}")
+    assert stranger.refusal is not None and "<@U0NOBODY>" in stranger.refusal
+    assert stranger.mention_names == {}
+    # Called with a person id (console, CLI), the names are not looked up: nothing renders
+    # them from the answer there.
+    assert bare_core.command(actor="sam", text=f"delegate <@U0OFF1> until {until}"
+                             ).mention_names == {}
+
+
+def test_the_people_an_answer_mentions_are_found_in_all_it_shows() -> None:
+    form = Form(form_id=FormId.deny, title="Deny", fields=(), intro=f"For {mention('c')}.")
+    outcome = Outcome(refusal=f"Not {mention('a')}", form=form, private=[
+        Message(title=mention("b"), text=f"{mention('a')} and {mention('b')}")])
+    assert mentioned_by(outcome) == ["a", "b", "c"]
 
 
 def test_an_aor_service_url_off_the_clouds_bot_connector_is_refused_at_import(
