@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -43,7 +44,7 @@ from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.directory import TeamsDirectory
 from handlers.teams.inbound import Interactions, Reply
-from handlers.teams.transport import TokenSource
+from handlers.teams.transport import TokenSource, send_retried
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def register(app: App, act: Interactions) -> None:
             return
         try:
             for outgoing in _post(reply):
-                await ctx.send(outgoing)
+                await send_retried(partial(ctx.send, outgoing))
         except Exception as error:  # the core's part is committed; a lost reply is logged
             log.warning("could not answer a Teams message in %s: %s", conversation.id, error)
         deliver_usncb()

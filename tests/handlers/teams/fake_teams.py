@@ -34,6 +34,7 @@ class Call:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    status: int = 0  # what the fake answered
 
 
 @dataclass
@@ -75,18 +76,23 @@ class FakeTeams:
             return 200, {}, self.jwks()
         length = int(handler.headers.get("content-length") or 0)
         body = json.loads(handler.rfile.read(length) or b"{}")
+        call = Call(handler.command, path, dict(handler.headers.items()), body)
         with self._lock:
-            self.calls.append(Call(handler.command, path, dict(handler.headers.items()), body))
+            self.calls.append(call)
             if self.failures:
                 status, headers = self.failures.pop(0)
+                call.status = status
                 return status, headers, {"error": {"code": "Fake", "message": str(status)}}
             self._ids += 1
             ids = self._ids
         if path == "/v3/conversations":
             member = body["members"][0]["id"]
+            call.status = 201
             return 201, {}, {"id": f"a:dm-{member}"}
         if handler.command == "PUT":
+            call.status = 200
             return 200, {}, {"id": path.rsplit("/", 1)[-1]}
+        call.status = 201
         return 201, {}, {"id": f"{ids}"}
 
     def start(self) -> FakeTeams:

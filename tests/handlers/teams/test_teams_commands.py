@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.app import build_core
@@ -253,3 +254,31 @@ def test_an_answer_by_dm_goes_only_to_the_platform_asked_on(
     with Session(core.engine) as session:
         rows = [(r.platform.value, r.destination) for r in session.exec(select(OutboxMessage))]
     assert rows == [("teams", FRO)]
+
+
+def _replies(teams: TeamsUser, person: str) -> list[int]:
+    """How each try to answer `person` in their 1:1 chat went (the fake's status), in order."""
+    return [c.status for c in teams.fake.posts() if f"a:dm-{OIDS[person]}" in c.path]
+
+
+def test_a_reply_teams_refuses_for_now_is_sent_again(teams: TeamsUser) -> None:
+    """The reply to a typed command follows the delivery loop's rules: a 429 (after its
+    Retry-After) and a 502 are tried again, so the answer is not lost to a busy moment."""
+    teams.fake.failures += [(429, {"Retry-After": "0"}), (502, {})]
+    assert teams.say(OFFICER, "notice help").status_code == 200
+    assert _replies(teams, OFFICER) == [429, 502, 201]
+    assert "notice open" in _last_answer(teams, OFFICER)
+
+
+def test_a_reply_teams_will_never_take_or_asks_too_long_a_wait_for_is_not_tried_again(
+        teams: TeamsUser, caplog: pytest.LogCaptureFixture) -> None:
+    """403 (the bot was removed from the chat) will not change; a Retry-After beyond what Teams
+    waits for the message's answer is not waited for: one try each, logged as lost."""
+    for failure in ((403, {}), (429, {"Retry-After": "60"})):
+        teams.fake.failures.append(failure)
+        before = len(_replies(teams, OFFICER))
+        with caplog.at_level("WARNING", logger="handlers.teams.app"):
+            assert teams.say(OFFICER, "notice help").status_code == 200
+        assert _replies(teams, OFFICER)[before:] == [failure[0]]
+        assert "could not answer a Teams message" in caplog.text
+        caplog.clear()

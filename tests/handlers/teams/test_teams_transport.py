@@ -3,6 +3,7 @@ answer becomes a `Retry` (with Retry-After honoured when given) or a `Dead`."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -19,7 +20,13 @@ from cryptography.x509.oid import NameOID
 from bot.delivery.port import Address, Dead, Posted, Recipient, Retry, Transport
 from bot.messages import Action, ActionId, ActionValue, Message, mention
 from config.teams import TeamsCloud
-from handlers.teams.transport import PACING, TeamsTransport, _retry_after, msal_tokens
+from handlers.teams.transport import (
+    PACING,
+    TeamsTransport,
+    msal_tokens,
+    retry_after,
+    send_retried,
+)
 from tests.handlers.teams.card_schema import declared_problems, problems
 from tests.handlers.teams.conftest import teams_settings
 from tests.handlers.teams.fake_teams import APP_ID, TENANT
@@ -170,11 +177,11 @@ def test_transient_answers_are_retried(status: int, headers: dict[str, str], unc
     ("  12 ", dt.timedelta(seconds=12)),
     ("soon", None),  # unreadable: the loop's back-off applies
 ])
-def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str,
+def testretry_after_is_read_as_seconds_or_as_an_http_date(header: str,
                                                            delay: dt.timedelta | None) -> None:
     now = dt.datetime(2026, 10, 21, 7, 28, tzinfo=dt.UTC)
     answer = httpx.Response(429, headers={"Retry-After": header})
-    assert _retry_after(answer, now=now) == delay
+    assert retry_after(answer, now=now) == delay
 
 
 @pytest.mark.parametrize("status", [400, 403, 404])
@@ -367,3 +374,26 @@ def test_a_service_url_off_the_clouds_bot_connector_is_a_dead_letter_and_gets_no
     own = TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT,
                          token=lambda: "token-1", service_url_for=lambda _: SERVICE + "/")
     assert own.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE).ref == "1"
+
+
+@pytest.mark.parametrize("lost", [1, 2, 3])
+def test_a_reply_whose_connection_was_lost_is_tried_three_times_with_back_off(lost: int
+                                                                              ) -> None:
+    tries: list[int] = []
+    waits: list[float] = []
+
+    async def send() -> None:
+        tries.append(1)
+        if len(tries) <= lost:
+            raise httpx.ReadTimeout("no answer")
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    if lost < 3:
+        asyncio.run(send_retried(send, sleep=sleep))
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            asyncio.run(send_retried(send, sleep=sleep))
+    assert len(tries) == min(lost + 1, 3)
+    assert waits == [0.5, 1.0][:min(lost, 2)]
