@@ -177,7 +177,7 @@ def test_transient_answers_are_retried(status: int, headers: dict[str, str], unc
     ("  12 ", dt.timedelta(seconds=12)),
     ("soon", None),  # unreadable: the loop's back-off applies
 ])
-def testretry_after_is_read_as_seconds_or_as_an_http_date(header: str,
+def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str,
                                                            delay: dt.timedelta | None) -> None:
     now = dt.datetime(2026, 10, 21, 7, 28, tzinfo=dt.UTC)
     answer = httpx.Response(429, headers={"Retry-After": header})
