@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+import httpx
 from fastapi import FastAPI, Request, Response
 from microsoft_teams.api.activities import (
     AdaptiveCardInvokeActivity,
@@ -44,7 +46,7 @@ from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.directory import TeamsDirectory
 from handlers.teams.inbound import Interactions, Reply
-from handlers.teams.transport import TokenSource, send_retried
+from handlers.teams.transport import RETRYABLE, TokenSource, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,38 @@ def _mentioned_users(activity: Any) -> dict[str, str]:
         if entity.type == "mention" and object_id and getattr(mentioned, "id", None) != bot_id:
             found[str(entity.text)] = str(object_id)
     return found
+
+
+# A reply to a typed message is sent while Teams waits for the message's answer (15 s at most):
+# tried this often, waiting at most this long in all, then logged as lost.
+REPLY_ATTEMPTS = 3
+REPLY_WAIT = 4.0
+
+
+async def send_retried(send: Callable[[], Awaitable[object]], *,
+                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """A reply sent with the delivery loop's rules for Teams: 429, 412, 502, 504 and a lost
+    connection are tried again (after `Retry-After` when given, else 0.5 s, then 1 s), any
+    other refusal is not. A 502/504 or a timeout may have delivered it: the reply can then
+    show twice, which beats not at all."""
+    waited, back_off = 0.0, 0.5
+    for attempt in range(1, REPLY_ATTEMPTS + 1):
+        try:
+            await send()
+            return
+        except httpx.HTTPStatusError as error:
+            if error.response.status_code not in RETRYABLE or attempt == REPLY_ATTEMPTS:
+                raise
+            asked = retry_after(error.response)
+            wait = asked.total_seconds() if asked is not None else back_off
+        except httpx.TransportError:
+            if attempt == REPLY_ATTEMPTS:
+                raise
+            wait = back_off
+        if waited + wait > REPLY_WAIT:
+            raise TimeoutError(f"Teams asked to wait {wait:.1f} s more to answer")
+        await sleep(wait)
+        waited, back_off = waited + wait, back_off * 2
 
 
 def _post(reply: Reply) -> list[MessageActivityInput]:

@@ -8,10 +8,9 @@ re-sending it can duplicate it (see README, "Connect to Teams")."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -85,7 +84,7 @@ def msal_tokens(settings: TeamsSettings, *, http_client: Any = None) -> TokenSou
 
 
 def retry_after(response: httpx.Response, *, now: datetime | None = None
-                 ) -> timedelta | None:
+                ) -> timedelta | None:
     """`Retry-After` in seconds or as an HTTP date (RFC 9110 allows both), kept within an
     hour; None when absent or unreadable (the loop's own back-off applies)."""
     value = response.headers.get("retry-after", "").strip()
@@ -100,38 +99,6 @@ def retry_after(response: httpx.Response, *, now: datetime | None = None
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
     return timedelta(seconds=min(max(seconds, 0.0), 3600.0))
-
-
-# A reply to a typed message is sent while Teams waits for the message's answer (15 s at most):
-# tried this often, waiting at most this long in all, then logged as lost.
-REPLY_ATTEMPTS = 3
-REPLY_WAIT = 4.0
-
-
-async def send_retried(send: Callable[[], Awaitable[object]], *,
-                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-    """A reply sent with the delivery loop's rules for Teams: 429, 412, 502, 504 and a lost
-    connection are tried again (after `Retry-After` when given, else 0.5 s, then 1 s), any
-    other refusal is not. A 502/504 or a timeout may have delivered it: the reply can then
-    show twice, which beats not at all."""
-    waited, back_off = 0.0, 0.5
-    for attempt in range(1, REPLY_ATTEMPTS + 1):
-        try:
-            await send()
-            return
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code not in RETRYABLE or attempt == REPLY_ATTEMPTS:
-                raise
-            asked = retry_after(error.response)
-            wait = asked.total_seconds() if asked is not None else back_off
-        except httpx.TransportError:
-            if attempt == REPLY_ATTEMPTS:
-                raise
-            wait = back_off
-        if waited + wait > REPLY_WAIT:
-            raise TimeoutError(f"Teams asked to wait {wait:.1f} s more to answer")
-        await sleep(wait)
-        waited, back_off = waited + wait, back_off * 2
 
 
 class TeamsTransport:

@@ -1,13 +1,16 @@
 """`notice ...` commands that name a person, in Teams: an @mention is resolved through the
 mentioned user's Entra object id (the roster's `teams` identity), a typed roster id is taken as
-it is, and `/notice` is understood as well as `notice`."""
+it is, and `/notice` is understood as well as `notice`; each message is answered once, the answer
+tried again when Teams refuses it for now."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlmodel import Session, select
 
@@ -16,6 +19,7 @@ from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from config.platforms import Platform
 from config.settings import Settings
+from handlers.teams.app import send_retried
 from handlers.teams.inbound import command_text
 from storage import record
 from storage.db import transaction
@@ -282,3 +286,26 @@ def test_a_reply_teams_will_never_take_or_asks_too_long_a_wait_for_is_not_tried_
         assert _replies(teams, OFFICER)[before:] == [failure[0]]
         assert "could not answer a Teams message" in caplog.text
         caplog.clear()
+
+
+@pytest.mark.parametrize("lost", [1, 2, 3])
+def test_a_reply_whose_connection_was_lost_is_tried_three_times_with_back_off(lost: int
+                                                                              ) -> None:
+    tries: list[int] = []
+    waits: list[float] = []
+
+    async def send() -> None:
+        tries.append(1)
+        if len(tries) <= lost:
+            raise httpx.ReadTimeout("no answer")
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    if lost < 3:
+        asyncio.run(send_retried(send, sleep=sleep))
+    else:
+        with pytest.raises(httpx.ReadTimeout):
+            asyncio.run(send_retried(send, sleep=sleep))
+    assert len(tries) == min(lost + 1, 3)
+    assert waits == [0.5, 1.0][:min(lost, 2)]

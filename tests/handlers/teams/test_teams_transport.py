@@ -3,7 +3,6 @@ answer becomes a `Retry` (with Retry-After honoured when given) or a `Dead`."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 from pathlib import Path
@@ -25,7 +24,6 @@ from handlers.teams.transport import (
     TeamsTransport,
     msal_tokens,
     retry_after,
-    send_retried,
 )
 from tests.handlers.teams.card_schema import declared_problems, problems
 from tests.handlers.teams.conftest import teams_settings
@@ -375,25 +373,3 @@ def test_a_service_url_off_the_clouds_bot_connector_is_a_dead_letter_and_gets_no
                          token=lambda: "token-1", service_url_for=lambda _: SERVICE + "/")
     assert own.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE).ref == "1"
 
-
-@pytest.mark.parametrize("lost", [1, 2, 3])
-def test_a_reply_whose_connection_was_lost_is_tried_three_times_with_back_off(lost: int
-                                                                              ) -> None:
-    tries: list[int] = []
-    waits: list[float] = []
-
-    async def send() -> None:
-        tries.append(1)
-        if len(tries) <= lost:
-            raise httpx.ReadTimeout("no answer")
-
-    async def sleep(seconds: float) -> None:
-        waits.append(seconds)
-
-    if lost < 3:
-        asyncio.run(send_retried(send, sleep=sleep))
-    else:
-        with pytest.raises(httpx.ReadTimeout):
-            asyncio.run(send_retried(send, sleep=sleep))
-    assert len(tries) == min(lost + 1, 3)
-    assert waits == [0.5, 1.0][:min(lost, 2)]
