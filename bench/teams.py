@@ -70,7 +70,6 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
         from config.platforms import Platform
         from config.settings import Settings
         from handlers.teams.app import create_app
-        from handlers.teams.directory import IdentityDirectory
         from tests.handlers.teams.conftest import teams_settings
 
         # As `noticebot teams` must run: its messages are queued for Teams.
@@ -80,7 +79,7 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
         core = build_core(settings, migrate=False)
         if kind == "instant":
             core = _instant(core)
-        app = create_app(settings, core, IdentityDirectory(core.engine), tokens=token,
+        app = create_app(settings, core, tokens=token,
                          cloud=cloud, fastapi=web)
     else:
         from microsoft_teams.api.models import (

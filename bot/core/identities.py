@@ -8,7 +8,7 @@ no identity rows at all is still reached on Slack by their id.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlmodel import Session, col, select
@@ -102,8 +102,10 @@ def mention_ids(session: Session, platform: Platform,
     return found
 
 
-def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
-    """Person id -> name of each of `user_ids` on the roster (people the interaction already
-    loaded come from the session, without asking the database again)."""
-    return {user_id: person.name for user_id in user_ids
-            if (person := session.get(Person, user_id)) is not None}
+def names_of(session: Session, user_ids: Collection[str]) -> dict[str, str]:
+    """Person id -> name of each of `user_ids` on the roster (one query, none for no ids)."""
+    if not user_ids:
+        return {}
+    found = session.exec(select(Person.user_id, Person.name)
+                         .where(col(Person.user_id).in_(list(user_ids)))).all()
+    return {user_id: name for user_id, name in found}

@@ -80,8 +80,7 @@ def serve(workers: int, threads: int) -> None:
         # A worker's threads share one interpreter: a thread whose database answer has arrived
         # waits for the interpreter lock, by default up to 5 ms, while another thread computes,
         # and an interaction makes several round trips, some holding the record's lock. Shorter
-        # turns measured 1.3-1.6x the bare Bolt app's median ack on PostgreSQL instead of 7x
-        # and more (see README, Performance).
+        # turns let it go on sooner (docs/performance.md, "Latency").
         sys.setswitchinterval(GIL_TURN_SECONDS)
         core = build_core(settings, migrate=False)
         app = create_app(settings, core, verify_token=False)

@@ -2,13 +2,13 @@
 audience of the configured cloud, expiry, signature against the cloud's OpenID keys, and the
 `serviceurl` claim against the activity), then routed to `Interactions` off the event loop.
 
-No global App: `create_app` builds one from settings, a core and a directory."""
+No global App: `create_app` builds one from settings and a core."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -34,6 +34,7 @@ from microsoft_teams.api.models import (
     TaskModuleResponse,
 )
 from microsoft_teams.apps import ActivityContext, App, FastAPIAdapter
+from microsoft_teams.common import ClientOptions
 
 from bot.clock import Clock
 from bot.core.service import Core
@@ -44,9 +45,8 @@ from handlers.teams import cards
 from handlers.teams.checks import TeamsSettingsError as TeamsSettingsError
 from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
-from handlers.teams.directory import TeamsDirectory
 from handlers.teams.inbound import Interactions, Reply
-from handlers.teams.transport import RETRYABLE, TokenSource, retry_after
+from handlers.teams.transport import TokenSource, retry_after, transient
 
 log = logging.getLogger(__name__)
 
@@ -78,36 +78,46 @@ def _mentioned_users(activity: Any) -> dict[str, str]:
     return found
 
 
-# A reply to a typed message is sent while Teams waits for the message's answer (15 s at most):
-# tried this often, waiting at most this long in all, then logged as lost.
+# The answer to a typed message is sent while Teams waits for the message's HTTP answer (15 s
+# at most, and the core has had its share): all of it within REPLY_SECONDS, each activity
+# tried REPLY_ATTEMPTS times with at most REPLY_WAIT seconds of waiting in all, each request
+# given REQUEST_SECONDS (the SDK's own client has no time limit).
+REPLY_SECONDS = 10.0
 REPLY_ATTEMPTS = 3
 REPLY_WAIT = 4.0
+REQUEST_SECONDS = 5.0
 
 
-async def send_retried(send: Callable[[], Awaitable[object]], *,
-                       sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
-    """A reply sent with the delivery loop's rules for Teams: 429, 412, 502, 504 and a lost
-    connection are tried again (after `Retry-After` when given, else 0.5 s, then 1 s), any
-    other refusal is not. A 502/504 or a timeout may have delivered it: the reply can then
-    show twice, which beats not at all."""
-    waited, back_off = 0.0, 0.5
-    for attempt in range(1, REPLY_ATTEMPTS + 1):
-        try:
-            await send()
-            return
-        except httpx.HTTPStatusError as error:
-            if error.response.status_code not in RETRYABLE or attempt == REPLY_ATTEMPTS:
-                raise
-            asked = retry_after(error.response)
-            wait = asked.total_seconds() if asked is not None else back_off
-        except httpx.TransportError:
-            if attempt == REPLY_ATTEMPTS:
-                raise
-            wait = back_off
-        if waited + wait > REPLY_WAIT:
-            raise TimeoutError(f"Teams asked to wait {wait:.1f} s more to answer")
-        await sleep(wait)
-        waited, back_off = waited + wait, back_off * 2
+async def send_reply(sends: Sequence[Callable[[], Awaitable[object]]], *,
+                     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+    """A reply's activities, in order, by the delivery loop's rules for Teams: a refusal for
+    now (429 and 412, a server error: `transient`) or a lost connection is tried again after
+    `Retry-After` when given, else after 0.5 s, then 1 s. Any other refusal, a wait beyond
+    what is left, or the reply's time running out raises. A server error or a lost answer may
+    have delivered the activity: it can then show twice, which beats not at all."""
+    waited = 0.0
+    last: httpx.HTTPError
+    async with asyncio.timeout(REPLY_SECONDS):
+        for send in sends:
+            back_off = 0.5
+            for attempt in range(1, REPLY_ATTEMPTS + 1):
+                try:
+                    await send()
+                    break
+                except httpx.HTTPStatusError as error:
+                    if not transient(error.response.status_code) or attempt == REPLY_ATTEMPTS:
+                        raise
+                    asked, last = retry_after(error.response), error
+                    wait = back_off if asked is None else asked.total_seconds()
+                except httpx.TransportError as error:
+                    if attempt == REPLY_ATTEMPTS:
+                        raise
+                    wait, last = back_off, error
+                if waited + wait > REPLY_WAIT:
+                    raise TimeoutError(f"{wait:.1f} s more to wait is more than the answer "
+                                       "to a message may take") from last
+                await sleep(wait)
+                waited, back_off = waited + wait, back_off * 2
 
 
 def _post(reply: Reply) -> list[MessageActivityInput]:
@@ -127,7 +137,7 @@ def _task(reply: Reply) -> TaskModuleResponse:
     return TaskModuleResponse(task=TaskModuleContinueResponse(value=info))
 
 
-def create_app(settings: Settings, core: Core, directory: TeamsDirectory, *,
+def create_app(settings: Settings, core: Core, *,
                tokens: TokenSource | None = None, cloud: CloudEnvironment | None = None,
                fastapi: FastAPI | None = None) -> App:
     """`cloud` overrides the settings' preset (tests point its OpenID metadata at a loopback
@@ -143,8 +153,9 @@ def create_app(settings: Settings, core: Core, directory: TeamsDirectory, *,
               cloud=cloud or environment(teams.cloud),
               service_url=teams.fallback_service_url(),
               dangerously_allow_unauthenticated_requests=teams.allow_unauthenticated,
+              client=ClientOptions(timeout=REQUEST_SECONDS),
               http_server_adapter=FastAPIAdapter(app=web))
-    register(app, Interactions(core, directory))
+    register(app, Interactions(core))
     return app
 
 
@@ -190,8 +201,7 @@ def register(app: App, act: Interactions) -> None:
         if reply is None:
             return
         try:
-            for outgoing in _post(reply):
-                await send_retried(partial(ctx.send, outgoing))
+            await send_reply([partial(ctx.send, outgoing) for outgoing in _post(reply)])
         except Exception as error:  # the core's part is committed; a lost reply is logged
             log.warning("could not answer a Teams message in %s: %s", conversation.id, error)
         deliver_usncb()

@@ -66,7 +66,6 @@ def asgi() -> FastAPI:
     from bot.schedule.runner import start_scheduler
     from handlers.process import freeze_startup_heap
     from handlers.teams.app import add_ops, create_app
-    from handlers.teams.directory import IdentityDirectory
     from handlers.teams.keys import SigningKeys
     from handlers.teams.relay import teams_relay
 
@@ -101,7 +100,7 @@ def asgi() -> FastAPI:
 
     web = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     web.state.transport = transport
-    app = create_app(settings, core, IdentityDirectory(core.engine), fastapi=web)
+    app = create_app(settings, core, fastapi=web)
     add_ops(web, readiness=readiness, clock=core.clock)
     return web
 

@@ -26,11 +26,12 @@ from bot.core.service import Core
 from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
 from config.platforms import Platform
 from handlers.teams import cards
-from handlers.teams.directory import TeamsDirectory
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+# How a mention of someone not on the roster reads.
+SOMEONE = "someone"
 FAILED = "That could not be done, and nothing was changed. Please try again."
 NOT_ON_ROSTER = "You are not on noticebot's roster (or not active): ask your records officer."
 BAD_BUTTON = "That button is not valid any more. Open the case again with `notice show ID`."
@@ -96,22 +97,20 @@ def _value(data: object) -> ActionValue:
 
 
 class Interactions:
-    def __init__(self, core: Core, directory: TeamsDirectory) -> None:
+    def __init__(self, core: Core) -> None:
         self.core = core
-        self.directory = directory
-        self._forms: OrderedDict[str, Form] = OrderedDict()
+        # A dialog's form and how the people it mentions read, by the dialog's nonce.
+        self._forms: OrderedDict[str, tuple[Form, cards.Namer]] = OrderedDict()
         self._lock = threading.Lock()
 
     # --- shared -------------------------------------------------------------------------------
 
-    def name(self, person_id: str) -> str:
-        return self.directory.name_of(person_id)
-
-    def _names(self, outcome: Outcome) -> cards.Namer:
-        """How the people an outcome mentions read: as the core read them with the answer
-        (no database read here); the roster only for anyone it did not name."""
+    @staticmethod
+    def _names(outcome: Outcome) -> cards.Namer:
+        """How the people an outcome mentions read: as the core read them with its answer
+        (`Outcome.mention_names`, every mention on the roster), so nothing is read here."""
         names = outcome.mention_names
-        return lambda person_id: names.get(person_id) or self.name(person_id)
+        return lambda person_id: names.get(person_id, SOMEONE)
 
     def _actor(self, object_id: str | None, teams_id: str | None, what: str
                ) -> PlatformUser | Reply:
@@ -135,17 +134,17 @@ class Interactions:
             log.exception("a Teams interaction failed in the core (nothing was changed)")
             return None
 
-    def _remember(self, form: Form) -> str:
+    def _remember(self, form: Form, name: cards.Namer) -> str:
         nonce = uuid.uuid4().hex
         with self._lock:
-            self._forms[nonce] = form
+            self._forms[nonce] = (form, name)
             while len(self._forms) > FORMS_KEPT:
                 self._forms.popitem(last=False)
         return nonce
 
     def _form_dialog(self, form: Form, *, origin: Mapping[str, Any], name: cards.Namer
                      ) -> Reply:
-        nonce = self._remember(form)
+        nonce = self._remember(form, name)
         meta = {"nonce": nonce, "form": form.form_id.value, "case_id": form.case_id,
                 "ref": form.ref, "origin": dict(origin)}
         return Reply(title=form.title, dialog=cards.form_card(
@@ -367,7 +366,7 @@ class Interactions:
             if (case_id is not None and not isinstance(case_id, str)) or \
                     (ref is not None and type(ref) is not int):
                 raise ValueError("the form's metadata is damaged")
-            form = self._form(nonce, actor, form_id, meta, channel)
+            form, name = self._form(nonce, actor, form_id, meta, channel)
             values = cards.read_values(form, data)
         except (KeyError, TypeError, ValueError) as error:
             return self._unreadable(actor, "form.unreadable", BAD_DIALOG, data, error)
@@ -379,17 +378,17 @@ class Interactions:
             delivery_key=delivery_key("submit", actor.id, nonce, values)))
         if outcome is not None and outcome.errors and not outcome.duplicate:
             return Reply(title=form.title, dialog=cards.form_card(
-                form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=self.name,
+                form, submit_data={"action": cards.SUBMIT, "nb": meta}, name=name,
                 values=values, errors=outcome.errors))
         return self._shown(outcome, origin={}, in_dialog=False)
 
     def _form(self, nonce: str, actor: PlatformUser, form_id: FormId, meta: Mapping[str, Any],
-              channel: str) -> Form:
-        """The form a dialog showed: remembered, or (another process served it) asked again
-        of the core the way it was first opened."""
+              channel: str) -> tuple[Form, cards.Namer]:
+        """The form a dialog showed and how the people it mentions read: remembered, or
+        (another process served it) asked again of the core the way it was first opened."""
         with self._lock:
             known = self._forms.get(nonce)
-        if known is not None and known.form_id is form_id:
+        if known is not None and known[0].form_id is form_id:
             return known
         found = meta.get("origin")
         origin: dict[str, Any] = found if isinstance(found, dict) else {}
@@ -403,4 +402,4 @@ class Interactions:
             outcome = self._attempt(lambda: self.core.preview(actor=actor, value=value))
         if outcome is None or outcome.form is None or outcome.form.form_id is not form_id:
             raise ValueError("the form cannot be shown again")
-        return outcome.form
+        return outcome.form, self._names(outcome)

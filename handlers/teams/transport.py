@@ -9,6 +9,7 @@ re-sending it can duplicate it (see README, "Connect to Teams")."""
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -40,7 +41,13 @@ CHANNEL_PREFIX = "19:"
 # tenant: 0.5 s between posts keeps a busy thread under the 30-second window, and 45/s leaves
 # the tenant some room for the inbound side's replies.
 PACING = Pacing(per_conversation=0.5, per_second=45.0)
-RETRYABLE = {412, 429, 502, 504}
+
+
+def transient(status: int) -> bool:
+    """Whether Teams may take later what it refused with `status`: 429 and 412 (refused before
+    acting), and any server error (which may have acted). 401 is the credentials', apart."""
+    return status in (412, 429) or status >= 500
+
 # A login service that never answers must not hold a delivery thread (and its claim, whose
 # lease is 60 s) for ever: MSAL's own requests have no time limit unless given one.
 TOKEN_SECONDS = 10.0
@@ -98,6 +105,8 @@ def retry_after(response: httpx.Response, *, now: datetime | None = None
         if when.tzinfo is None:  # "-0000": UTC by the RFC
             when = when.replace(tzinfo=UTC)
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):  # "nan", "inf": unreadable
+        return None
     return timedelta(seconds=min(max(seconds, 0.0), 3600.0))
 
 
@@ -150,13 +159,11 @@ class TeamsTransport:
                 answer = {}
             return answer if isinstance(answer, dict) else {}
         code = f"{status} {response.text[:120]}".strip()
-        if status in RETRYABLE:
-            # A gateway error may have passed the post on; 429 and 412 were refused before.
-            raise Retry(code, uncertain=status in (502, 504), delay=retry_after(response))
+        if transient(status):
+            # A server error may have passed the post on; 429 and 412 were refused before.
+            raise Retry(code, uncertain=status >= 500, delay=retry_after(response))
         if status == 401:  # the token was refused: no message goes until it is mended
             raise Retry(code, uncertain=False, delay=retry_after(response), credentials=True)
-        if status >= 500:
-            raise Retry(code, uncertain=True, delay=retry_after(response))
         raise Dead(code)  # 400 (bad card), 403 (not installed there), 404 (gone), ...
 
     def _activity(self, message: Message, people: Mapping[str, Recipient], *,

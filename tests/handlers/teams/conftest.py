@@ -23,7 +23,6 @@ from config.platforms import Platform
 from config.settings import Settings
 from config.teams import TeamsSettings
 from handlers.teams.app import create_app
-from handlers.teams.directory import IdentityDirectory
 from handlers.teams.relay import TeamsRelay
 from handlers.teams.transport import TeamsTransport
 from storage.db import transaction
@@ -186,7 +185,7 @@ def teams(core: Core, settings: Settings, fake: FakeTeams) -> Iterator[TeamsUser
     teams_core = build_core(configured, clock=core.clock, engine=core.engine)
     cloud = with_overrides(PUBLIC, openid_metadata_url=fake.openid_url)
     web = FastAPI()
-    app = create_app(configured, teams_core, IdentityDirectory(core.engine), tokens=fake.mint,
+    app = create_app(configured, teams_core, tokens=fake.mint,
                      cloud=cloud, fastapi=web)
     loop = Loop()
     loop.run(app.initialize())

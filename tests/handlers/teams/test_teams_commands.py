@@ -19,7 +19,7 @@ from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from config.platforms import Platform
 from config.settings import Settings
-from handlers.teams.app import send_retried
+from handlers.teams.app import send_reply
 from handlers.teams.inbound import command_text
 from storage import record
 from storage.db import transaction
@@ -260,6 +260,13 @@ def test_an_answer_by_dm_goes_only_to_the_platform_asked_on(
     assert rows == [("teams", FRO)]
 
 
+def test_someone_an_answer_names_who_is_not_on_the_roster_reads_as_someone(
+        teams: TeamsUser, core: Core) -> None:
+    until = (core.clock.now().date() + timedelta(days=7)).isoformat()
+    assert teams.say(FRO, f"notice delegate U0NOBODY until {until}").status_code == 200
+    assert "someone is not on the roster" in _last_answer(teams, FRO)
+    assert "U0NOBODY" not in _last_answer(teams, FRO) and _delegations(core) == []
+
 def _replies(teams: TeamsUser, person: str) -> list[int]:
     """How each try to answer `person` in their 1:1 chat went (the fake's status), in order."""
     return [c.status for c in teams.fake.posts() if f"a:dm-{OIDS[person]}" in c.path]
@@ -288,24 +295,86 @@ def test_a_reply_teams_will_never_take_or_asks_too_long_a_wait_for_is_not_tried_
         caplog.clear()
 
 
-@pytest.mark.parametrize("lost", [1, 2, 3])
-def test_a_reply_whose_connection_was_lost_is_tried_three_times_with_back_off(lost: int
-                                                                              ) -> None:
-    tries: list[int] = []
-    waits: list[float] = []
+def _refused(status: int, retry_after: str | None = None) -> httpx.HTTPStatusError:
+    request = httpx.Request("POST", "https://smba.example/v3/conversations/a/activities")
+    headers = {"Retry-After": retry_after} if retry_after is not None else {}
+    response = httpx.Response(status, headers=headers, request=request)
+    return httpx.HTTPStatusError(str(status), request=request, response=response)
 
-    async def send() -> None:
-        tries.append(1)
-        if len(tries) <= lost:
-            raise httpx.ReadTimeout("no answer")
+
+def _sends(*answers: list[Exception | None]) -> tuple[list[Any], list[int]]:
+    """A reply's activities, each failing with its answers in turn (None: delivered); and
+    how many tries each got."""
+    tries = [0] * len(answers)
+
+    def activity(index: int) -> Any:
+        async def send() -> None:
+            tries[index] += 1
+            failure = answers[index][tries[index] - 1]
+            if failure is not None:
+                raise failure
+        return send
+
+    return [activity(i) for i in range(len(answers))], tries
+
+
+def _sent(sends: list[Any]) -> list[float]:
+    waits: list[float] = []
 
     async def sleep(seconds: float) -> None:
         waits.append(seconds)
 
-    if lost < 3:
-        asyncio.run(send_retried(send, sleep=sleep))
-    else:
-        with pytest.raises(httpx.ReadTimeout):
-            asyncio.run(send_retried(send, sleep=sleep))
-    assert len(tries) == min(lost + 1, 3)
-    assert waits == [0.5, 1.0][:min(lost, 2)]
+    asyncio.run(send_reply(sends, sleep=sleep))
+    return waits
+
+
+@pytest.mark.parametrize(("failures", "waits"), [
+    ([httpx.ReadTimeout("no answer")], [0.5]),
+    ([httpx.ConnectError("down"), httpx.ReadTimeout("no answer")], [0.5, 1.0]),
+    ([_refused(429, "2")], [2.0]),  # Retry-After, not the back-off
+    ([_refused(503), _refused(412)], [0.5, 1.0]),  # any server error, and 412
+])
+def test_a_reply_refused_for_now_is_tried_again(failures: list[Exception],
+                                                 waits: list[float]) -> None:
+    sends, tries = _sends([*failures, None])
+    assert _sent(sends) == waits
+    assert tries == [len(failures) + 1]
+
+
+@pytest.mark.parametrize("failures", [
+    [_refused(403)], [_refused(400)], [_refused(401)],  # will not change by trying again
+    [httpx.ReadTimeout("a"), httpx.ReadTimeout("b"), httpx.ReadTimeout("c")],  # three tries
+])
+def test_a_reply_refused_for_good_or_three_times_is_given_up(failures: list[Exception]
+                                                              ) -> None:
+    sends, tries = _sends([*failures, None])
+    with pytest.raises(type(failures[-1])):
+        _sent(sends)
+    assert tries == [len(failures)]
+
+
+def test_the_waits_of_a_whole_reply_are_bounded_together() -> None:
+    # The first activity waits 3 s (Retry-After); the second may not wait 2 s more.
+    sends, tries = _sends([_refused(429, "3"), None], [_refused(429, "2"), None])
+    with pytest.raises(TimeoutError) as raised:
+        _sent(sends)
+    assert tries == [2, 1]
+    assert isinstance(raised.value.__cause__, httpx.HTTPStatusError)
+
+
+def test_a_reply_whose_request_never_ends_is_given_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import handlers.teams.app as app
+
+    monkeypatch.setattr(app, "REPLY_SECONDS", 0.05)
+
+    async def stalled() -> None:
+        await asyncio.sleep(30)
+
+    with pytest.raises(TimeoutError):
+        asyncio.run(send_reply([stalled]))
+
+
+def test_each_request_the_sdk_sends_has_a_time_limit(teams: TeamsUser) -> None:
+    from handlers.teams.app import REQUEST_SECONDS
+
+    assert teams.app.http_client.http.timeout.read == REQUEST_SECONDS

@@ -174,6 +174,7 @@ def test_transient_answers_are_retried(status: int, headers: dict[str, str], unc
     ("Wed, 21 Oct 2026 09:28:00 GMT", dt.timedelta(hours=1)),  # capped at an hour
     ("  12 ", dt.timedelta(seconds=12)),
     ("soon", None),  # unreadable: the loop's back-off applies
+    ("nan", None),
 ])
 def test_retry_after_is_read_as_seconds_or_as_an_http_date(header: str,
                                                            delay: dt.timedelta | None) -> None:
@@ -372,4 +373,3 @@ def test_a_service_url_off_the_clouds_bot_connector_is_a_dead_letter_and_gets_no
     own = TeamsTransport(service_url=SERVICE, bot_id=APP_ID, tenant_id=TENANT,
                          token=lambda: "token-1", service_url_for=lambda _: SERVICE + "/")
     assert own.post(to=Address(CHANNEL), message=MESSAGE, outbox_id=1, people=PEOPLE).ref == "1"
-
