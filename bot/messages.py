@@ -364,8 +364,8 @@ class Outcome:
     # came as a PlatformUser): what a surface needs to render those mentions itself.
     mention_ids: dict[str, str] = field(default_factory=dict)
     # Person id -> name of each person on the roster that the refusal, `private` or `form`
-    # mentions (when the actor came as a PlatformUser), read with the answer: for a surface
-    # that names people, without a database of its own. A mention not here is of no person.
+    # mentions (when the actor came from a platform that names people: NAMES_PEOPLE), read
+    # with the answer, so that surface needs no database. A mention not here is of no person.
     mention_names: dict[str, str] = field(default_factory=dict)
     # `private` went to the actor's direct messages instead of only to the record
     # (`Core.command` answer_by_dm; False when no person on the roster is reachable there).

@@ -20,6 +20,10 @@ PERSON_ID_SHAPES: dict[Platform, str] = {
     Platform.slack: r"^[UW][A-Z0-9]{2,31}$",
     Platform.teams: r"^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$",
 }
+# Where an answer names people in words (a Teams invoke is answered with plain text and
+# cards): the core reads their names with the answer. Slack renders a mention's id itself.
+NAMES_PEOPLE = frozenset({Platform.teams})
+
 CHANNEL_ID_SHAPES: dict[Platform, str] = {
     Platform.slack: r"^[CGD][A-Z0-9]{2,31}$",
     # A Teams channel's conversation id, e.g. 19:abc…@thread.tacv2 (or @thread.skype).

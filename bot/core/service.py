@@ -56,6 +56,7 @@ from bot.ops.logs import log_context
 from bot.usncb.delivery import deliver_pending
 from bot.usncb.requests import request_text
 from bot.usncb.webhook import WebhookSender
+from config.platforms import NAMES_PEOPLE
 from config.settings import Settings, UsncbChannelKind
 from storage import deliveries
 from storage.db import transaction
@@ -389,9 +390,10 @@ class Core:
         if isinstance(actor, PlatformUser):
             if outcome.private:
                 outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
-            # Read here, in the answer's transaction: a surface that names people needs no
-            # database reads of its own to show the answer.
-            outcome.mention_names = names_of(ctx.session, mentioned_by(outcome))
+            if actor.platform in NAMES_PEOPLE:
+                # Read here, in the answer's transaction: a surface that names people needs
+                # no database of its own to show the answer.
+                outcome.mention_names = names_of(ctx.session, mentioned_by(outcome))
         return outcome
 
     def _refuse_input(self, actor: Actor, kind: str, action: str, payload: dict[str, Any],

@@ -78,26 +78,26 @@ def _mentioned_users(activity: Any) -> dict[str, str]:
     return found
 
 
-# The answer to a typed message is sent while Teams waits for the message's HTTP answer (15 s
-# at most, and the core has had its share): all of it within REPLY_SECONDS, each activity
-# tried REPLY_ATTEMPTS times with at most REPLY_WAIT seconds of waiting in all, each request
-# given REQUEST_SECONDS (the SDK's own client has no time limit).
-REPLY_SECONDS = 10.0
+# The answer to a typed message is sent while Teams waits for the message's HTTP answer, 15 s
+# at most: it is given up ANSWER_SECONDS after the message arrived (the core's work included).
+# Each activity is tried REPLY_ATTEMPTS times with at most REPLY_WAIT seconds of waiting in
+# all, each request given REQUEST_SECONDS (the SDK's own client has no time limit).
+ANSWER_SECONDS = 12.0
 REPLY_ATTEMPTS = 3
 REPLY_WAIT = 4.0
 REQUEST_SECONDS = 5.0
 
 
-async def send_reply(sends: Sequence[Callable[[], Awaitable[object]]], *,
+async def send_reply(sends: Sequence[Callable[[], Awaitable[object]]], *, until: float,
                      sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
     """A reply's activities, in order, by the delivery loop's rules for Teams: a refusal for
     now (429 and 412, a server error: `transient`) or a lost connection is tried again after
     `Retry-After` when given, else after 0.5 s, then 1 s. Any other refusal, a wait beyond
-    what is left, or the reply's time running out raises. A server error or a lost answer may
-    have delivered the activity: it can then show twice, which beats not at all."""
+    what is left, or the event loop's clock passing `until` raises. A server error or a lost
+    answer may have delivered the activity: it can then show twice, which beats not at all."""
     waited = 0.0
     last: httpx.HTTPError
-    async with asyncio.timeout(REPLY_SECONDS):
+    async with asyncio.timeout_at(until):
         for send in sends:
             back_off = 0.5
             for attempt in range(1, REPLY_ATTEMPTS + 1):
@@ -190,6 +190,7 @@ def register(app: App, act: Interactions) -> None:
 
     @app.on_message
     async def message(ctx: ActivityContext[MessageActivity]) -> None:
+        arrived = asyncio.get_running_loop().time()
         activity = ctx.activity
         object_id, teams_id = _sender(activity)
         conversation = activity.conversation
@@ -201,9 +202,11 @@ def register(app: App, act: Interactions) -> None:
         if reply is None:
             return
         try:
-            await send_reply([partial(ctx.send, outgoing) for outgoing in _post(reply)])
+            await send_reply([partial(ctx.send, outgoing) for outgoing in _post(reply)],
+                             until=arrived + ANSWER_SECONDS)
         except Exception as error:  # the core's part is committed; a lost reply is logged
-            log.warning("could not answer a Teams message in %s: %s", conversation.id, error)
+            log.warning("could not answer a Teams message in %s: %s %s", conversation.id,
+                        type(error).__name__, error)
         deliver_usncb()
 
     @app.on_card_action_execute

@@ -3,7 +3,7 @@
 
 It turns one call into one request and says how it went; the loop owns retries, pacing and
 dead letters. Teams cannot look up a message it was sent (no metadata, no idempotency key), so
-`can_find` is False: a post whose answer was lost (a timeout, a 502/504) may have landed, and
+`can_find` is False: a post whose answer was lost (a timeout, a 5xx) may have landed, and
 re-sending it can duplicate it (see README, "Connect to Teams")."""
 
 from __future__ import annotations

@@ -231,7 +231,7 @@ def test_the_core_answers_with_the_names_of_the_people_its_answer_mentions(
     trained = MIXED.replace('email = "olivia@example.gov"\n', 'email = "olivia@example.gov"\n'
                             f'training_completed = {today.isoformat()}\n')
     load_roster_text(bare_core, trained, actor="admin", source="t")
-    sam = PlatformUser(Platform.slack, "U0SAMSLACK")
+    sam = PlatformUser(Platform.teams, GUID)
     until = (today + timedelta(days=3)).isoformat()
     done = bare_core.command(actor=sam, text=f"delegate <@U0OFF1> until {until}")
     assert done.ok and "<@U0OFF1>" in done.private[0].text
@@ -239,10 +239,11 @@ def test_the_core_answers_with_the_names_of_the_people_its_answer_mentions(
     stranger = bare_core.command(actor=sam, text=f"delegate <@U0NOBODY> until {until}")
     assert stranger.refusal is not None and "<@U0NOBODY>" in stranger.refusal
     assert stranger.mention_names == {}
-    # Called with a person id (console, CLI), the names are not looked up: nothing renders
-    # them from the answer there.
-    assert bare_core.command(actor="sam", text=f"delegate <@U0OFF1> until {until}"
-                             ).mention_names == {}
+    # From Slack (which renders a mention's id itself) or with a person id (console, CLI),
+    # the names are not looked up: nothing there shows them from the answer.
+    for actor in (PlatformUser(Platform.slack, "U0SAMSLACK"), "sam"):
+        answer = bare_core.command(actor=actor, text=f"delegate <@U0OFF1> until {until}")
+        assert answer.ok and answer.mention_names == {}
 
 
 def test_the_people_an_answer_mentions_are_found_in_all_it_shows() -> None:
