@@ -41,18 +41,17 @@ CHANNEL_PREFIX = "19:"
 # tenant: 0.5 s between posts keeps a busy thread under the 30-second window, and 45/s leaves
 # the tenant some room for the inbound side's replies.
 PACING = Pacing(per_conversation=0.5, per_second=45.0)
+# A login service that never answers must not hold a delivery thread (and its claim, whose
+# lease is 60 s) for ever: MSAL's own requests have no time limit unless given one.
+TOKEN_SECONDS = 10.0
+# The request never reached a Bot Connector that could act on it.
+NOT_LANDED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 def transient(status: int) -> bool:
     """Whether Teams may take later what it refused with `status`: 429 and 412 (refused before
     acting), and any server error (which may have acted). 401 is the credentials', apart."""
     return status in (412, 429) or status >= 500
-
-# A login service that never answers must not hold a delivery thread (and its claim, whose
-# lease is 60 s) for ever: MSAL's own requests have no time limit unless given one.
-TOKEN_SECONDS = 10.0
-# The request never reached a Bot Connector that could act on it.
-NOT_LANDED = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
 class TokenError(Exception):

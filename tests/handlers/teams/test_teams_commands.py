@@ -267,6 +267,7 @@ def test_someone_an_answer_names_who_is_not_on_the_roster_reads_as_someone(
     assert "someone is not on the roster" in _last_answer(teams, FRO)
     assert "U0NOBODY" not in _last_answer(teams, FRO) and _delegations(core) == []
 
+
 def _replies(teams: TeamsUser, person: str) -> list[int]:
     """How each try to answer `person` in their 1:1 chat went (the fake's status), in order."""
     return [c.status for c in teams.fake.posts() if f"a:dm-{OIDS[person]}" in c.path]
