@@ -361,7 +361,7 @@ class Outcome:
     # An answer (USNCB callback) that was already on record: acknowledged, nothing changed.
     already_recorded: bool = False
     # Person id -> the acting platform's id of each person `private` mentions (when the actor
-    # came as a PlatformUser): what a surface needs to render those mentions itself.
+    # came as a PlatformUser from a platform that renders mentions itself, not NAMES_PEOPLE).
     mention_ids: dict[str, str] = field(default_factory=dict)
     # Person id -> name of each person on the roster that the refusal, `private` or `form`
     # mentions (when the actor came from a platform that names people: NAMES_PEOPLE), read

@@ -387,13 +387,13 @@ class Core:
             else:
                 ctx.record("outbound", "message.private", case_id=outcome.case_id,
                            to=ctx.actor, message=message.to_dict())
+        # Read here, in the answer's transaction, so a surface needs no database of its own to
+        # show the answer: the names where it names people, else the ids it renders itself.
         if isinstance(actor, PlatformUser):
-            if outcome.private:
-                outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
             if actor.platform in NAMES_PEOPLE:
-                # Read here, in the answer's transaction: a surface that names people needs
-                # no database of its own to show the answer.
                 outcome.mention_names = names_of(ctx.session, mentioned_by(outcome))
+            elif outcome.private:
+                outcome.mention_ids = mention_ids(ctx.session, actor.platform, outcome.private)
         return outcome
 
     def _refuse_input(self, actor: Actor, kind: str, action: str, payload: dict[str, Any],

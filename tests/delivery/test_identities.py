@@ -236,6 +236,7 @@ def test_the_core_answers_with_the_names_of_the_people_its_answer_mentions(
     done = bare_core.command(actor=sam, text=f"delegate <@U0OFF1> until {until}")
     assert done.ok and "<@U0OFF1>" in done.private[0].text
     assert done.mention_names == {"U0OFF1": "Olivia Officer"}
+    assert done.mention_ids == {}  # Teams shows names; nothing renders the ids
     stranger = bare_core.command(actor=sam, text=f"delegate <@U0NOBODY> until {until}")
     assert stranger.refusal is not None and "<@U0NOBODY>" in stranger.refusal
     assert stranger.mention_names == {}
