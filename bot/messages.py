@@ -324,6 +324,7 @@ class RefusalCode(StrEnum):
     no_approval = "no_approval"
     no_approver = "no_approver"
     no_case = "no_case"
+    no_channel = "no_channel"
     no_request = "no_request"
     not_approver = "not_approver"
     not_authorized = "not_authorized"

@@ -123,7 +123,7 @@ def parse(text: str) -> Command:
 
 def run(ctx: Ctx, command: Command, *, channel: str) -> Outcome:
     if command.name is CommandName.open:
-        opening.check_may_open(ctx)
+        opening.check_may_open(ctx, origin_channel=channel)
         return Outcome(form=open_case_form())
     if command.name is CommandName.show:
         return show_case(ctx, command.case_id)

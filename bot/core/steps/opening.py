@@ -12,9 +12,9 @@ from bot.core.context import Ctx
 from bot.core.details import seal_case
 from bot.core.errors import Refused
 from bot.core.forms import check_country
-from bot.core.outbox import case_channel
+from bot.core.outbox import case_channel, destination_on
 from bot.core.transitions import not_future, training
-from bot.messages import RefusalCode
+from bot.messages import DestinationKind, RefusalCode
 from storage.db import insert_into
 from storage.models import (
     Aor,
@@ -33,14 +33,26 @@ CASE_PREFIX = {NoticeType.red_notice: "RN", NoticeType.diffusion: "WD"}
 START = Stage.validity  # every case begins by verifying the notice is active
 
 
-def check_may_open(ctx: Ctx) -> Person:
-    """Step 0 (§5.3, §4.2(1)): an officer with current training, in an AOR."""
+def check_may_open(ctx: Ctx, *, origin_channel: str) -> tuple[Person, str]:
+    """Step 0 (§5.3, §4.2(1)): an officer with current training, in an AOR; and the channel
+    the case's checklist will be posted in (opened from `origin_channel`)."""
     officer = access.require_person(ctx.session, ctx.actor)
     access.require_role(ctx.session, ctx.actor, Role.officer)
     training(ctx, ctx.actor)
     if officer.aor_id is None:
         raise Refused("You have no area of responsibility on the roster.", code=RefusalCode.no_aor)
-    return officer
+    aor = ctx.session.get(Aor, officer.aor_id)
+    channel = case_channel(ctx.session, aor, origin_channel=origin_channel)
+    # The checklist is worked in the case's thread: a case whose root could go out on none of
+    # this deployment's platforms (a Teams-only AOR without its Teams channel, say) would be
+    # opened with nowhere to work it, and nobody told.
+    if not any(destination_on(ctx.session, platform, DestinationKind.channel, channel)
+               for platform in ctx.settings.platforms):
+        on = ", ".join(platform.value for platform in ctx.settings.platforms)
+        raise Refused(f"Your area of responsibility {officer.aor_id} has no channel on {on} for "
+                      "its cases' checklists. Ask an administrator to add one to the roster.",
+                      code=RefusalCode.no_channel)
+    return officer, channel
 
 
 def _locked_counter(ctx: Ctx) -> CaseCounter:
@@ -64,7 +76,7 @@ def _next_case_id(ctx: Ctx, counter: CaseCounter, notice_type: NoticeType) -> st
 def open_case(
     ctx: Ctx, values: dict[str, Any], *, origin_channel: str, submission_key: str | None
 ) -> Case:
-    officer = check_may_open(ctx)
+    officer, channel = check_may_open(ctx, origin_channel=origin_channel)
     counter = _locked_counter(ctx)  # before the duplicate check, so a racing twin waits here
     if submission_key:
         existing = ctx.session.exec(
@@ -75,7 +87,6 @@ def open_case(
     country = check_country(values.get("issuing_country"))
     not_future(values, "published_on", today=ctx.today)
     assert officer.aor_id is not None
-    aor = ctx.session.get(Aor, officer.aor_id)
     data = CaseCreate(
         aor_id=officer.aor_id,
         notice_type=NoticeType(values["notice_type"]),
@@ -94,7 +105,7 @@ def open_case(
         update={
             "id": _next_case_id(ctx, counter, data.notice_type),
             "officer": ctx.actor,
-            "channel": case_channel(ctx.session, aor, origin_channel=origin_channel),
+            "channel": channel,
             "opened_at": ctx.now,
             "submission_key": submission_key,
             "stage": START.value,

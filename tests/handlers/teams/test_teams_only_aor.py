@@ -74,3 +74,29 @@ def test_no_slack_row_is_queued_for_a_teams_only_aor(teams: TeamsUser, core: Cor
             OutboxMessage.case_id == case_id,
             OutboxMessage.message_key == f"{case_id}:root")).all()
     assert rows == [(Platform.teams.value, CASES_CHANNEL)]
+
+
+def test_a_case_is_not_opened_where_its_checklist_could_not_be_posted(teams: TeamsUser,
+                                                                      core: Core) -> None:
+    """An AOR with no channel on any platform the deployment delivers to (here a Teams-only
+    deployment, and an AOR whose roster entry lacks `[aor.teams]`): the officer is told why at
+    `notice open`, and a submitted form opens no case, so none is left without a thread."""
+    from bot.messages import FormId, RefusalCode
+    from tests.helpers import SUBJECT, entries
+
+    _teams_only(core)
+    with transaction(core.engine) as session:
+        session.execute(delete(AorChannel).where(col(AorChannel.aor_id) == "HOU"))
+    assert teams.say(OFFICER, "notice open").status_code == 200
+    (told,) = [call.body for call in teams.fake.posts()]
+    assert "HOU has no channel on teams" in str(told)
+    assert "actions" not in str(told)  # no form offered
+    teams_only = core.settings.model_copy(update={"platforms": (Platform.teams,)})
+    outcome = Core(engine=core.engine, settings=teams_only, clock=core.clock).submit(
+        actor=OFFICER, form=FormId.open_case, channel=CASES_CHANNEL,
+                          values={"notice_type": "red_notice", "intended_use": "immigration",
+                                  "extradition_pending": "no", **SUBJECT})
+    assert not outcome.ok and outcome.refusal_code is RefusalCode.no_channel
+    assert cases(core) == []
+    assert [entry.action for entry in entries(core, kind="refusal")] == [
+        "command.open", "form.open_case"]
