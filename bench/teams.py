@@ -99,7 +99,12 @@ def _serve(kind: str, database_url: str, openid_url: str, port: int) -> None:
         async def submit(ctx: Any) -> TaskModuleResponse:
             return TaskModuleResponse(task=TaskModuleMessageResponse(value="ok"))
 
-    asyncio.run(app.initialize())
+    if kind == "bare":
+        asyncio.run(app.initialize())
+    else:
+        from handlers.teams.app import initialize
+
+        asyncio.run(initialize(app))
     freeze_startup_heap()  # as `noticebot teams` does once started (the bare app too: fair)
     uvicorn.run(web, host="127.0.0.1", port=port, log_level="error", access_log=False)
 

@@ -46,6 +46,7 @@ from handlers.teams.checks import TeamsSettingsError as TeamsSettingsError
 from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.inbound import Interactions, Reply
+from handlers.teams.keys import guard_token_check
 from handlers.teams.transport import TokenSource, retry_after, transient
 
 log = logging.getLogger(__name__)
@@ -157,6 +158,13 @@ def create_app(settings: Settings, core: Core, *,
               http_server_adapter=FastAPIAdapter(app=web))
     register(app, Interactions(core))
     return app
+
+
+async def initialize(app: App) -> None:
+    """The SDK app's start-up (which builds its token check), then `BotFrameworkOnly` in front
+    of that check: how every app `create_app` built is started."""
+    await app.initialize()
+    guard_token_check(app)
 
 
 def add_ops(web: FastAPI, *, readiness: Readiness, clock: Clock) -> None:

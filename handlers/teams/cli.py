@@ -65,7 +65,7 @@ def asgi() -> FastAPI:
     from bot.ops.probes import Readiness
     from bot.schedule.runner import start_scheduler
     from handlers.process import freeze_startup_heap
-    from handlers.teams.app import add_ops, create_app
+    from handlers.teams.app import add_ops, create_app, initialize
     from handlers.teams.keys import SigningKeys
     from handlers.teams.relay import teams_relay
 
@@ -81,7 +81,7 @@ def asgi() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(web: FastAPI) -> AsyncIterator[None]:
-        await app.initialize()
+        await initialize(app)
         keys = SigningKeys(app)
         await asyncio.to_thread(keys.refresh)  # the first requests find them cached
         keys_fresh = keys.keep_fresh()

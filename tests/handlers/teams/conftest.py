@@ -22,7 +22,7 @@ from bot.core.service import Core
 from config.platforms import Platform
 from config.settings import Settings
 from config.teams import TeamsSettings
-from handlers.teams.app import create_app
+from handlers.teams.app import create_app, initialize
 from handlers.teams.relay import TeamsRelay
 from handlers.teams.transport import TeamsTransport
 from storage.db import transaction
@@ -188,7 +188,7 @@ def teams(core: Core, settings: Settings, fake: FakeTeams) -> Iterator[TeamsUser
     app = create_app(configured, teams_core, tokens=fake.mint,
                      cloud=cloud, fastapi=web)
     loop = Loop()
-    loop.run(app.initialize())
+    loop.run(initialize(app))
     relay = teams_relay_for(core, fake)
     client = Client(web, loop)
     yield TeamsUser(client, fake, core, relay, app)

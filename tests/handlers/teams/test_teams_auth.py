@@ -3,11 +3,18 @@ cloud's OpenID keys (served on loopback): anything else is a 401 and writes noth
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
+from typing import Any
+
+import jwt
 import pytest
 
 from bot.core.service import Core
+from handlers.teams.keys import BotFrameworkOnly
 from tests.handlers.teams.conftest import OIDS, TeamsUser
-from tests.handlers.teams.fake_teams import activity, new_key
+from tests.handlers.teams.fake_teams import APP_ID, activity, new_key
 from tests.helpers import OFFICER, entries
 
 
@@ -53,3 +60,50 @@ def test_a_token_for_another_service_url_cannot_be_replayed_elsewhere(
     body = help_message(teams, service_url="https://smba.example/teams")
     assert teams.post(body, token=teams.fake.mint()).status_code == 401
     assert len(entries(core)) == before
+
+
+def test_a_token_from_any_entra_tenant_is_refused_before_any_key_is_fetched(
+        teams: TeamsUser, core: Core, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK would take such a token down its Entra path, which fetched the keys of the
+    tenant the token names, unverified, with a blocking call on the event loop: made-up
+    tenants could stall a worker. Only the cloud's Bot Framework issuer gets that far."""
+    fetched: list[str] = []
+
+    def fetch(client: jwt.PyJWKClient) -> Any:
+        fetched.append(client.uri)
+        raise jwt.PyJWKClientConnectionError("no network in tests")
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", fetch)
+    before = len(entries(core))
+    for issuer in ("https://sts.windows.net/{tid}/", "https://login.microsoftonline.com/{tid}/v2.0"):
+        tid = str(uuid.uuid4())
+        token = jwt.encode({"iss": issuer.format(tid=tid), "tid": tid, "aud": APP_ID,
+                            "exp": int(time.time()) + 300}, new_key(), algorithm="RS256",
+                           headers={"kid": "made-up"})
+        assert teams.post(help_message(teams), token=token).status_code == 401
+    assert fetched == []
+    assert len(entries(core)) == before
+
+
+def test_a_token_whose_key_is_not_cached_is_checked_off_the_event_loop(
+        teams: TeamsUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A key Microsoft has just rotated in (or keys whose cached copy expired) means a fetch:
+    it runs in a thread, never on the loop that serves every other request. A key that is
+    cached is checked on the loop, with no thread to wait for."""
+    guard = teams.app.server._token_validator
+    assert isinstance(guard, BotFrameworkOnly)
+    looked_up: list[threading.Thread] = []
+    look_up = guard.client.get_signing_key_from_jwt
+
+    def spy(token: str) -> jwt.PyJWK:
+        looked_up.append(threading.current_thread())
+        return look_up(token)
+
+    monkeypatch.setattr(guard.client, "get_signing_key_from_jwt", spy)
+    loop = teams.client.loop.thread
+    assert teams.post(help_message(teams)).status_code == 200  # nothing cached yet: fetched
+    assert teams.post(help_message(teams)).status_code == 200  # cached
+    rotated = teams.fake.mint(kid="rotated-in")  # not among the keys the fake serves
+    assert teams.post(help_message(teams), token=rotated).status_code == 401
+    first, cached, unknown = looked_up
+    assert first is not loop and cached is loop and unknown is not loop
