@@ -18,9 +18,9 @@ from handlers.cli.root import (
     cli_actor,
     cli_core,
     cli_engine,
-    cli_settings,
     main,
 )
+from handlers.startup import cli_settings
 from storage.db import upgrade
 from storage.vault import Vault, VaultError, generate_key
 

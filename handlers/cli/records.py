@@ -29,9 +29,9 @@ from bot.records.retention import RecordType, Schedule, ScheduleError, load_sche
 from handlers.cli.root import (
     cli_core,
     cli_engine,
-    cli_settings,
     main,
 )
+from handlers.startup import cli_settings
 from storage import tree
 from storage.models import Case, Stage
 from storage.vault import Vault

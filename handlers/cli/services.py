@@ -22,10 +22,10 @@ from handlers.cli.root import (
     cli_engine,
     log,
     main,
-    service_settings,
 )
 from handlers.process import freeze_startup_heap
 from handlers.slack.relay import SlackRelay
+from handlers.startup import service_settings
 from storage.db import upgrade
 
 

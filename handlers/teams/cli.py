@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 import warnings
 from collections.abc import AsyncIterator
@@ -39,12 +40,15 @@ def _sdk() -> None:
 
 def _settings() -> Settings:
     _sdk()
+    from handlers.startup import service_settings
     from handlers.teams.app import TeamsSettingsError, check_settings
 
+    # As `serve` and `worker`: FIPS refused before anything starts, logs on stdout in the
+    # chosen format, and the SIEM stream.
+    settings = service_settings()
     try:
-        settings = load_settings()
         check_settings(settings)
-    except (SettingsError, TeamsSettingsError) as exc:
+    except TeamsSettingsError as exc:
         raise click.ClickException(str(exc)) from None
     if Platform.teams not in settings.platforms:
         # It would answer in Teams, but no root card, prompt or 1:1 card would be queued there.
@@ -63,6 +67,7 @@ def asgi() -> FastAPI:
     from bot.app import build_core
     from bot.ops.logs import configure_logging
     from bot.ops.probes import Readiness
+    from bot.ops.siem import install_siem, uninstall_siem
     from bot.schedule.runner import start_scheduler
     from handlers.process import freeze_startup_heap
     from handlers.teams.app import add_ops, create_app, initialize
@@ -70,7 +75,10 @@ def asgi() -> FastAPI:
     from handlers.teams.relay import teams_relay
 
     settings = load_settings()
+    # A worker is a process of its own (uvicorn starts it afresh): its logs and its SIEM
+    # stream are set up here, in the format `noticebot teams` passed on (NOTICEBOT_LOG_FORMAT).
     configure_logging(settings, stream=sys.stdout)
+    install_siem(settings)
     core = build_core(settings, migrate=False)
     readiness = Readiness(core.engine)
     # The Teams rows of the outbox go out from here (and from `noticebot worker`), woken by
@@ -97,6 +105,7 @@ def asgi() -> FastAPI:
             scheduler.shutdown(wait=True)
             transport.client.close()
             core.engine.dispose()
+            uninstall_siem()
 
     web = FastAPI(lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     web.state.transport = transport
@@ -117,9 +126,12 @@ def teams(ctx: click.Context, workers: int) -> None:
 
     from bot.ops import metrics
     from handlers.ops import KEEPALIVE_SECONDS
+    from handlers.startup import log_format_in_use
     from storage.db import create_db_engine, upgrade
 
     settings = _settings()
+    # The workers read their settings afresh: `--log-format` reaches them as the setting.
+    os.environ["NOTICEBOT_LOG_FORMAT"] = log_format_in_use(settings).value
     engine = create_db_engine(settings.database_url)
     try:
         upgrade(engine)  # once, before the workers start

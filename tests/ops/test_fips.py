@@ -37,3 +37,15 @@ def test_the_real_posture_is_reported() -> None:
     names = [lib.name for lib in fips.posture()]
     assert names == ["python ssl/hashlib", "cryptography"]
     assert all(lib.openssl.startswith("OpenSSL") for lib in fips.posture())
+
+
+@pytest.mark.parametrize("command", ["serve", "worker", "teams"])
+def test_every_long_running_process_refuses_to_start_out_of_fips_mode(
+        empty_cwd: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+    monkeypatch.setattr(fips, "posture", lambda: [
+        fips.Library("cryptography", "OpenSSL 3.4.0 (bundled)", False)])
+    result = CliRunner(env={"NOTICEBOT_REQUIRE_FIPS": "true"}).invoke(main, [command])
+    assert result.exit_code == 1
+    assert "NOTICEBOT_REQUIRE_FIPS is true but OpenSSL is not in FIPS mode for: " \
+           "cryptography (OpenSSL 3.4.0 (bundled))" in result.output
+    assert list(empty_cwd.iterdir()) == []

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from config.platforms import Platform
+from config.settings import Settings
 from handlers.cli import main
 from handlers.teams import cli as teams_cli
 from tests.conftest import TEST_KEY
@@ -18,6 +19,12 @@ from tests.handlers.teams.fake_teams import APP_ID, TENANT
 TEAMS = {"NOTICEBOT_TEAMS_CLIENT_ID": APP_ID, "NOTICEBOT_TEAMS_TENANT_ID": TENANT,
          "NOTICEBOT_TEAMS_CLIENT_SECRET": "Qx8~aV3.kLm9_Tz2pR7sW4yB6nC1dF5gH0jE",
          "NOTICEBOT_PLATFORMS": "teams"}
+
+
+def _settings() -> Settings:
+    """What `noticebot teams` starts with, as within the command."""
+    with click.Context(main):
+        return teams_cli._settings()
 
 
 @pytest.fixture
@@ -34,7 +41,7 @@ def production(monkeypatch: pytest.MonkeyPatch, empty_cwd: Path) -> pytest.Monke
 def test_teams_in_production_demands_the_teams_secrets_not_slacks(
         production: pytest.MonkeyPatch) -> None:
     with pytest.raises(click.ClickException) as refused:
-        teams_cli._settings()
+        _settings()
     said = refused.value.message
     for name in ("NOTICEBOT_TEAMS_CLIENT_ID", "NOTICEBOT_TEAMS_TENANT_ID",
                  "NOTICEBOT_TEAMS_CLIENT_SECRET"):
@@ -42,7 +49,7 @@ def test_teams_in_production_demands_the_teams_secrets_not_slacks(
     assert "SLACK" not in said
     for name, value in TEAMS.items():
         production.setenv(name, value)
-    settings = teams_cli._settings()  # no Slack secret set, and none asked for
+    settings = _settings()  # no Slack secret set, and none asked for
     assert not settings.slack_enabled
 
 
@@ -51,7 +58,7 @@ def test_a_placeholder_teams_secret_is_refused_in_production(
     for name, value in {**TEAMS, "NOTICEBOT_TEAMS_CLIENT_SECRET": "changeme"}.items():
         production.setenv(name, value)
     with pytest.raises(click.ClickException, match="NOTICEBOT_TEAMS_CLIENT_SECRET looks like"):
-        teams_cli._settings()
+        _settings()
 
 
 def test_a_worker_delivering_to_teams_demands_the_teams_secrets(
@@ -68,6 +75,6 @@ def test_teams_refuses_to_start_when_no_message_would_be_queued_for_teams(
         production.setenv(name, value)
     production.setenv("NOTICEBOT_PLATFORMS", "slack")
     with pytest.raises(click.ClickException, match="NOTICEBOT_PLATFORMS is 'slack': add teams"):
-        teams_cli._settings()
+        _settings()
     production.setenv("NOTICEBOT_PLATFORMS", "slack,teams")
-    assert teams_cli._settings().platforms == (Platform.slack, Platform.teams)
+    assert _settings().platforms == (Platform.slack, Platform.teams)

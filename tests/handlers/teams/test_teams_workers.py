@@ -1,8 +1,11 @@
 """`noticebot teams --workers 2`: the workers' counters are kept in shared files, so whichever
-worker a scrape of /metrics reaches, it reports every worker's interactions."""
+worker a scrape of /metrics reaches, it reports every worker's interactions; and each worker,
+a process of its own, logs in the format the command was given and streams what it records to
+the SIEM."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -45,12 +48,13 @@ def test_every_scrape_counts_every_workers_interactions(
            "NOTICEBOT_ENCRYPTION_KEYS": TEST_KEY, "NOTICEBOT_PLATFORMS": "teams",
            "NOTICEBOT_TEAMS_CLIENT_ID": APP_ID, "NOTICEBOT_TEAMS_TENANT_ID": TENANT,
            "NOTICEBOT_TEAMS_ALLOW_UNAUTHENTICATED": "true", "NOTICEBOT_TEAMS_PORT": str(port),
-           "NOTICEBOT_ENV": "development", "PROMETHEUS_MULTIPROC_DIR": ""}
+           "NOTICEBOT_ENV": "development", "PROMETHEUS_MULTIPROC_DIR": "",
+           "NOTICEBOT_SIEM": "stdout"}
     out = tmp_path / "out"
     with out.open("wb") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-c", "from handlers.cli import main; main()", "teams",
-             "--workers", "2"], env=env, stdout=sink, stderr=subprocess.STDOUT,
+            [sys.executable, "-c", "from handlers.cli import main; main()", "--log-format",
+             "text", "teams", "--workers", "2"], env=env, stdout=sink, stderr=subprocess.STDOUT,
             cwd=tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -72,3 +76,9 @@ def test_every_scrape_counts_every_workers_interactions(
     finally:
         process.terminate()
         process.wait(timeout=30)
+    said = out.read_text()
+    assert len(re.findall(r"Z INFO +noticebot\.teams: Teams app listening", said)) == 2, said
+    streamed = [json.loads(line) for line in said.splitlines()
+                if line.startswith('{"action":"click.show_case"')]
+    assert {e["type"] for e in streamed} == {"noticebot.record"}
+    assert sorted(e["kind"] for e in streamed) == ["click"] * CLICKS + ["refusal"] * CLICKS
