@@ -42,6 +42,17 @@ SERVICE_URLS: dict[TeamsCloud, str] = {
 }
 
 
+# The domains of each side's Bot Connector: a token of one side sent to a host of the other is
+# refused there (and leaves the bot's credentials with the wrong cloud).
+GOVERNMENT_CLOUDS = frozenset({TeamsCloud.gcc_high, TeamsCloud.dod})
+GOVERNMENT_DOMAINS = ("microsoft.us",)
+COMMERCIAL_DOMAINS = ("trafficmanager.net", "microsoft.com")
+
+
+def in_domains(host: str, domains: tuple[str, ...]) -> bool:
+    return any(host == domain or host.endswith(f".{domain}") for domain in domains)
+
+
 def host_of(url: str) -> str:
     """A URL's host as compared: lower case, without a fully qualified name's final dot."""
     return (urlsplit(url).hostname or "").lower().rstrip(".")
@@ -100,7 +111,22 @@ class TeamsSettings(BaseSettings):
                          "is required")
         if production and self.service_url and urlsplit(self.service_url).scheme != "https":
             found.append("NOTICEBOT_TEAMS_SERVICE_URL must be https:// in production")
+        if self.service_url:
+            found += self._service_url_problems()
         return found
+
+    def _service_url_problems(self) -> list[str]:
+        """A Bot Connector of the other side (commercial or government) than the cloud's: every
+        1:1 card would fail there as a credentials outage."""
+        host = host_of(self.service_url)
+        government = self.cloud in GOVERNMENT_CLOUDS
+        other = COMMERCIAL_DOMAINS if government else GOVERNMENT_DOMAINS
+        if not in_domains(host, other):
+            return []
+        side = "a commercial" if government else "a government"
+        return [f"NOTICEBOT_TEAMS_SERVICE_URL ({host}) is {side} Teams host, not one of "
+                f"NOTICEBOT_TEAMS_CLOUD={self.cloud.value} (its default is "
+                f"{SERVICE_URLS[self.cloud]}): the bot's tokens would be refused there"]
 
     def _authority_problems(self) -> list[str]:
         """The authority must be the cloud's login host and this single-tenant registration's

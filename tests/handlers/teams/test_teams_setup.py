@@ -167,3 +167,28 @@ def test_a_reply_teams_does_not_take_still_answers_200(teams: TeamsUser) -> None
     teams.fake.failures += [(403, {})]
     assert teams.say(OFFICER, "notice help").status_code == 200
     assert teams.fake.calls and teams.fake.calls[-1].path.endswith("/activities")
+
+
+@pytest.mark.parametrize(("cloud", "service_url", "refused"), [
+    (TeamsCloud.gcc_high, "https://smba.trafficmanager.net/teams", True),
+    (TeamsCloud.dod, "https://smba.infra.gcc.teams.microsoft.com/teams", True),
+    (TeamsCloud.public, "https://smba.infra.gov.teams.microsoft.us/teams", True),
+    (TeamsCloud.gcc, "https://smba.infra.dod.teams.microsoft.us/", True),
+    (TeamsCloud.gcc_high, "https://smba.infra.gov.teams.microsoft.us/teams", False),
+    (TeamsCloud.gcc, "https://smba.infra.gcc.teams.microsoft.com/amer/", False),
+    (TeamsCloud.public, "https://smba.trafficmanager.net/amer/", False),
+    (TeamsCloud.gcc_high, "https://bots.agency.example/teams", False),  # not Microsoft's: allowed
+])
+def test_a_service_url_of_the_other_side_of_the_clouds_is_refused_at_start(
+        settings: Settings, cloud: TeamsCloud, service_url: str, refused: bool) -> None:
+    said = teams_settings(cloud=cloud, service_url=service_url).problems(production=True)
+    if not refused:
+        assert said == []
+        return
+    (problem,) = said
+    side = "commercial" if cloud in (TeamsCloud.gcc_high, TeamsCloud.dod) else "government"
+    assert problem.startswith(f"NOTICEBOT_TEAMS_SERVICE_URL ({service_url.split('/')[2]}) is a "
+                              f"{side} Teams host, not one of NOTICEBOT_TEAMS_CLOUD={cloud.value}")
+    with pytest.raises(TeamsSettingsError, match="NOTICEBOT_TEAMS_SERVICE_URL"):
+        check_settings(settings.model_copy(update={
+            "teams": teams_settings(cloud=cloud, service_url=service_url)}))
