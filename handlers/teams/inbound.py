@@ -72,6 +72,9 @@ def command_text(raw: str, mentions: Mapping[str, str] | None = None, *,
     text = raw or ""
     for shown, object_id in (mentions or {}).items():
         text = text.replace(shown, f" <@{object_id}> ")
+    # Teams may split a mention of a name with a space into one per word, each naming the
+    # same person (`<at>Dee</at> <at>Designee</at>`): one person, one mention.
+    text = re.sub(r"(<@([^>]+)>)(\s*<@\2>)+", r"\1", text)
     text = re.sub(r"<at>.*?</at>", " ", text, flags=re.S)
     text = html.unescape(re.sub(r"<(?!@)[^>]+>", " ", text)).strip()
     parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention

@@ -55,12 +55,18 @@ def _last_answer(teams: TeamsUser, person: str) -> str:
     return str(said[-1].body) if said else ""
 
 
-def test_delegate_names_the_designee_by_an_at_mention(teams: TeamsUser, core: Core) -> None:
+@pytest.mark.parametrize("words", [("Dee Designee",), ("Dee", "Designee")],
+                         ids=["one_mention", "a_mention_per_word"])
+def test_delegate_names_the_designee_by_an_at_mention(teams: TeamsUser, core: Core,
+                                                      words: tuple[str, ...]) -> None:
+    """Teams has been seen to send a mention of a name with a space as one mention per word,
+    each naming the same person: either way, one designee."""
     until = (core.clock.now().date() + timedelta(days=7)).isoformat()
     bot = {"type": "mention", "text": "<at>noticebot</at>",
            "mentioned": {"id": "28:noticebot", "name": "noticebot"}}
-    text = f"<at>noticebot</at> notice delegate <at>Dee Designee</at> until {until}"
-    assert teams.say(FRO, text, entities=[bot, _mention(DESIGNEE, "Dee Designee")]
+    shown = " ".join(f"<at>{word}</at>" for word in words)
+    text = f"<at>noticebot</at> notice delegate {shown} until {until}"
+    assert teams.say(FRO, text, entities=[bot, *(_mention(DESIGNEE, w) for w in words)]
                      ).status_code == 200
     assert _delegations(core) == [(FRO, DESIGNEE)]
     assert "Not done" not in _last_answer(teams, FRO)
