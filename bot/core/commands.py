@@ -104,6 +104,15 @@ def changes_state(text: str) -> bool:
     return parse(text).name in CHANGES_STATE
 
 
+# Commands whose answer holds nothing about a case or a person: it may be shown to everyone
+# where the command was typed.
+ANSWER_IS_PUBLIC = frozenset({CommandName.help, CommandName.unknown})
+
+
+def answer_is_public(text: str) -> bool:
+    return parse(text).name in ANSWER_IS_PUBLIC
+
+
 def parse(text: str) -> Command:
     words = text.strip().split()
     if words and words[0] == "/notice":

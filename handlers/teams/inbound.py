@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
-from bot.core.commands import CommandName, changes_state, parse
+from bot.core.commands import CommandName, answer_is_public, changes_state, parse
 from bot.core.identities import PlatformUser
 from bot.core.service import Core
 from bot.messages import ActionValue, Form, FormId, Outcome, render_mentions
@@ -202,7 +202,9 @@ class Interactions:
             return actor
         # Each message is answered once, however often Teams hands it on.
         key = delivery_key("command", actor.id, activity_id) if activity_id else None
-        if personal:  # the key is taken in the same transaction as the answer
+        if personal or answer_is_public(command):
+            # A 1:1 chat, or an answer with nothing private (help, a word that is no command):
+            # answered here and now. The key is taken in the same transaction as the answer.
             outcome = self._command(actor, command, channel, key=key)
             if outcome is not None and outcome.duplicate:
                 return None  # a re-delivery of the message: answered the first time

@@ -20,7 +20,7 @@ from bot.core.service import Core
 from config.platforms import Platform
 from config.settings import Settings
 from handlers.teams.app import send_reply
-from handlers.teams.inbound import command_text
+from handlers.teams.inbound import PRIVATE_HERE, command_text
 from storage import record
 from storage.db import transaction
 from storage.models import Delegation, LitigationHold, OutboxMessage, PersonIdentity
@@ -200,18 +200,17 @@ def test_an_open_button_runs_only_for_its_author(teams: TeamsUser, core: Core) -
             assert isinstance(refused, str) and "Type the command again" in refused
     assert _delegations(core) == []
     assert len(entries(core, action="command.old_button")) == 4
-    helping = _channel_command(teams, OFFICER, "notice help")
-    assert helping["by"] == OIDS[OFFICER] and helping["message"]
-    assert "typed the command" in str(dialog(teams.fetch(FRO, helping)))
+    listing = _channel_command(teams, OFFICER, "notice list")
+    assert listing["by"] == OIDS[OFFICER] and listing["message"]
+    assert "typed the command" in str(dialog(teams.fetch(FRO, listing)))
     # A command that only reads is answered on every press.
-    dialog(teams.fetch(OFFICER, helping))
-    dialog(teams.fetch(OFFICER, helping))
-    assert len(entries(core, action="command.help", actor=OFFICER)) == 2
+    dialog(teams.fetch(OFFICER, listing))
+    dialog(teams.fetch(OFFICER, listing))
+    assert len(entries(core, action="command.list", actor=OFFICER)) == 2
 
 
 def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser,
                                                             core: Core) -> None:
-    assert _channel_command(teams, OFFICER, "")["command"] == ""  # a bare mention: help
     assert _channel_command(teams, OFFICER, "list")["command"] == "list"
     teams.say(OFFICER, "help")  # in the 1:1 chat, every message is to the bot
     answer = _last_answer(teams, OFFICER)
@@ -222,6 +221,22 @@ def test_a_mention_alone_or_without_notice_is_a_command_too(teams: TeamsUser,
     with Session(core.engine) as session:
         shown = record.payload_of(session, said.seq, Vault((TEST_KEY,)))
     assert "after @noticebot" in json.dumps(shown)
+
+
+@pytest.mark.parametrize(("typed", "action"), [
+    ("", "command.help"),  # a bare mention
+    ("notice help", "command.help"),
+    ("notice frobnicate", "command.unknown"),
+])
+def test_help_or_a_word_that_is_no_command_is_answered_in_the_channel_at_once(
+        teams: TeamsUser, core: Core, typed: str, action: str) -> None:
+    """Neither answer holds anything private: it is shown in the channel straight away, not
+    behind an Open button that said nothing of what was wrong, and it is recorded."""
+    assert teams.say(OFFICER, f"<at>noticebot</at> {typed}", channel=True).status_code == 200
+    shown = json.dumps(teams.fake.cards(CASES_CHANNEL))
+    assert "start a case" in shown and PRIVATE_HERE not in shown
+    assert ("Unknown command 'frobnicate'" in shown) is (action == "command.unknown")
+    assert len(entries(core, action=action, actor=OFFICER)) == 1
 
 
 def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(
