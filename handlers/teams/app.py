@@ -10,7 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -34,6 +34,7 @@ from microsoft_teams.api.models import (
     TaskModuleResponse,
 )
 from microsoft_teams.apps import ActivityContext, App, FastAPIAdapter
+from microsoft_teams.apps.http.adapter import HttpRequest, HttpResponse
 from microsoft_teams.common import ClientOptions
 
 from bot.clock import Clock
@@ -47,6 +48,7 @@ from handlers.teams.checks import check_settings as check_settings
 from handlers.teams.clouds import environment
 from handlers.teams.inbound import Interactions, Reply
 from handlers.teams.keys import guard_token_check
+from handlers.teams.shapes import readable
 from handlers.teams.transport import TokenSource, retry_after, transient
 
 log = logging.getLogger(__name__)
@@ -161,8 +163,17 @@ def create_app(settings: Settings, core: Core, *,
 
 
 async def initialize(app: App) -> None:
-    """The SDK app's start-up (which builds its token check), then `BotFrameworkOnly` in front
-    of that check: how every app `create_app` built is started."""
+    """The SDK app's start-up (which builds its token check and registers its route), then
+    `BotFrameworkOnly` in front of that check: how every app `create_app` built is started.
+    Before it, the route's handler is wrapped so that the SDK only ever reads invokes it can
+    parse (`shapes.readable`): the route takes the handler as start-up finds it."""
+    server: Any = app.server
+    handle = server.handle_request
+
+    async def handle_readable(request: HttpRequest) -> HttpResponse:
+        return cast(HttpResponse, await handle({**request, "body": readable(request["body"])}))
+
+    server.handle_request = handle_readable
     await app.initialize()
     guard_token_check(app)
 

@@ -9,12 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
 
 from bot.core.service import Core
 from storage.models import Case, RecordEntry, Stage
 from tests.handlers.teams.card_schema import problems
 from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, STRANGER, TeamsUser
+from tests.handlers.teams.fake_teams import activity
 from tests.helpers import CLEAN_REVIEW, FRO, OFFICER, SUBJECT, TODAY, case_row, entries
 
 OPEN_VALUES = {"notice_type": "red_notice", "intended_use": "immigration",
@@ -310,6 +312,39 @@ def test_a_forged_button_is_refused_and_recorded(teams: TeamsUser, core: Core) -
     response = teams.execute(OFFICER, {"action": "approve", "case_id": 7, "ref": "x"})
     assert response.json()["value"].startswith("Not done")
     assert [e.action for e in refusals(core, OFFICER)] == ["click.unreadable"]
+
+
+MISSING = object()
+
+
+@pytest.mark.parametrize(("name", "value", "action"), [
+    ("adaptiveCard/action", MISSING, "click.unreadable"),
+    ("adaptiveCard/action", "approve", "click.unreadable"),
+    ("adaptiveCard/action", {"action": "approve"}, "click.unreadable"),
+    ("adaptiveCard/action", {"action": {"verb": "nb", "data": {}}}, "click.unreadable"),
+    ("adaptiveCard/action", {"action": {"type": "Action.Submit", "data": {}}},
+     "click.unreadable"),
+    ("adaptiveCard/action", {"action": {"type": "Action.Execute", "data": "approve"}},
+     "click.unreadable"),
+    ("adaptiveCard/action", {"action": {"type": "Action.Execute", "data": [1]}},
+     "click.unreadable"),
+    ("task/fetch", MISSING, "click.unreadable"),  # a dialog's button that could not be read
+    ("task/fetch", [1, 2], "click.unreadable"),
+    ("task/submit", MISSING, "form.unreadable"),
+    ("task/submit", "x", "form.unreadable"),
+], ids=lambda v: "missing" if v is MISSING else None)
+def test_an_invoke_the_sdk_could_not_parse_is_refused_and_recorded(
+        teams: TeamsUser, core: Core, name: str, value: object, action: str) -> None:
+    """The SDK answered these 500 ("Unable to reach app") before any handler ran, and nothing
+    was recorded: now they are refused like any unreadable button or form."""
+    body = activity("invoke", object_id=OIDS[OFFICER], name=name, service_url=teams.fake.url,
+                    value=None if value is MISSING else value)
+    if value is MISSING:
+        body.pop("value", None)
+    response = teams.post(body)
+    assert response.status_code == 200, response.text
+    assert "Not done" in response.text
+    assert [e.action for e in refusals(core, OFFICER)] == [action]
 
 
 def _from_another_process(data: dict[str, Any]) -> dict[str, Any]:
