@@ -17,7 +17,18 @@ from storage.models import Case, RecordEntry, Stage
 from tests.handlers.teams.card_schema import problems
 from tests.handlers.teams.conftest import CASES_CHANNEL, OIDS, STRANGER, TeamsUser
 from tests.handlers.teams.fake_teams import activity
-from tests.helpers import CLEAN_REVIEW, FRO, OFFICER, SUBJECT, TODAY, case_row, entries
+from tests.helpers import (
+    CLEAN_REVIEW,
+    DESIGNEE,
+    FRO,
+    MANAGER,
+    OFFICER,
+    OFFICER_LAPSED,
+    SUBJECT,
+    TODAY,
+    case_row,
+    entries,
+)
 
 OPEN_VALUES = {"notice_type": "red_notice", "intended_use": "immigration",
                "extradition_pending": "no", **SUBJECT}
@@ -126,9 +137,9 @@ def test_o21_canonical_case_walked_through_teams(teams: TeamsUser, core: Core) -
     fro_chat = f"a:dm-{OIDS[FRO]}"
     assert "approve" in buttons(teams, fro_chat)  # the request came as a 1:1 card
 
-    # The officer and someone not on the roster press Approve: refused at once (no "Are you
-    # sure?" first), and on the record.
-    for wrong in (OFFICER, STRANGER):
+    # The officer, a manager, a lapsed officer and someone not on the roster press Approve:
+    # refused at once (no "Are you sure?" first), and on the record.
+    for wrong in (OFFICER, MANAGER, OFFICER_LAPSED, STRANGER):
         before = len(refusals(core, wrong))
         said = press(teams, wrong, "approve", prefix=fro_chat)
         assert isinstance(said, str) and said.startswith("Not done"), said
@@ -293,6 +304,35 @@ def test_a_stranger_pressing_a_plain_button_is_refused_and_recorded(
     assert response.json()["value"] == ("Not done: Only the case officer (Olivia Officer) can "
                                         "do this step of RN-2026-0001.")
     assert len(refusals(core, STRANGER)) == 1
+
+
+OUTSIDERS = (FRO, MANAGER, OFFICER_LAPSED, DESIGNEE, STRANGER)
+
+
+def test_r4_other_users_are_refused_at_a_dialog_step_and_each_refusal_recorded(
+        teams: TeamsUser, core: Core) -> None:
+    """As on Slack: the validity step's button opens a dialog; anyone but the case's officer
+    is refused before any form is shown, and the officer's dialog submitted by anyone else is
+    refused too. Each refusal is recorded, the case does not move, and the officer's own
+    submit still acts."""
+    case_id = open_case(teams, core)
+    teams.relay()
+    button = buttons(teams)["validity_sent"]
+    assert button["type"] == "Action.Submit"  # a dialog (task/fetch)
+    for outsider in OUTSIDERS:
+        shown = dialog(teams.fetch(outsider, button["data"]))
+        assert isinstance(shown, str) and shown.startswith("Not done"), (outsider, shown)
+    form = dialog(teams.fetch(OFFICER, button["data"]))
+    assert isinstance(form, dict)
+    filled = {**submit_data(form), **as_strings({"sent_on": TODAY, "method": "e-mail"})}
+    for outsider in OUTSIDERS:
+        said = dialog(teams.submit(outsider, filled))
+        assert isinstance(said, str) and said.startswith("Not done"), (outsider, said)
+    assert {o: len(refusals(core, o)) for o in OUTSIDERS} == dict.fromkeys(OUTSIDERS, 2)
+    assert entries(core, case_id=case_id, kind="state", action="usncb.request_sent") == []
+    done = dialog(teams.submit(OFFICER, filled))
+    assert isinstance(done, str) and not done.startswith("Not done"), done
+    assert len(entries(core, case_id=case_id, kind="state", action="usncb.request_sent")) == 1
 
 
 def test_a_click_from_no_user_of_the_tenant_is_refused_and_recorded(
