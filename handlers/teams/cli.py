@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import click
 
 from config.platforms import Platform
-from config.settings import Settings, SettingsError, load_settings
+from config.settings import Settings, load_settings
 from handlers.teams.package import (
     manifest,
     package_problems,
@@ -163,10 +163,9 @@ def package(out: Path, version: str, developer: str, website: str, privacy: str,
             terms: str) -> None:
     """Write the Teams app package for the org catalog (needs NOTICEBOT_TEAMS_CLIENT_ID and
     NOTICEBOT_TEAMS_PUBLIC_HOST)."""
-    try:
-        settings = load_settings().teams
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from None
+    from handlers.startup import cli_settings
+
+    settings = cli_settings().teams  # NOTICEBOT_REQUIRE_FIPS holds here too
     missing = [name for name, value in (("NOTICEBOT_TEAMS_CLIENT_ID", settings.client_id),
                                         ("NOTICEBOT_TEAMS_PUBLIC_HOST", settings.public_host))
                if not value]

@@ -74,7 +74,7 @@ def command_text(raw: str, mentions: Mapping[str, str] | None = None, *,
         text = text.replace(shown, f" <@{object_id}> ")
     # Teams may split a mention of a name with a space into one per word, each naming the
     # same person (`<at>Dee</at> <at>Designee</at>`): one person, one mention.
-    text = re.sub(r"(<@([^>]+)>)(\s*<@\2>)+", r"\1", text)
+    text = re.sub(r"(<@([^>]+)>)((?:\s|&nbsp;)*<@\2>)+", r"\1", text)
     text = re.sub(r"<at>.*?</at>", " ", text, flags=re.S)
     text = html.unescape(re.sub(r"<(?!@)[^>]+>", " ", text)).strip()
     parts = text.split(None, 1)  # any whitespace: Teams sends &nbsp; after a mention
@@ -91,6 +91,12 @@ def _warned(form: Form, confirm: Mapping[str, Any]) -> Form:
 def delivery_key(kind: str, *parts: object) -> str:
     material = json.dumps([kind, *parts], sort_keys=True, default=str)
     return f"teams-{kind}:{hashlib.sha256(material.encode()).hexdigest()}"
+
+
+def _is_home(command: str) -> bool:
+    """`notice home`: Teams' stand-in for Slack's App Home, answered by the adapter (the core's
+    command parser does not know it): the person's own overview, private."""
+    return command.strip().lower() == "home"
 
 
 def _value(data: object) -> ActionValue:
@@ -202,7 +208,7 @@ class Interactions:
             return actor
         # Each message is answered once, however often Teams hands it on.
         key = delivery_key("command", actor.id, activity_id) if activity_id else None
-        if personal or answer_is_public(command):
+        if personal or (answer_is_public(command) and not _is_home(command)):
             # A 1:1 chat, or an answer with nothing private (help, a word that is no command):
             # answered here and now. The key is taken in the same transaction as the answer.
             outcome = self._command(actor, command, channel, key=key)
@@ -241,7 +247,7 @@ class Interactions:
                  key: str | None = None, answer_by_dm: bool = False) -> Outcome | None:
         """`key`: the delivery key of the message that asked, when it is answered once (a
         re-delivery is then `duplicate`); an Open button's dialog answers each press."""
-        if command.strip().lower() == "home":
+        if _is_home(command):
             return self._attempt(lambda: self.core.home(actor=actor, delivery_key=key))
         return self._attempt(lambda: self.core.command(
             actor=actor, text=command, channel=channel, delivery_key=key,

@@ -1,18 +1,20 @@
 """Keeping the Teams SDK's signing keys fresh from a thread of its own, and keeping its token
-check from fetching keys on the event loop.
+check from ever waiting on a key fetch on the event loop.
 
 The SDK checks each request's token with a `jwt.PyJWKClient`, which fetches the cloud's
-signing keys with a blocking HTTP call whenever its cached copy (5 minutes) has expired, and it
-does so inside request handling, on the event loop: every fifth minute one request stalls the
-whole worker for as long as the login service takes to answer. Fetching them here before the
-copy expires means the loop always finds them cached (a key Microsoft has just rotated in is
-still fetched by the SDK itself, once)."""
+signing keys with a blocking HTTP call whenever its cached copy (5 minutes) has expired or a
+token names a key it does not hold, and it does so inside request handling, on the event loop:
+every fifth minute one request stalled the whole worker for as long as the login service took
+to answer. Here the keys are fetched before the copy expires, a token whose key is not cached is
+checked in a thread (`BotFrameworkOnly`), and looking a key up never waits for another's fetch
+(`KeysWithoutWaiting`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import threading
+import time
 from typing import Any, Protocol
 
 import jwt
@@ -50,6 +52,37 @@ class SigningKeys:
 
         threading.Thread(target=run, name="teams-signing-keys", daemon=True).start()
         return stop
+
+
+class KeysWithoutWaiting(jwt.PyJWKClient):
+    """The SDK's key client, but a key is looked up without PyJWT's lock, which is held across
+    a fetch: while one request's token (a made-up key id, say) had the keys fetched in a thread,
+    every other request's lookup on the event loop waited for that fetch. A key not among the
+    cached ones is fetched for at most once every REFETCH_SECONDS, so made-up key ids cannot
+    keep threads fetching."""
+
+    REFETCH_SECONDS = 30.0
+
+    def __init__(self, uri: str, **options: Any) -> None:
+        super().__init__(uri, **options)
+        self._refetch_lock = threading.Lock()
+        self._refetched_at = -self.REFETCH_SECONDS
+
+    def get_signing_key(self, kid: str) -> jwt.PyJWK:
+        found = self.match_kid(self.get_signing_keys(), kid)  # fetched only if expired
+        if found is None and self._may_refetch():
+            found = self.match_kid(self.get_signing_keys(refresh=True), kid)
+        if found is None:
+            raise jwt.PyJWKClientError(f"no signing key {kid!r} among the cloud's keys")
+        return found
+
+    def _may_refetch(self) -> bool:
+        with self._refetch_lock:
+            now = time.monotonic()
+            if now - self._refetched_at < self.REFETCH_SECONDS:
+                return False
+            self._refetched_at = now
+            return True
 
 
 class TokenCheck(Protocol):
@@ -103,7 +136,12 @@ def guard_token_check(app: App) -> None:
             and isinstance(issuer, list) and len(issuer) == 1):
         # Tokens are checked, but not as the pinned version does: refuse to start blind.
         raise RuntimeError("the Teams SDK's token check is not the one this version knows")
-    server._token_validator = BotFrameworkOnly(service, client, issuer[0])
+    cache = client.jwk_set_cache
+    keys = KeysWithoutWaiting(client.uri, lifespan=cache.lifespan if cache else 300,
+                              cache_jwk_set=cache is not None, headers=client.headers,
+                              timeout=client.timeout)
+    service._jwks_client = keys
+    server._token_validator = BotFrameworkOnly(service, keys, issuer[0])
 
 
 def _key_clients(app: App) -> list[jwt.PyJWKClient]:

@@ -39,12 +39,13 @@ def test_the_real_posture_is_reported() -> None:
     assert all(lib.openssl.startswith("OpenSSL") for lib in fips.posture())
 
 
-@pytest.mark.parametrize("command", ["serve", "worker", "teams"])
-def test_every_long_running_process_refuses_to_start_out_of_fips_mode(
-        empty_cwd: Path, monkeypatch: pytest.MonkeyPatch, command: str) -> None:
+@pytest.mark.parametrize("command", [["serve"], ["worker"], ["teams"],
+                                     ["teams", "package", "--out", "pkg"]], ids=" ".join)
+def test_every_process_refuses_to_start_out_of_fips_mode(
+        empty_cwd: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]) -> None:
     monkeypatch.setattr(fips, "posture", lambda: [
         fips.Library("cryptography", "OpenSSL 3.4.0 (bundled)", False)])
-    result = CliRunner(env={"NOTICEBOT_REQUIRE_FIPS": "true"}).invoke(main, [command])
+    result = CliRunner(env={"NOTICEBOT_REQUIRE_FIPS": "true"}).invoke(main, command)
     assert result.exit_code == 1
     assert "NOTICEBOT_REQUIRE_FIPS is true but OpenSSL is not in FIPS mode for: " \
            "cryptography (OpenSSL 3.4.0 (bundled))" in result.output

@@ -3,6 +3,7 @@ AOR, opens a case; it starts at the validity step."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlmodel import select
@@ -15,6 +16,7 @@ from bot.core.forms import check_country
 from bot.core.outbox import case_channel, destination_on
 from bot.core.transitions import not_future, training
 from bot.messages import DestinationKind, RefusalCode
+from config.platforms import CHANNEL_ID_SHAPES, Platform
 from storage.db import insert_into
 from storage.models import (
     Aor,
@@ -46,13 +48,22 @@ def check_may_open(ctx: Ctx, *, origin_channel: str) -> tuple[Person, str]:
     # The checklist is worked in the case's thread: a case whose root could go out on none of
     # this deployment's platforms (a Teams-only AOR without its Teams channel, say) would be
     # opened with nowhere to work it, and nobody told.
-    if not any(destination_on(ctx.session, platform, DestinationKind.channel, channel)
-               for platform in ctx.settings.platforms):
+    if not any(_posts_to(ctx, platform, channel) for platform in ctx.settings.platforms):
         on = ", ".join(platform.value for platform in ctx.settings.platforms)
         raise Refused(f"Your area of responsibility {officer.aor_id} has no channel on {on} for "
                       "its cases' checklists. Ask an administrator to add one to the roster.",
                       code=RefusalCode.no_channel)
     return officer, channel
+
+
+def _posts_to(ctx: Ctx, platform: Platform, channel: str) -> bool:
+    """Whether a case's root in `channel` goes out on `platform`. Slack takes the core's channel
+    ids as its own, so there only one shaped like a Slack channel: an AOR with no channel at all
+    falls back to where the case was opened, which may be a Teams conversation."""
+    if destination_on(ctx.session, platform, DestinationKind.channel, channel) is None:
+        return False
+    return platform is not Platform.slack or re.fullmatch(
+        CHANNEL_ID_SHAPES[Platform.slack], channel) is not None
 
 
 def _locked_counter(ctx: Ctx) -> CaseCounter:

@@ -107,3 +107,42 @@ def test_a_token_whose_key_is_not_cached_is_checked_off_the_event_loop(
     assert teams.post(help_message(teams), token=rotated).status_code == 401
     first, cached, unknown = looked_up
     assert first is not loop and cached is loop and unknown is not loop
+
+
+def test_a_fetch_for_one_token_holds_up_no_other_request(
+        teams: TeamsUser, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a made-up key id has the keys fetched (in a thread, from a slow login service),
+    a request whose key is cached is answered: its lookup does not wait for that fetch. And
+    made-up key ids do not each fetch again."""
+    guard = teams.app.server._token_validator
+    assert isinstance(guard, BotFrameworkOnly)
+    assert teams.post(help_message(teams)).status_code == 200  # the keys are cached
+    fetching, release = threading.Event(), threading.Event()
+    fetches: list[str] = []
+
+    def slow_fetch() -> Any:
+        fetches.append("fetch")
+        fetching.set()
+        release.wait(timeout=30)
+        raise jwt.PyJWKClientConnectionError("the login service did not answer")
+
+    monkeypatch.setattr(guard.client, "fetch_data", slow_fetch)
+    said: dict[str, int] = {}
+
+    def send(name: str, token: str) -> None:
+        said[name] = teams.post(help_message(teams), token=token).status_code
+
+    made_up = threading.Thread(target=send, args=("made_up", teams.fake.mint(kid="made-up")))
+    made_up.start()
+    assert fetching.wait(timeout=10)
+    cached = threading.Thread(target=send, args=("cached", teams.fake.mint()))
+    cached.start()
+    cached.join(timeout=10)
+    answered_meanwhile = not cached.is_alive() and made_up.is_alive()
+    release.set()
+    made_up.join(timeout=30)
+    cached.join(timeout=30)
+    assert answered_meanwhile and said == {"cached": 200, "made_up": 401}
+    assert teams.post(help_message(teams), token=teams.fake.mint(kid="made-up-too")
+                      ).status_code == 401
+    assert fetches == ["fetch"]  # the second made-up id did not fetch again

@@ -55,16 +55,19 @@ def _last_answer(teams: TeamsUser, person: str) -> str:
     return str(said[-1].body) if said else ""
 
 
-@pytest.mark.parametrize("words", [("Dee Designee",), ("Dee", "Designee")],
-                         ids=["one_mention", "a_mention_per_word"])
+@pytest.mark.parametrize(("words", "between"), [(("Dee Designee",), " "),
+                                               (("Dee", "Designee"), " "),
+                                               (("Dee", "Designee"), "&nbsp;")],
+                         ids=["one_mention", "a_mention_per_word", "split_by_nbsp"])
 def test_delegate_names_the_designee_by_an_at_mention(teams: TeamsUser, core: Core,
-                                                      words: tuple[str, ...]) -> None:
+                                                      words: tuple[str, ...],
+                                                      between: str) -> None:
     """Teams has been seen to send a mention of a name with a space as one mention per word,
     each naming the same person: either way, one designee."""
     until = (core.clock.now().date() + timedelta(days=7)).isoformat()
     bot = {"type": "mention", "text": "<at>noticebot</at>",
            "mentioned": {"id": "28:noticebot", "name": "noticebot"}}
-    shown = " ".join(f"<at>{word}</at>" for word in words)
+    shown = between.join(f"<at>{word}</at>" for word in words)
     text = f"<at>noticebot</at> notice delegate {shown} until {until}"
     assert teams.say(FRO, text, entities=[bot, *(_mention(DESIGNEE, w) for w in words)]
                      ).status_code == 200
@@ -237,6 +240,18 @@ def test_help_or_a_word_that_is_no_command_is_answered_in_the_channel_at_once(
     assert "start a case" in shown and PRIVATE_HERE not in shown
     assert ("Unknown command 'frobnicate'" in shown) is (action == "command.unknown")
     assert len(entries(core, action=action, actor=OFFICER)) == 1
+
+
+def test_home_in_a_channel_is_never_shown_there(teams: TeamsUser, core: Core) -> None:
+    """`home` is the person's own overview (their cases, the approvals waiting for them): in a
+    channel it is behind the Open button like any private answer, never posted."""
+    from tests.helpers import open_case
+
+    case_id = open_case(core)
+    offer = _channel_command(teams, OFFICER, "notice home")
+    assert offer["command"] == "home" and case_id not in json.dumps(teams.fake.cards())
+    shown = dialog(teams.fetch(OFFICER, offer))
+    assert case_id in json.dumps(shown)  # the overview, in the author's dialog
 
 
 def test_a_channel_message_from_no_user_of_the_tenant_is_refused_and_recorded(

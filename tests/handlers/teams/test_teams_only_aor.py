@@ -100,3 +100,26 @@ def test_a_case_is_not_opened_where_its_checklist_could_not_be_posted(teams: Tea
     assert cases(core) == []
     assert [entry.action for entry in entries(core, kind="refusal")] == [
         "command.open", "form.open_case"]
+
+
+def test_in_a_slack_and_teams_deployment_a_teams_conversation_is_no_slack_channel(
+        core: Core) -> None:
+    """An AOR with no channel at all falls back to where the case was opened: opened from a
+    Teams conversation, that id would be queued to Slack as if it were a Slack channel (and
+    fail there) and reach no Teams channel. Refused; opened from a Slack channel, it opens."""
+    from bot.messages import FormId, RefusalCode
+    from tests.helpers import SUBJECT
+
+    _teams_only(core)
+    with transaction(core.engine) as session:
+        session.execute(delete(AorChannel).where(col(AorChannel.aor_id) == "HOU"))
+    both = core.settings.model_copy(update={"platforms": (Platform.slack, Platform.teams)})
+    mixed = Core(engine=core.engine, settings=both, clock=core.clock)
+    values = {"notice_type": "red_notice", "intended_use": "immigration",
+              "extradition_pending": "no", **SUBJECT}
+    refused = mixed.submit(actor=OFFICER, form=FormId.open_case, channel=CASES_CHANNEL,
+                           values=values)
+    assert refused.refusal_code is RefusalCode.no_channel
+    opened = mixed.submit(actor=OFFICER, form=FormId.open_case, channel="C0HOUSTON",
+                          values=values)
+    assert opened.ok and cases(core)[0].channel == "C0HOUSTON"

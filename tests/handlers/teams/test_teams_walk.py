@@ -368,10 +368,15 @@ MISSING = object()
      "click.unreadable"),
     ("adaptiveCard/action", {"action": {"type": "Action.Execute", "data": [1]}},
      "click.unreadable"),
+    ("adaptiveCard/action", {"action": {"type": "Action.Execute", "verb": "nb"}},
+     "click.unreadable"),  # no data
+    ("adaptiveCard/action", {"action": {"type": "Action.Execute", "data": {}},
+                             "trigger": "sometimes"}, "click.unreadable"),
     ("task/fetch", MISSING, "click.unreadable"),  # a dialog's button that could not be read
     ("task/fetch", [1, 2], "click.unreadable"),
     ("task/submit", MISSING, "form.unreadable"),
     ("task/submit", "x", "form.unreadable"),
+    ("task/fetch", {"context": "x"}, "click.unreadable"),
 ], ids=lambda v: "missing" if v is MISSING else None)
 def test_an_invoke_the_sdk_could_not_parse_is_refused_and_recorded(
         teams: TeamsUser, core: Core, name: str, value: object, action: str) -> None:
