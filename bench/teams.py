@@ -142,15 +142,20 @@ def _seed(database_url: str, cases: int) -> list[dict[str, Any]]:
     from config.platforms import Platform
     from config.settings import Settings
     from storage.db import transaction
-    from storage.models import PersonIdentity
+    from storage.models import AorChannel, PersonIdentity
     from tests.helpers import buttons, open_case, to_approval, to_review
 
     settings = Settings(_env_file=None, database_url=database_url, encryption_keys=(BENCH_KEY,))
     core = build_core(settings)
     load_roster_text(core, sample_roster_text(date.today()), actor="bench", source="sample")
-    with transaction(core.engine) as session:  # the clickers' Teams identities
+    with transaction(core.engine) as session:  # the clickers' and the AOR's Teams identities
         for person, oid in OIDS.items():
             session.add(PersonIdentity(user_id=person, platform=Platform.teams, external_id=oid))
+        # The AOR's Teams channel, as `[aor.teams]` gives it: where opened cases' cards go
+        # (queued, never sent in this benchmark; without it no case could be opened).
+        session.add(AorChannel(aor_id="HOU", platform=Platform.teams, conversation=CHANNEL,
+                               team="19:houteam@thread.tacv2",
+                               service_url="https://smba.trafficmanager.net/teams"))
     clicks: list[dict[str, Any]] = []
     for index in range(cases):
         case_id = open_case(core)
