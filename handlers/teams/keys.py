@@ -15,6 +15,7 @@ import asyncio
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import jwt
@@ -55,34 +56,47 @@ class SigningKeys:
 
 
 class KeysWithoutWaiting(jwt.PyJWKClient):
-    """The SDK's key client, but a key is looked up without PyJWT's lock, which is held across
-    a fetch: while one request's token (a made-up key id, say) had the keys fetched in a thread,
-    every other request's lookup on the event loop waited for that fetch. A key not among the
-    cached ones is fetched for at most once every REFETCH_SECONDS, so made-up key ids cannot
-    keep threads fetching."""
+    """The SDK's key client, split in two. The SDK's lookup (on the event loop) only ever reads
+    the cached keys: PyJWT's fetched there when a key was missing, and held a lock across the
+    fetch that every other lookup waited on. Fetching is `fetch_for`'s, in a thread of its own:
+    one fetch at a time, and at most one every REFETCH_SECONDS, so made-up key ids (or a login
+    service that does not answer) cannot keep it fetching."""
 
     REFETCH_SECONDS = 30.0
 
     def __init__(self, uri: str, **options: Any) -> None:
         super().__init__(uri, **options)
-        self._refetch_lock = threading.Lock()
-        self._refetched_at = -self.REFETCH_SECONDS
+        self._fetching = threading.Lock()
+        self._fetched_at = -self.REFETCH_SECONDS
+
+    def cached(self, kid: object) -> jwt.PyJWK | None:
+        """The key `kid` names, if the cached copy (unexpired) holds it; never fetches."""
+        cache = self.jwk_set_cache
+        keys = cache.get() if cache is not None else None
+        return None if keys is None else next((k for k in keys.keys if k.key_id == kid), None)
 
     def get_signing_key(self, kid: str) -> jwt.PyJWK:
-        found = self.match_kid(self.get_signing_keys(), kid)  # fetched only if expired
-        if found is None and self._may_refetch():
-            found = self.match_kid(self.get_signing_keys(refresh=True), kid)
+        found = self.cached(kid)
         if found is None:
-            raise jwt.PyJWKClientError(f"no signing key {kid!r} among the cloud's keys")
+            raise jwt.PyJWKClientError(f"no signing key {kid!r} among the cached keys")
         return found
 
-    def _may_refetch(self) -> bool:
-        with self._refetch_lock:
+    def fetch_for(self, kid: object) -> bool:
+        """Whether `kid` is cached once this returns, fetching the keys if it was not and the
+        last fetch for a missing key was REFETCH_SECONDS ago or more. Blocks: in a thread."""
+        with self._fetching:
+            if self.cached(kid) is not None:
+                return True  # fetched by the one before, or by the keeper
             now = time.monotonic()
-            if now - self._refetched_at < self.REFETCH_SECONDS:
+            if now - self._fetched_at < self.REFETCH_SECONDS:
                 return False
-            self._refetched_at = now
-            return True
+            self._fetched_at = now
+            try:
+                self.get_jwk_set(refresh=True)
+            except (jwt.PyJWKClientError, jwt.PyJWKSetError) as error:
+                log.warning("could not fetch the Teams signing keys: %s", error)
+                return False
+            return self.cached(kid) is not None
 
 
 class TokenCheck(Protocol):
@@ -96,30 +110,28 @@ class BotFrameworkOnly:
     tenant (for Agent 365, which noticebot does not serve), and for each new tenant named in a
     token, checked or not, it fetched that tenant's keys with a blocking call on the event loop:
     anyone could stall a worker with made-up tokens. Such tokens are refused here before any
-    key is looked up, and a Bot Framework token whose key is not cached (expired, or a key just
-    rotated in) is checked in a thread, so its fetch never holds up the loop."""
+    key is looked up. For a Bot Framework token whose key is not cached (the copy expired, or
+    a key just rotated in), the keys are fetched first in a thread of their own, which the
+    core's work does not share; the SDK's check then finds the key cached, or the token is
+    refused."""
 
-    def __init__(self, service: TokenCheck, client: jwt.PyJWKClient, issuer: str) -> None:
+    def __init__(self, service: TokenCheck, client: KeysWithoutWaiting, issuer: str) -> None:
         self.service, self.client, self.issuer = service, client, issuer
+        self._fetcher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teams-keys")
 
     async def validate_token(self, raw_token: str, service_url: str | None = None
                              ) -> dict[str, Any]:
         if not raw_token:
             raise jwt.InvalidTokenError("No token provided")
         # Unverified, only to route: the service's check verifies all of it.
-        header = jwt.get_unverified_header(raw_token)
+        kid = jwt.get_unverified_header(raw_token).get("kid")
         issuer = jwt.decode(raw_token, options={"verify_signature": False}).get("iss")
         if issuer != self.issuer:
             raise jwt.InvalidTokenError(f"not a Bot Framework token of this cloud: {issuer!r}")
-        if self._cached(header.get("kid")):
-            return await self.service.validate_token(raw_token, service_url)
-        return await asyncio.to_thread(
-            lambda: asyncio.run(self.service.validate_token(raw_token, service_url)))
-
-    def _cached(self, kid: object) -> bool:
-        cache = self.client.jwk_set_cache
-        keys = cache.get() if cache is not None else None
-        return keys is not None and any(key.key_id == kid for key in keys.keys)
+        if self.client.cached(kid) is None and not await asyncio.get_running_loop(
+                ).run_in_executor(self._fetcher, self.client.fetch_for, kid):
+            raise jwt.InvalidTokenError(f"no signing key {kid!r} among the cloud's keys")
+        return await self.service.validate_token(raw_token, service_url)
 
 
 def guard_token_check(app: App) -> None:
@@ -139,7 +151,7 @@ def guard_token_check(app: App) -> None:
     cache = client.jwk_set_cache
     keys = KeysWithoutWaiting(client.uri, lifespan=cache.lifespan if cache else 300,
                               cache_jwk_set=cache is not None, headers=client.headers,
-                              timeout=client.timeout)
+                              timeout=client.timeout, ssl_context=client.ssl_context)
     service._jwks_client = keys
     server._token_validator = BotFrameworkOnly(service, keys, issuer[0])
 

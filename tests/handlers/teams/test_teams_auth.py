@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from bot.core.service import Core
-from handlers.teams.keys import BotFrameworkOnly
+from handlers.teams.keys import BotFrameworkOnly, KeysWithoutWaiting
 from tests.handlers.teams.conftest import OIDS, TeamsUser
 from tests.handlers.teams.fake_teams import APP_ID, activity, new_key
 from tests.helpers import OFFICER, entries
@@ -85,38 +85,37 @@ def test_a_token_from_any_entra_tenant_is_refused_before_any_key_is_fetched(
     assert len(entries(core)) == before
 
 
-def test_a_token_whose_key_is_not_cached_is_checked_off_the_event_loop(
+def test_keys_are_fetched_off_the_event_loop_and_looked_up_on_it_without_a_fetch(
         teams: TeamsUser, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A key Microsoft has just rotated in (or keys whose cached copy expired) means a fetch:
-    it runs in a thread, never on the loop that serves every other request. A key that is
-    cached is checked on the loop, with no thread to wait for."""
+    """Keys not cached (none yet, or a key Microsoft has just rotated in) are fetched in a
+    thread of their own; a token whose key is cached is checked on the loop with no fetch."""
     guard = teams.app.server._token_validator
     assert isinstance(guard, BotFrameworkOnly)
-    looked_up: list[threading.Thread] = []
-    look_up = guard.client.get_signing_key_from_jwt
+    monkeypatch.setattr(KeysWithoutWaiting, "REFETCH_SECONDS", 0.0)
+    fetched_in: list[threading.Thread] = []
+    fetch = guard.client.fetch_data
 
-    def spy(token: str) -> jwt.PyJWK:
-        looked_up.append(threading.current_thread())
-        return look_up(token)
+    def spy() -> Any:
+        fetched_in.append(threading.current_thread())
+        return fetch()
 
-    monkeypatch.setattr(guard.client, "get_signing_key_from_jwt", spy)
-    loop = teams.client.loop.thread
+    monkeypatch.setattr(guard.client, "fetch_data", spy)
     assert teams.post(help_message(teams)).status_code == 200  # nothing cached yet: fetched
-    assert teams.post(help_message(teams)).status_code == 200  # cached
+    assert teams.post(help_message(teams)).status_code == 200  # cached: nothing fetched
     rotated = teams.fake.mint(kid="rotated-in")  # not among the keys the fake serves
     assert teams.post(help_message(teams), token=rotated).status_code == 401
-    first, cached, unknown = looked_up
-    assert first is not loop and cached is loop and unknown is not loop
+    assert len(fetched_in) == 2 and teams.client.loop.thread not in fetched_in
 
 
 def test_a_fetch_for_one_token_holds_up_no_other_request(
         teams: TeamsUser, monkeypatch: pytest.MonkeyPatch) -> None:
-    """While a made-up key id has the keys fetched (in a thread, from a slow login service),
-    a request whose key is cached is answered: its lookup does not wait for that fetch. And
-    made-up key ids do not each fetch again."""
+    """While a made-up key id has the keys fetched (from a slow login service), a request
+    whose key is cached is answered: its lookup does not wait for that fetch. And made-up key
+    ids do not each fetch again."""
     guard = teams.app.server._token_validator
     assert isinstance(guard, BotFrameworkOnly)
     assert teams.post(help_message(teams)).status_code == 200  # the keys are cached
+    monkeypatch.setattr(KeysWithoutWaiting, "REFETCH_SECONDS", 0.0)
     fetching, release = threading.Event(), threading.Event()
     fetches: list[str] = []
 
@@ -143,6 +142,7 @@ def test_a_fetch_for_one_token_holds_up_no_other_request(
     made_up.join(timeout=30)
     cached.join(timeout=30)
     assert answered_meanwhile and said == {"cached": 200, "made_up": 401}
+    monkeypatch.setattr(KeysWithoutWaiting, "REFETCH_SECONDS", 30.0)
     assert teams.post(help_message(teams), token=teams.fake.mint(kid="made-up-too")
                       ).status_code == 401
-    assert fetches == ["fetch"]  # the second made-up id did not fetch again
+    assert fetches == ["fetch"]  # the second made-up id, within 30 s, fetched nothing
