@@ -5,9 +5,9 @@ The SDK checks each request's token with a `jwt.PyJWKClient`, which fetches the 
 signing keys with a blocking HTTP call whenever its cached copy (5 minutes) has expired or a
 token names a key it does not hold, and it does so inside request handling, on the event loop:
 every fifth minute one request stalled the whole worker for as long as the login service took
-to answer. Here the keys are fetched before the copy expires, a token whose key is not cached is
-checked in a thread (`BotFrameworkOnly`), and looking a key up never waits for another's fetch
-(`KeysWithoutWaiting`)."""
+to answer. Here the keys are fetched before the copy expires (`SigningKeys`), a request's
+lookup only reads the cached copy (`KeysWithoutWaiting`), and keys a token needs that are not
+cached are fetched first in a thread of their own (`BotFrameworkOnly`)."""
 
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ class KeysWithoutWaiting(jwt.PyJWKClient):
             self._fetched_at = now
             try:
                 self.get_jwk_set(refresh=True)
-            except (jwt.PyJWKClientError, jwt.PyJWKSetError) as error:
-                log.warning("could not fetch the Teams signing keys: %s", error)
+            except Exception as error:  # any (a proxy's HTML page, say): the token is refused
+                log.warning("could not fetch the Teams signing keys: %s: %s",
+                            type(error).__name__, error)
                 return False
             return self.cached(kid) is not None
 
